@@ -1,0 +1,3 @@
+from minigpt_rlhf.cli import main
+
+raise SystemExit(main())
