@@ -1,0 +1,141 @@
+"""One dataclass per stage, gathered in Config, and three named presets.
+
+Defaults are the `quick` preset (the whole recipe on a 2-core CPU in minutes). Each stage's table of preset
+overrides sits right below its dataclass. `load_config("micro", ["ppo.kl_coef=0.05"])` builds a Config;
+`--set key=value` on the command line does the same.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from minigpt_rlhf.runtime import UserError
+
+PRESETS = ("micro", "quick", "full")
+
+
+@dataclass
+class ModelConfig:
+    """The GPT's shape. vocab_size comes from the tokenizer."""
+
+    block_size: int = 256  # characters of context: a prompt and its response fit in it
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+    bias: bool = True
+
+
+MODEL_PRESETS = {
+    "micro": dict(n_layer=2, n_head=2, n_embd=32),
+    "quick": {},
+    "full": dict(n_layer=6, n_head=6, n_embd=192, dropout=0.1),
+}
+
+
+@dataclass
+class PretrainConfig:
+    """Step 0: next-token prediction on the corpus."""
+
+    steps: int = 2000  # optimizer steps
+    batch_size: int = 32  # sequences per micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step
+    lr: float = 2e-3  # peak learning rate, after warmup
+    min_lr: float = 2e-4  # end of the cosine decay
+    warmup: int = 100  # linear warmup steps
+    weight_decay: float = 0.1  # AdamW, on matrices only
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    eval_every: int = 200  # steps between validation losses and checkpoints
+    eval_batches: int = 10
+    log_every: int = 10
+
+
+PRETRAIN_PRESETS = {
+    "micro": dict(steps=60, batch_size=8, warmup=10, eval_every=30, eval_batches=2, log_every=5),
+    "quick": {},
+    "full": dict(steps=8000, batch_size=64, lr=1e-3, min_lr=1e-4, warmup=400, eval_every=500),
+}
+
+
+@dataclass
+class Config:
+    """Everything a run needs; serialised into every checkpoint and metrics file."""
+
+    preset: str = "quick"
+    seed: int = 1337
+    device: str = ""  # "" = automatic (cuda > mps > cpu)
+    data_dir: str = "data"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+
+
+_STAGE_PRESETS = {
+    "model": MODEL_PRESETS,
+    "pretrain": PRETRAIN_PRESETS,
+}
+
+
+def load_config(preset: str = "quick", overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    if preset not in PRESETS:
+        raise UserError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
+    cfg = Config(preset=preset)
+    for stage, table in _STAGE_PRESETS.items():
+        for key, value in table[preset].items():
+            setattr(getattr(cfg, stage), key, value)
+    for item in overrides:
+        apply_override(cfg, item)
+    return cfg
+
+
+def apply_override(cfg: Config, item: str) -> None:
+    """Set one `section.key=value` (or a top-level `key=value`), converting the value to the field's type."""
+    if "=" not in item:
+        raise UserError(f"--set {item!r}: expected key=value, e.g. --set pretrain.lr=1e-3")
+    key, raw = item.split("=", 1)
+    *path, name = key.strip().split(".")
+    target = cfg
+    for part in path:
+        sections = [f.name for f in dataclasses.fields(target) if dataclasses.is_dataclass(getattr(target, f.name))]
+        if part not in sections:
+            raise UserError(f"--set {key}: unknown section {part!r}; sections: {', '.join(sections)}")
+        target = getattr(target, part)
+    fields = {f.name: f for f in dataclasses.fields(target) if not dataclasses.is_dataclass(getattr(target, f.name))}
+    if name not in fields:
+        raise UserError(f"--set {key}: unknown key {name!r}; valid keys here: {', '.join(fields)}")
+    setattr(target, name, _parse(key, raw.strip(), type(getattr(target, name))))
+
+
+def _parse(key: str, raw: str, typ: type):
+    try:
+        if typ is bool:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if typ is int:
+            value = float(raw)  # accepts 2000 and 2e3, rejects 2.5
+            if not value.is_integer():
+                raise ValueError
+            return int(value)
+        return typ(raw)
+    except ValueError:
+        raise UserError(f"--set {key}={raw}: expected a value of type {typ.__name__}") from None
+
+
+def config_from_dict(d: dict) -> Config:
+    """Rebuild a Config from dataclasses.asdict output (as stored in checkpoints)."""
+    cfg = Config()
+    for f in dataclasses.fields(Config):
+        if f.name not in d:
+            continue
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            known = {g.name for g in dataclasses.fields(value)}
+            setattr(cfg, f.name, type(value)(**{k: v for k, v in d[f.name].items() if k in known}))
+        else:
+            setattr(cfg, f.name, d[f.name])
+    return cfg
