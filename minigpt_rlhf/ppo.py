@@ -393,14 +393,46 @@ def corpus_loss(model: GPT, corpus: torch.Tensor, n_windows: int) -> float:
     return loss
 
 
-# ---- the stage ---------------------------------------------------------------------------------------------
+# ---- the stage -----------------------------------------------------------------------------------------------
+def build_trainer(cfg: Config, run_dir, ptx_coef: float = 0.0, sft_stage: str = "sft", reward_stage: str = "reward",
+                  device=None) -> tuple[PPOTrainer, list]:
+    """A PPOTrainer from a run folder and data/: π^RL and π^SFT from the SFT checkpoint, V and r_θ from the
+    reward model's, the PPO-split prompts in the chat format, and for PPO-ptx the pretraining corpus.
+    Returns the trainer and the world's Prompt objects (the gold judge needs their metadata)."""
+    from minigpt_rlhf import world
+    from minigpt_rlhf.reward import load_reward_model
+
+    run_dir, pc = Path(run_dir), cfg.ppo
+    sft = load_checkpoint(run_dir / sft_stage / "ckpt.pt", "sft")
+    tok = tokenizer_from(sft)
+    policy, ref = build_model(sft, device), build_model(sft, device)
+    rm = load_reward_model(run_dir / reward_stage / "ckpt.pt", device)
+    rm.requires_grad_(False)
+    prompts = world.load_prompts(cfg.data_dir, "ppo")
+    prompt_ids = [format_chat(tok, p.text) for p in prompts]
+    too_long = max(len(p) for p in prompt_ids) + pc.max_new_tokens - policy.config.block_size
+    if too_long > 0:
+        raise UserError(f"the longest PPO prompt + ppo.max_new_tokens={pc.max_new_tokens} exceed the model's "
+                        f"block_size {policy.config.block_size} by {too_long}: lower ppo.max_new_tokens")
+    corpus = encode_corpus(world.load_corpus(cfg.data_dir, "train"), tok) if ptx_coef > 0 else None
+    trainer = PPOTrainer(policy, ref, ValueModel.from_reward_model(rm), rm.score, prompt_ids, pc, tok, ptx_coef,
+                         corpus, cfg.seed)
+    return trainer, prompts
+
+
+def gold_score(prompts, responses, tok: Tokenizer) -> float:
+    """Mean overall score of the world's gold judge: the experimenters' ground truth, never a training signal."""
+    from minigpt_rlhf import world
+
+    return sum(world.judge(p, tok.decode(r, skip_special=True)).overall for p, r in zip(prompts, responses)) / len(prompts)
+
+
 def run(cfg: Config, run_dir, stage: str = "ppo", ptx_coef: float | None = None, sft_stage: str = "sft",
         reward_stage: str = "reward") -> Path:
     """PPO (ptx_coef 0) or PPO-ptx (ptx_coef > 0; None = cfg.ppo.ptx_coef) from run_dir/sft_stage against the
     reward model in run_dir/reward_stage. Writes run_dir/stage/{ckpt.pt, metrics.jsonl} and returns the
     checkpoint path; a finished checkpoint is returned as is, an unfinished one is resumed."""
     from minigpt_rlhf import world
-    from minigpt_rlhf.reward import load_reward_model
 
     pc, run_dir = cfg.ppo, Path(run_dir)
     ptx_coef = pc.ptx_coef if ptx_coef is None else ptx_coef
@@ -412,22 +444,9 @@ def run(cfg: Config, run_dir, stage: str = "ppo", ptx_coef: float | None = None,
         print(f"{stage}: {path} is finished, skipping (delete it to retrain)")
         return path
     device = setup(cfg.seed, cfg.device or None)
-
-    sft = load_checkpoint(run_dir / sft_stage / "ckpt.pt", "sft")
-    tok = tokenizer_from(sft)
-    policy, ref = build_model(sft, device), build_model(sft, device)
-    rm = load_reward_model(run_dir / reward_stage / "ckpt.pt", device)
-    rm.requires_grad_(False)
-    value = ValueModel.from_reward_model(rm)
-    prompts = world.load_prompts(cfg.data_dir, "ppo")
-    prompt_ids = [format_chat(tok, p.text) for p in prompts]
-    too_long = max(len(p) for p in prompt_ids) + pc.max_new_tokens - policy.config.block_size
-    if too_long > 0:
-        raise UserError(f"the longest PPO prompt + ppo.max_new_tokens={pc.max_new_tokens} exceed the model's "
-                        f"block_size {policy.config.block_size} by {too_long}: lower ppo.max_new_tokens")
-    corpus = encode_corpus(world.load_corpus(cfg.data_dir, "train"), tok) if ptx_coef > 0 else None
+    trainer, prompts = build_trainer(cfg, run_dir, ptx_coef, sft_stage, reward_stage, device)
+    policy, tok = trainer.policy, trainer.tok
     heldout = encode_corpus(world.load_corpus(cfg.data_dir, "val"), tok)
-    trainer = PPOTrainer(policy, ref, value, rm.score, prompt_ids, pc, tok, ptx_coef, corpus, cfg.seed)
 
     log = MetricsLogger(run_dir / stage / "metrics.jsonl", fresh=resume is None)
     start = 0
@@ -448,8 +467,7 @@ def run(cfg: Config, run_dir, stage: str = "ppo", ptx_coef: float | None = None,
     bar = tqdm(range(start, pc.iterations + 1), desc=stage, initial=start, total=pc.iterations + 1)
     for it in bar:
         ro, stats = trainer.rollout()
-        stats["gold"] = sum(world.judge(prompts[i], tok.decode(r, skip_special=True)).overall
-                            for i, r in zip(ro.prompt_index, ro.responses)) / len(ro.responses)
+        stats["gold"] = gold_score([prompts[i] for i in ro.prompt_index], ro.responses, tok)
         if it % pc.eval_every == 0 or it == pc.iterations:
             stats["corpus_loss"] = corpus_loss(policy, heldout, pc.eval_windows)
         if it < pc.iterations:
