@@ -427,6 +427,35 @@ def gold_score(prompts, responses, tok: Tokenizer) -> float:
     return sum(world.judge(p, tok.decode(r, skip_special=True)).overall for p, r in zip(prompts, responses)) / len(prompts)
 
 
+@torch.no_grad()
+def evaluate_policy(policy: GPT, reward_fn: RewardFn, prompts: list, tok: Tokenizer, max_new_tokens: int,
+                    seed: int = 0, batch: int = 64) -> dict:
+    """One response per prompt, sampled as in training (temperature 1): the mean raw RM score of the finished
+    responses, the gold judge's scores, the response length and the truncation rate."""
+    from minigpt_rlhf import world
+
+    gen = torch.Generator(device=next(policy.parameters()).device).manual_seed(seed)
+    rm, scores, lengths, finished = [], [], [], []
+    for b in range(0, len(prompts), batch):
+        chunk = prompts[b : b + batch]
+        ids = [format_chat(tok, p.text) for p in chunk]
+        out = policy.generate(ids, max_new_tokens, temperature=1.0, stop_id=tok.end_id, pad_id=tok.pad_id,
+                              generator=gen)
+        done = [i for i, f in enumerate(out.finished) if f]
+        if done:
+            rm += reward_fn([ids[i] for i in done], [out.responses[i] for i in done]).float().tolist()
+        scores += [world.judge(p, tok.decode(r, skip_special=True)) for p, r in zip(chunk, out.responses)]
+        lengths += [len(r) for r in out.responses]
+        finished += out.finished
+    def mean(xs):
+        return sum(xs) / len(xs) if xs else float("nan")
+
+    return dict(rm_score=mean(rm), gold=mean([s.overall for s in scores]),
+                helpful=mean([s.helpful for s in scores]), truthful=mean([s.truthful for s in scores]),
+                harmless=mean([s.harmless for s in scores]), response_len=mean(lengths),
+                truncated=1 - mean(finished))
+
+
 def run(cfg: Config, run_dir, stage: str = "ppo", ptx_coef: float | None = None, sft_stage: str = "sft",
         reward_stage: str = "reward") -> Path:
     """PPO (ptx_coef 0) or PPO-ptx (ptx_coef > 0; None = cfg.ppo.ptx_coef) from run_dir/sft_stage against the
