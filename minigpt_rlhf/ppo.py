@@ -159,6 +159,12 @@ class ValueModel(nn.Module):
     def forward(self, idx, real=None):
         return self.head(self.trunk.hidden_states(idx, real)).squeeze(-1).float()
 
+    @classmethod
+    def from_reward_model(cls, rm) -> "ValueModel":
+        """A trainable copy of the RM's trunk and scalar head (the RM itself stays frozen)."""
+        value = cls(copy.deepcopy(rm.trunk), copy.deepcopy(rm.head))
+        return value.requires_grad_(True)
+
 
 # ---- rollouts ------------------------------------------------------------------------------------------------
 def make_batch(prompts, responses, pad_id, device):
