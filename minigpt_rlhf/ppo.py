@@ -426,11 +426,12 @@ def build_trainer(cfg: Config, run_dir, ptx_coef: float = 0.0, sft_stage: str = 
     return trainer, prompts
 
 
-def gold_score(prompts, responses, tok: Tokenizer) -> float:
+def gold_score(prompts, responses, finished, tok: Tokenizer) -> float:
     """Mean overall score of the world's gold judge: the experimenters' ground truth, never a training signal."""
     from minigpt_rlhf import world
 
-    return sum(world.judge(p, tok.decode(r, skip_special=True)).overall for p, r in zip(prompts, responses)) / len(prompts)
+    return sum(world.judge(p, tok.decode(r, skip_special=True), bool(f)).overall
+               for p, r, f in zip(prompts, responses, finished)) / len(prompts)
 
 
 @torch.no_grad()
@@ -450,7 +451,8 @@ def evaluate_policy(policy: GPT, reward_fn: RewardFn, prompts: list, tok: Tokeni
         done = [i for i, f in enumerate(out.finished) if f]
         if done:
             rm += reward_fn([ids[i] for i in done], [out.responses[i] for i in done]).float().tolist()
-        scores += [world.judge(p, tok.decode(r, skip_special=True)) for p, r in zip(chunk, out.responses)]
+        scores += [world.judge(p, tok.decode(r, skip_special=True), f)
+                   for p, r, f in zip(chunk, out.responses, out.finished)]
         lengths += [len(r) for r in out.responses]
         finished += out.finished
     def mean(xs):
@@ -502,7 +504,7 @@ def run(cfg: Config, run_dir, stage: str = "ppo", ptx_coef: float | None = None,
     bar = tqdm(range(start, pc.iterations + 1), desc=stage, initial=start, total=pc.iterations + 1)
     for it in bar:
         ro, stats = trainer.rollout()
-        stats["gold"] = gold_score([prompts[i] for i in ro.prompt_index], ro.responses, tok)
+        stats["gold"] = gold_score([prompts[i] for i in ro.prompt_index], ro.responses, ro.finished.tolist(), tok)
         if it % pc.eval_every == 0 or it == pc.iterations:
             stats["corpus_loss"] = corpus_loss(policy, heldout, pc.eval_windows)
         if it < pc.iterations:
