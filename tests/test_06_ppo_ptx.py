@@ -1,9 +1,13 @@
 """Lesson 06: PPO-ptx. The pretraining term is present and weighted by γ, and it pays the alignment tax back."""
 
+import dataclasses
+
 import pytest
 import torch
 
+from minigpt_rlhf import ppo
 from minigpt_rlhf.ppo import corpus_loss, encode_corpus
+from minigpt_rlhf.runtime import build_model, load_checkpoint, read_metrics
 from ppo_micro import TOK, corpus_text, make_trainer, mean_reward
 
 TRAIN = encode_corpus([corpus_text(seed) for seed in range(20)], TOK)
@@ -74,3 +78,60 @@ def test_ppo_pays_an_alignment_tax_and_ppo_ptx_pays_it_back():
     assert loss_ppo > loss0 + 0.5, "PPO should pay an alignment tax on micro"
     assert abs(loss_ptx - loss0) < 0.3, "PPO-ptx should keep the corpus loss near the SFT model's"
     assert reward_ppo > reward0 + 0.4 and reward_ptx > reward0 + 0.4
+
+
+# ---- the stage, on a real micro run (pretrain -> SFT -> reward, from conftest's micro_run) ------------------------------
+@pytest.fixture(scope="module")
+def rlhf_run(micro_run):
+    from minigpt_rlhf import reward
+
+    cfg, run_dir = micro_run
+    reward.run(cfg, run_dir)
+    return cfg, run_dir
+
+
+def test_run_writes_a_gpt_checkpoint_and_every_diagnostic_then_skips(rlhf_run):
+    cfg, run_dir = rlhf_run
+    path = ppo.run(cfg, run_dir, stage="ppo_ptx")
+    ckpt = load_checkpoint(path, "ppo")
+    assert ckpt["finished"] and ckpt["step"] == cfg.ppo.iterations and ckpt["ptx_coef"] == cfg.ppo.ptx_coef > 0
+    assert {"model_config", "model", "tokenizer", "config", "value_model", "optimizer", "kl_coef"} <= set(ckpt)
+    build_model(ckpt)  # the policy loads like any GPT: evaluation and `chat` need nothing PPO-specific
+    rows = read_metrics(run_dir / "ppo_ptx" / "metrics.jsonl")
+    assert [r["iter"] for r in rows] == list(range(cfg.ppo.iterations + 1))
+    for key in ["rm_score", "gold", "kl", "sqrt_kl", "kl_coef", "entropy", "response_len", "truncated",
+                "explained_var", "approx_kl", "clipfrac", "vf_loss", "pg_loss", "ptx_loss", "t_rollout", "t_update"]:
+        assert key in rows[0], key
+    assert "corpus_loss" in rows[0] and "corpus_loss" in rows[-1]
+    assert "pg_loss" not in rows[-1]  # the last row only measures the final policy
+    mtime = path.stat().st_mtime_ns
+    assert ppo.run(cfg, run_dir, stage="ppo_ptx") == path and path.stat().st_mtime_ns == mtime
+
+
+def test_an_interrupted_run_resumes_to_the_same_numbers(rlhf_run, monkeypatch):
+    cfg, run_dir = rlhf_run
+    cfg = dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, iterations=4, eval_every=2))
+    full = ppo.run(cfg, run_dir, stage="ppo_full", ptx_coef=0.0)
+
+    real_update, calls = ppo.PPOTrainer.update, []
+
+    def update_then_stop(self, ro):
+        calls.append(1)
+        if len(calls) == 4:  # a Ctrl-C during the 4th update: the checkpoint after update 2 survives
+            raise KeyboardInterrupt
+        return real_update(self, ro)
+
+    monkeypatch.setattr(ppo.PPOTrainer, "update", update_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        ppo.run(cfg, run_dir, stage="ppo_resumed", ptx_coef=0.0)
+    assert load_checkpoint(run_dir / "ppo_resumed" / "ckpt.pt", "ppo")["step"] == 2
+    monkeypatch.setattr(ppo.PPOTrainer, "update", real_update)
+    resumed = ppo.run(cfg, run_dir, stage="ppo_resumed", ptx_coef=0.0)
+
+    def numbers(stage):
+        return [{k: v for k, v in r.items() if k != "time" and not k.startswith("t_")}
+                for r in read_metrics(run_dir / stage / "metrics.jsonl")]
+
+    assert numbers("ppo_resumed") == numbers("ppo_full")
+    a, b = load_checkpoint(full)["model"], load_checkpoint(resumed)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
