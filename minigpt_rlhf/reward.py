@@ -358,7 +358,8 @@ def train(rm: RewardModel, data: list[Encoded], val: list[Encoded], rankings: di
                 save(step + 1, opt)
         if log:
             log.log(**row)
-        bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{acc:.2f}", val_acc=f"{metrics['val_acc']:.2f}")
+        bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{acc:.2f}",
+                        **{k: f"{v:.2f}" for k, v in metrics.items() if k.startswith("val_acc")})
     rm.eval()
     return dict(step=len(steps), train_tokens=sum(len(s) for batch in steps for e in batch for s in e.seqs), **metrics)
 
