@@ -150,7 +150,7 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
 def cmd_reward(args) -> None:
     from minigpt_rlhf import reward
 
-    path = reward.run(config_from_args(args), args.run_dir or f"runs/{args.preset}", stage=args.stage,
+    path = reward.run(config_from_args(args), run_dir_from_args(args), stage=args.stage,
                       sft_stage=args.sft_stage, labelers=args.labelers)
     print(f"wrote {path}")
 
