@@ -177,7 +177,7 @@ def sample_responses(models: dict[str, GPT], tok: Tokenizer, prompts: list, rc: 
     the rest from models["sft"] in the chat format, temperatures cycled. Returns (responses, finished, sources)
     per prompt. Batched KV-cache sampling, jobs grouped by model and temperature, similar lengths together."""
     rng, temps = random.Random(seed), temperatures(rc)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device=next(models["sft"].parameters()).device).manual_seed(seed)
     jobs = []  # (prompt index, model name, temperature)
     for i in range(len(prompts)):
         k = rng.randint(rc.k_min, rc.k_max)
@@ -328,14 +328,15 @@ def train(rm: RewardModel, data: list[Encoded], val: list[Encoded], rankings: di
           log: MetricsLogger | None = None, state: dict | None = None, save=None) -> dict:
     """Train r_θ on ranked comparisons (rc.epochs epochs, K-wise or, with rc.pairs, as independent pairs).
     Validation (see `validate`) every rc.eval_every steps, the curves, goes to log; save(step, optimizer) is
-    called there too. state: a checkpoint's {"step", "optimizer"} to resume from. Returns the last validation,
+    called there too. state: a checkpoint's {"step", "optimizer", "torch_rng"} to resume from. Returns the last validation,
     the number of steps and of tokens trained on."""
     device = rm.head.weight.device
     opt = torch.optim.AdamW([p for p in rm.parameters() if p.requires_grad], lr=rc.lr, weight_decay=0.0)
     steps, per_epoch = batches(data, rc, seed)
     start = state["step"] if state else 0
-    if state:
+    if state:  # the optimizer and the dropout masks' random state: resuming gives the numbers of not stopping
         opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
     metrics = validate(rm, val, rankings)
     if log and start == 0:
         log.log(step=0, epoch=0.0, **metrics)
@@ -350,14 +351,15 @@ def train(rm: RewardModel, data: list[Encoded], val: list[Encoded], rankings: di
         torch.nn.utils.clip_grad_norm_(rm.parameters(), rc.grad_clip)
         opt.step()
         row = dict(step=step + 1, epoch=(step + 1) / per_epoch, loss=loss.item(), acc=acc)
-        if (step + 1) % rc.eval_every == 0 or step + 1 == len(steps):
+        evaluate = (step + 1) % rc.eval_every == 0 or step + 1 == len(steps)
+        if evaluate:
             metrics = validate(rm, val, rankings)
             rm.train()
             row.update(metrics)
-            if save:
-                save(step + 1, opt)
         if log:
             log.log(**row)
+        if evaluate and save:  # after the log, so that a resumed run's metrics hold this step once
+            save(step + 1, opt)
         bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{acc:.2f}",
                         **{k: f"{v:.2f}" for k, v in metrics.items() if k.startswith("val_acc")})
     rm.eval()
@@ -489,8 +491,8 @@ def run(cfg: Config, run_dir, stage: str = "reward", sft_stage: str = "sft", lab
         log.truncate("step", resume["step"])
 
     def save(step, opt):
-        save_reward_model(ckpt_path, rm, tok, cfg, step=step, optimizer=opt.state_dict(), finished=False,
-                          labelers=labelers)
+        save_reward_model(ckpt_path, rm, tok, cfg, step=step, optimizer=opt.state_dict(),
+                          torch_rng=torch.get_rng_state(), finished=False, labelers=labelers)
 
     t0 = time.time()
     metrics = train(rm, data, val, rankings, rc, cfg.seed, log, resume, save)
