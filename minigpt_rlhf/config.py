@@ -91,6 +91,34 @@ SFT_PRESETS = {
 
 
 @dataclass
+class RewardConfig:
+    """Step 2: K responses per prompt, ranked by labelers; the ranking loss over their C(K,2) pairs."""
+
+    n_prompts: int = 480  # RM-split prompts whose rankings train the RM (the paper: about 33k)
+    val_prompts: int = 120  # further RM-split prompts, ranked by a training and by a held-out labeler
+    k_min: int = 4  # K ~ U{k_min..k_max} responses per prompt (the paper: 4 to 9)
+    k_max: int = 9
+    temperatures: str = "0.7,1.0,1.3"  # the SFT model's sampling temperatures, cycled over a prompt's responses
+    base_share: float = 0.25  # share of each prompt's responses from the base model, prompted in plain text
+    max_new_tokens: int = 96  # response length limit when sampling; an unfinished response keeps no <|end|>
+    sample_batch: int = 64  # sequences per batched generate call
+    lr: float = 3e-4  # AdamW, constant
+    batch_size: int = 8  # prompts per step; each prompt's C(K,2) pairs are one batch element
+    epochs: int = 1  # the paper trains one epoch: more overfits
+    pairs: bool = False  # ablation: the same comparisons as independent shuffled pairs (batch_size pairs a step)
+    grad_clip: float = 1.0
+    eval_every: int = 10  # steps between validation accuracies (the curves) and checkpoints
+
+
+REWARD_PRESETS = {
+    "micro": dict(n_prompts=24, val_prompts=12, k_max=6, max_new_tokens=24, sample_batch=32, lr=1e-3,
+                  batch_size=4, eval_every=3),
+    "quick": {},
+    "full": dict(n_prompts=1000, val_prompts=200, max_new_tokens=120, lr=1e-4, batch_size=16, eval_every=10),
+}
+
+
+@dataclass
 class PPOConfig:
     """Step 3: PPO against the reward model with a per-token KL penalty; PPO-ptx adds the pretraining mix.
     Names follow the paper (β = kl_coef, γ = ptx_coef) and cleanrl (clip_eps, gae_lambda, ...)."""
@@ -140,6 +168,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
 
 
@@ -147,6 +176,7 @@ _STAGE_PRESETS = {
     "model": MODEL_PRESETS,
     "pretrain": PRETRAIN_PRESETS,
     "sft": SFT_PRESETS,
+    "reward": REWARD_PRESETS,
     "ppo": PPO_PRESETS,
 }
 
