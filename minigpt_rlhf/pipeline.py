@@ -24,7 +24,7 @@ from typing import Callable
 
 from minigpt_rlhf.config import Config, ModelConfig
 from minigpt_rlhf.evaluate import write_json
-from minigpt_rlhf.runtime import UserError
+from minigpt_rlhf.runtime import UserError, pick_device
 
 
 @dataclass
@@ -152,7 +152,7 @@ def run_stages(cfg: Config, run_dir, stages: list[Stage], start: str | None = No
         raise UserError(f"{run_dir} was made with other settings ({', '.join(changed)} differ): resume it with "
                         f"the same --preset/--set, rerun the stages that change with --from STAGE, or use "
                         f"another --out")
-    log["config"] = config
+    log["config"], log["machine"] = config, machine(cfg)
     if start is not None:
         for s in stages[names.index(start):]:
             if s.output:
@@ -171,6 +171,19 @@ def run_stages(cfg: Config, run_dir, stages: list[Stage], start: str | None = No
         write_json(log_path, log)
         print(f"[{s.name}] done in {time.time() - t0:.0f} s")
     return log
+
+
+def machine(cfg: Config) -> str:
+    """Where the run's wall times were measured, for the report."""
+    import os
+    import platform
+
+    import torch
+
+    dev = pick_device(cfg.device or None)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
+    return (f"{name} ({dev.type}), {os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads, "
+            f"torch {torch.__version__}, {platform.system()}")
 
 
 def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
