@@ -103,10 +103,13 @@ def forward_flops(n_params: int, tokens: float) -> float:
     return 2.0 * n_params * tokens
 
 
-def compute_row(stage: str, n_params: int, train_tokens: float, forward_tokens: float = 0.0, note: str = "") -> dict:
-    train, fwd = train_flops(n_params, train_tokens), forward_flops(n_params, forward_tokens)
-    return dict(stage=stage, params=n_params, train_tokens=train_tokens, forward_tokens=forward_tokens,
-                train_flops=train, forward_flops=fwd, flops=train + fwd, pfs_days=(train + fwd) / PFS_DAY, note=note)
+def compute_row(stage: str, params: int, train_tokens: float, forward_tokens: float = 0.0, note: str = "",
+                extra_flops: float = 0.0) -> dict:
+    """One line of the compute table: 6·N per trained token, 2·N per generated or scored token, plus FLOPs of
+    other models the stage runs (PPO's value and reward models), in FLOPs and petaflop/s-days."""
+    flops = train_flops(params, train_tokens) + forward_flops(params, forward_tokens) + extra_flops
+    return dict(stage=stage, params=params, train_tokens=train_tokens, forward_tokens=forward_tokens, flops=flops,
+                pfs_days=flops / PFS_DAY, note=note)
 
 
 # ---- the contenders ------------------------------------------------------------------------------------------
@@ -191,6 +194,13 @@ HALLUCINATION_FAMILIES = ("unknown_entity", "closed_qa")  # the paper's closed-d
 HARMFUL_FAMILY = "harmful"
 
 
+def win_flags(labelers, prompts, responses, others, rng) -> list[bool]:
+    """Did the labeler prefer responses[i] to others[i]? The win rate is the mean of these flags: 50% = as good
+    as the other model (Figure 1's y axis, with SFT as the other). Comparison i goes to labeler i mod pool size."""
+    return [labelers[i % len(labelers)].prefers(p, a, b, rng)
+            for i, (p, a, b) in enumerate(zip(prompts, responses, others))]
+
+
 def judge_answers(prompts, responses, reference, pools: dict, ec, seed: int) -> dict:
     """Every metric of one model's answers. reference[i] is SFT's answer to prompts[i]; pools maps a labeler
     group's name to its labelers; comparison i is judged by labeler i mod (group size), like a rota."""
@@ -199,10 +209,8 @@ def judge_answers(prompts, responses, reference, pools: dict, ec, seed: int) -> 
     conf = ec.confidence
     mean = lambda xs, k=0: average(xs, conf, ec.bootstrap, seed + k)  # noqa: E731
     gold = [world.judge(p, r) for p, r in zip(prompts, responses)]
-    # win rate: P(the labeler prefers this answer to SFT's); 50% = as good as SFT (Figure 1's y axis)
     rng = random.Random(seed)
-    wins = {g: [pool[i % len(pool)].prefers(p, r, ref, rng) for i, (p, r, ref) in enumerate(zip(prompts, responses, reference))]
-            for g, pool in pools.items()}
+    wins = {g: win_flags(pool, prompts, responses, reference, rng) for g, pool in pools.items()}
     heldout = pools["heldout"]
     likert = [heldout[i % len(heldout)].likert(p, r, rng) for i, (p, r) in enumerate(zip(prompts, responses))]
 
@@ -346,10 +354,9 @@ def evaluate(cfg: Config, run_dir) -> Path:
         examples[c.name] = responses
     # head to head, judged by the held-out labelers: the paper's "175B InstructGPT wins 85 ± 3% against 175B
     # GPT-3", and its headline, the small PPO-ptx model against the large base model
-    rng, heldout = random.Random(cfg.seed + 2), pools["heldout"]
-    head_to_head = {f"{a} vs {b}": proportion([heldout[i % len(heldout)].prefers(p, x, y, rng) for i, (p, x, y)
-                                               in enumerate(zip(prompts, examples[a], examples[b]))], ec.confidence)
-                    for a, b in HEAD_TO_HEAD}
+    rng = random.Random(cfg.seed + 2)
+    head_to_head = {f"{a} vs {b}": proportion(win_flags(pools["heldout"], prompts, examples[a], examples[b], rng),
+                                              ec.confidence) for a, b in HEAD_TO_HEAD}
     shown = {}
     for i, p in enumerate(prompts):  # one example prompt per family for the report
         shown.setdefault(p.family, i)
@@ -371,40 +378,56 @@ def params_of(model_config: dict) -> int:
     return GPT(GPTConfig(**model_config)).num_params()
 
 
-def _last(rows: list[dict], key: str, default=None):
-    return next((r[key] for r in reversed(rows) if key in r), default)
+def stage_compute(run_dir: Path, stage: str) -> dict:
+    """The compute row of one stage, from its checkpoint (model size, config) and its metrics (what it did)."""
+    ckpt = load_checkpoint(run_dir / stage / "ckpt.pt")
+    rows = read_metrics(run_dir / stage / "metrics.jsonl")
+    return COMPUTE[ckpt["kind"]](stage, ckpt, rows, run_dir)
 
 
-def pretrain_compute(stage: str, ckpt: dict, rows: list[dict]) -> dict:
-    """Pretraining and SFT: T = optimizer steps · sequences per step · tokens per sequence (6·N·T), or the
-    stage's own count of trained tokens where its metrics log one (`tokens`)."""
-    n, c, mc = params_of(ckpt["model_config"]), ckpt["config"], ckpt["model_config"]
-    sc = c[ckpt["kind"]]
-    tokens = _last(rows, "tokens") or ckpt["step"] * sc["batch_size"] * sc.get("grad_accum", 1) * mc["block_size"]
-    return compute_row(stage, n, tokens, note="6·N·T")
+def lm_compute(stage: str, ckpt: dict, rows: list[dict], run_dir: Path) -> dict:
+    """Pretraining and SFT: 6·N·T with T the trained tokens: the stage's own count (`tokens` in its metrics)
+    or, if it logs none, optimizer steps · sequences per step · block_size (an upper bound for SFT's padding)."""
+    sc, block = ckpt["config"][ckpt["kind"]], ckpt["model_config"]["block_size"]
+    logged = next((r["tokens"] for r in reversed(rows) if "tokens" in r), None)
+    tokens = logged or ckpt["step"] * sc["batch_size"] * sc.get("grad_accum", 1) * block
+    return compute_row(stage, params_of(ckpt["model_config"]), tokens, note="6·N·T" + ("" if logged else ", T from config"))
 
 
-def ppo_compute(stage: str, ckpt: dict, rows: list[dict], value_params: int) -> dict:
-    """Per iteration: generate B responses (2·N per token), score prompt+response with policy, π^SFT, V and r_θ
-    (2·N each per token), then ppo_epochs passes of forward+backward through policy and V (6·N each), plus the
-    ptx batches of PPO-ptx (6·N per corpus token)."""
-    n, pc, block = params_of(ckpt["model_config"]), ckpt["config"]["ppo"], ckpt["model_config"]["block_size"]
-    iters = [r for r in rows if "response_len" in r]
-    gen = sum(r["response_len"] for r in iters) * pc["rollout_batch"]
-    seq = sum(r["response_len"] + r.get("prompt_len", 0) for r in iters) * pc["rollout_batch"]
-    updates = max(len(iters) - 1, 0)  # the last row only measures the final policy
-    per_iter_seq = seq / max(len(iters), 1)
-    train_policy = updates * pc["ppo_epochs"] * per_iter_seq
-    steps = updates * pc["ppo_epochs"] * math.ceil(pc["rollout_batch"] / pc["minibatch"])
+def ppo_compute(stage: str, ckpt: dict, rows: list[dict], run_dir: Path) -> dict:
+    """Each iteration samples B responses (2·N per generated token), scores prompt + response with the policy,
+    π^SFT, V and r_θ (2·N each per token), then trains policy and V for ppo_epochs passes (6·N each per token);
+    PPO-ptx adds ptx_batch corpus windows per gradient step (6·N per token). V and r_θ have the RM's size."""
+    from minigpt_rlhf import world
+
+    pc, n, block = ckpt["config"]["ppo"], params_of(ckpt["model_config"]), ckpt["model_config"]["block_size"]
+    n_rm = params_of(load_checkpoint(run_dir / ckpt["reward_stage"] / "ckpt.pt")["model_config"])
+    tok = tokenizer_from(ckpt)
+    prompts = world.load_prompts(ckpt["config"]["data_dir"], "ppo")
+    prompt_len = sum(len(format_chat(tok, p.text)) for p in prompts) / len(prompts)
+    B, iters = pc["rollout_batch"], [r for r in rows if "response_len" in r]
+    generated = B * sum(r["response_len"] for r in iters)
+    scored = generated + B * prompt_len * len(iters)  # tokens of prompt + response, per scoring model
+    updates = [r for r in iters if "pg_loss" in r]  # the last row only measures the final policy
+    trained = pc["ppo_epochs"] * B * sum(r["response_len"] + prompt_len for r in updates)
+    steps = len(updates) * pc["ppo_epochs"] * math.ceil(B / pc["minibatch"])
     ptx = steps * pc["ptx_batch"] * block if ckpt.get("ptx_coef", 0) > 0 else 0
-    row = compute_row(stage, n, train_policy + ptx, gen + 2 * seq, note="rollouts + PPO updates" + (" + ptx" if ptx else ""))
-    # the value model and the reward model are the RM's size: add their FLOPs in policy-parameter units
-    extra = train_flops(value_params, train_policy) + forward_flops(value_params, 2 * seq)
-    row["flops"] += extra
-    row["train_flops"] += train_flops(value_params, train_policy)
-    row["forward_flops"] += forward_flops(value_params, 2 * seq)
-    row["pfs_days"] = row["flops"] / PFS_DAY
-    return row
+    return compute_row(stage, n, trained + ptx, generated + 2 * scored,
+                       extra_flops=2 * forward_flops(n_rm, scored) + train_flops(n_rm, trained),
+                       note="sample + score (π, π^SFT, V, r_θ) + PPO epochs (π, V)" + (" + ptx" if ptx else ""))
+
+
+COMPUTE = {"pretrain": lm_compute, "sft": lm_compute, "ppo": ppo_compute}
+
+
+def compute_accounting(run_dir: Path) -> dict:
+    """Every stage's FLOPs, and alignment's share of pretraining's beside the paper's (4.9 + 60) / 3,640."""
+    stages = [d.name for d in sorted(Path(run_dir).iterdir()) if (d / "ckpt.pt").is_file()]
+    rows = [stage_compute(run_dir, s) for s in stages]
+    days = {r["stage"]: r["pfs_days"] for r in rows}
+    aligned = days["sft"] + days["ppo_ptx"]
+    return dict(rows=rows, ratio=aligned / days["pretrain"], ratio_with_rm=(aligned + days["reward"]) / days["pretrain"],
+                paper_ratio=(PAPER_PFS_DAYS["sft"] + PAPER_PFS_DAYS["ppo_ptx"]) / PAPER_PFS_DAYS["pretrain"])
 
 
 # ---- the model-size sweep (Figure 1) ---------------------------------------------------------------------------------
