@@ -341,16 +341,17 @@ def evaluate(cfg: Config, run_dir) -> Path:
     if 0 < ec.cloze_items < len(cloze):
         cloze = random.Random(cfg.seed).sample(cloze, ec.cloze_items)
 
-    results, examples = {}, {}
+    results, examples, tax = {}, {}, {}
     for c in tqdm(models, desc="evaluate"):
         responses = ask(c, prompts, cfg.seed)
         model, tok = ask.model(c.stage)
-        m = judge_answers(prompts, responses, reference, pools, ec, cfg.seed)
-        m |= dict(stage=c.stage, prompting=c.prompting, params=model.num_params(),
-                  corpus_loss=average(corpus_losses(model, heldout_corpus, ec.corpus_windows), ec.confidence,
-                                      ec.bootstrap, cfg.seed),
-                  cloze=proportion(cloze_correct(model, tok, cloze, ec.batch_size), ec.confidence))
-        results[c.name] = m
+        if c.stage not in tax:  # a property of the weights, not of the prompting: once per stage
+            tax[c.stage] = dict(
+                corpus_loss=average(corpus_losses(model, heldout_corpus, ec.corpus_windows), ec.confidence,
+                                    ec.bootstrap, cfg.seed),
+                cloze=proportion(cloze_correct(model, tok, cloze, ec.batch_size), ec.confidence))
+        results[c.name] = judge_answers(prompts, responses, reference, pools, ec, cfg.seed) | tax[c.stage] | dict(
+            stage=c.stage, prompting=c.prompting, params=model.num_params())
         examples[c.name] = responses
     # head to head, judged by the held-out labelers: the paper's "175B InstructGPT wins 85 ± 3% against 175B
     # GPT-3", and its headline, the small PPO-ptx model against the large base model
@@ -417,12 +418,33 @@ def ppo_compute(stage: str, ckpt: dict, rows: list[dict], run_dir: Path) -> dict
                        note="sample + score (π, π^SFT, V, r_θ) + PPO epochs (π, V)" + (" + ptx" if ptx else ""))
 
 
-COMPUTE = {"pretrain": lm_compute, "sft": lm_compute, "ppo": ppo_compute}
+def reward_compute(stage: str, ckpt: dict, rows: list[dict], run_dir: Path) -> dict:
+    """Collecting comparisons: the SFT model samples K responses per prompt (2·N_SFT per generated token);
+    training: one forward and backward pass of the RM per response, prompt included (6·N per token), per epoch."""
+    from minigpt_rlhf import world
+
+    tok = tokenizer_from(ckpt)
+    prompts = {p.id: p.text for p in world.load_prompts(ckpt["config"]["data_dir"], "rm")}
+    generated = trained = 0
+    for line in (run_dir / stage / "comparisons.jsonl").read_text().splitlines():
+        c = json.loads(line)
+        response_tokens = sum(len(tok.encode(r)) + 1 for r in c["responses"])  # + <|end|>
+        generated += response_tokens
+        trained += response_tokens + len(c["responses"]) * len(format_chat(tok, prompts[c["prompt_id"]]))
+    epochs = ckpt["config"]["reward"].get("epochs", 1)
+    n_sft = params_of(load_checkpoint(run_dir / ckpt.get("sft_stage", "sft") / "ckpt.pt")["model_config"])
+    return compute_row(stage, params_of(ckpt["model_config"]), epochs * trained, note="SFT samples K + RM epochs",
+                       extra_flops=forward_flops(n_sft, generated))
+
+
+COMPUTE = {"pretrain": lm_compute, "sft": lm_compute, "reward": reward_compute, "ppo": ppo_compute}
 
 
 def compute_accounting(run_dir: Path) -> dict:
     """Every stage's FLOPs, and alignment's share of pretraining's beside the paper's (4.9 + 60) / 3,640."""
-    stages = [d.name for d in sorted(Path(run_dir).iterdir()) if (d / "ckpt.pt").is_file()]
+    order = training_stages(biased=True)
+    stages = sorted((d.name for d in Path(run_dir).iterdir() if (d / "ckpt.pt").is_file()),
+                    key=lambda s: (order.index(s) if s in order else len(order), s))
     rows = [stage_compute(run_dir, s) for s in stages]
     days = {r["stage"]: r["pfs_days"] for r in rows}
     aligned = days["sft"] + days["ppo_ptx"]

@@ -5,6 +5,9 @@ Each finding gets a verdict by a rule fixed here, before any run (never tuned to
     appeared                   the difference has the paper's sign and the confidence intervals do not overlap
     direction only             the sign is the paper's, but the intervals overlap: it may be noise
     did not appear             the sign is not the paper's
+
+(Compute has no interval: there, appeared = alignment under 10% of pretraining's FLOPs, direction only = under
+100%.)
 """
 
 from __future__ import annotations
@@ -214,9 +217,10 @@ def write_report(run_dir) -> Path:
                      sci(r["flops"]), sci(r["pfs_days"]), r["note"]] for r in C["rows"]]),
              f"(SFT + PPO-ptx) / pretraining = {100 * C['ratio']:.1f}% (paper {100 * C['paper_ratio']:.1f}%); with "
              f"the reward model: {100 * C['ratio_with_rm']:.1f}%.\n"]
-    v7 = APPEARED if C["ratio"] < 1 else ABSENT
-    summary.append(["7. alignment is cheap next to pretraining", f"{100 * C['paper_ratio']:.1f}%",
-                    f"{100 * C['ratio']:.1f}%", v7 + " (below 100%)"])
+    # the rule: alignment is "cheap" if it costs less than a tenth of pretraining (the paper: under 2%)
+    v7 = APPEARED if C["ratio"] < 0.1 else DIRECTION if C["ratio"] < 1 else ABSENT
+    summary.append(["7. alignment is cheap next to pretraining", f"{100 * C['paper_ratio']:.1f}% of pretraining",
+                    f"{100 * C['ratio']:.1f}%", v7])
 
     # 8. whose preferences
     if "PPO biased" in M:
