@@ -96,3 +96,58 @@ def test_report_names_the_missing_stage_and_the_command(tmp_path, capsys):
         check_run(run)
     assert main(["report", str(run)]) == 2
     assert "missing stage 'sft'" in capsys.readouterr().err
+
+
+def hand_made_run(run_dir, ppo_ptx_win=0.8):
+    """A run folder as the pipeline leaves it, with made-up numbers: metrics of every stage, results.json."""
+    import dataclasses
+
+    from minigpt_rlhf.config import load_config
+    from minigpt_rlhf.evaluate import compute_row, training_stages
+
+    e = lambda m: est(m, max(0.0, m - 0.1), min(1.0, m + 0.1))  # noqa: E731
+    for stage in training_stages(biased=True):
+        (run_dir / stage).mkdir(parents=True)
+        rows = [{"iter": i, "rm_score": 0.1 * i, "gold": 0.3, "sqrt_kl": i**0.5} if "ppo" in stage
+                else {"step": i, "loss": 2.0 - 0.1 * i} for i in range(5)]
+        (run_dir / stage / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    names = ["GPT-3", "GPT-3 prompted", "GPT-3 large", "GPT-3 large prompted", "SFT", "PPO", "PPO-ptx", "PPO biased"]
+    win = dict(zip(names, [0.2, 0.3, 0.3, 0.35, 0.5, 0.7, ppo_ptx_win, 0.6]))
+    models = {n: dict(win_rate={g: e(win[n]) for g in ("heldout", "training", "biased")}, likert=est(4, 3.5, 4.5),
+                      gold={k: e(win[n]) for k in ("helpful", "truthful", "harmless", "format", "overall")},
+                      hallucination=e(1 - win[n]), toxicity=e(1 - win[n]), compliance=e(0.5),
+                      families={"heldout_family": dict(win_rate=e(win[n]), gold=e(win[n]))},
+                      response_chars=est(40, 35, 45), corpus_loss=est(1.0, 0.9, 1.1), cloze=e(0.5),
+                      stage="x", prompting="chat", params=1000 * (1 + 9 * ("large" in n))) for n in names}
+    rows = [compute_row(s, 1000, 1e6 if s == "pretrain" else 1e4) for s in training_stages(biased=True)]
+    results = dict(preset="micro", seed=1, config=dataclasses.asdict(load_config("micro")), n_prompts=12,
+                   reference="a second SFT sample", heldout_family="heldout_family", models=models,
+                   head_to_head={"PPO-ptx vs GPT-3": e(ppo_ptx_win), "PPO-ptx vs GPT-3 large": e(ppo_ptx_win)},
+                   compute=dict(rows=rows, ratio=0.02, ratio_with_rm=0.03, paper_ratio=64.9 / 3640),
+                   examples=[dict(family="open_qa", prompt="What does the zorbin eat?", reference="Moss.",
+                                  responses={n: "Moss." for n in names})])
+    (run_dir / "eval").mkdir()
+    (run_dir / "eval" / "results.json").write_text(json.dumps(results))
+
+
+def test_report_and_plots_from_hand_made_results(tmp_path):
+    from minigpt_rlhf.plots import plot_run
+    from minigpt_rlhf.report import SECTIONS, write_report
+
+    hand_made_run(tmp_path)
+    names = {p.name for p in plot_run(tmp_path)}
+    assert {"figure1.png", "three_h.png", "alignment_tax.png", "overoptimisation.png", "whose_preferences.png",
+            "curves_sft.png", "curves_ppo_ptx.png"} <= names
+    report = write_report(tmp_path).read_text()
+    for section in SECTIONS:
+        assert section in report, section
+    assert "| 1. preferred to GPT-3 | 85 ± 3% (175B vs 175B) | 80% [70, 90] | appeared |" in report
+    assert "![Figure 1](plots/figure1.png)" in report
+
+
+def test_a_finding_that_did_not_appear_says_so(tmp_path):
+    from minigpt_rlhf.report import write_report
+
+    hand_made_run(tmp_path, ppo_ptx_win=0.4)
+    report = write_report(tmp_path).read_text()
+    assert "| 1. preferred to GPT-3 | 85 ± 3% (175B vs 175B) | 40% [30, 50] | **did not appear** |" in report
