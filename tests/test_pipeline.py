@@ -72,10 +72,12 @@ def test_model_shapes():
 
 @pytest.mark.slow
 def test_micro_pipeline_end_to_end_resume_and_from(tmp_path):
-    for stage in ("world", "pretrain", "sft", "reward", "ppo"):  # the other rooms' modules, until they land
+    for stage in ("pretrain", "sft", "reward", "ppo"):  # the other rooms' modules and data/, until they land
         pytest.importorskip(f"minigpt_rlhf.{stage}")
     run_dir = tmp_path / "micro"
     cfg = load_config("micro")
+    if not Path(cfg.data_dir).is_dir():
+        pytest.skip(f"{cfg.data_dir}/ (the world, issue 4) is not here yet")
     run(cfg, run_dir)
     report = (run_dir / "report.md").read_text()
     for section in SECTIONS:
