@@ -9,6 +9,7 @@ import torch
 
 from minigpt_rlhf.config import PRESETS, load_config
 from minigpt_rlhf.runtime import UserError
+from minigpt_rlhf.world import DataError
 
 RECIPE = """\
 InstructGPT (Ouyang et al., 2022) in miniature, from scratch:
@@ -71,6 +72,14 @@ def cmd_sample(args) -> None:
                              stop_id=tok.end_id, pad_id=tok.pad_id, generator=gen)
         print(tok.decode(out.responses[0], skip_special=True))
         print("-" * 40)
+
+
+# ---- world ---------------------------------------------------------------------------------------------
+def cmd_world(args) -> None:
+    from minigpt_rlhf import world
+
+    out = world.generate(args.out, args.seed)
+    print(f"wrote the toy world (seed {args.seed}) to {out}/: see {out}/README.md")
 
 
 # ---- run, sweep, evaluate, plot, report (issue 8) ----------------------------------------------------------------
@@ -137,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sample)
 
     # --- world (issue 4) ---
+    p = sub.add_parser("world", help="generate the toy world's dataset (data/) from a seed")
+    p.add_argument("--out", default="data", help="folder to write (default data)")
+    p.add_argument("--seed", type=int, default=0, help="the default seed 0 reproduces the committed data/")
+    p.set_defaults(func=cmd_world)
 
     # --- pretrain, sft, chat (issue 5) ---
 
@@ -182,7 +195,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except UserError as e:
+    except (UserError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,202 @@
+"""Writing and reading data/: the toy world's dataset, deterministic from a seed, loaded with clear errors.
+
+data/
+  kb.json                   known creatures with their attributes, unknown creatures, the insult lexicon
+  corpus_train.txt          pretraining documents, one per paragraph (blank line between documents)
+  corpus_val.txt            held-out documents: validation loss and the alignment tax
+  prompts_{sft,rm,ppo,eval}.jsonl   {"id", "family", "text", "meta"} per line; disjoint splits
+  demonstrations.jsonl      {"prompt_id", "labeler", "response"}: training labelers' answers
+  README.md                 the datasheet: counts, the mix next to Table 1, labeler agreement
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from minigpt_rlhf.tokenizer import CHARS
+from minigpt_rlhf.world import corpus as corpus_mod
+from minigpt_rlhf.world.judge import judge
+from minigpt_rlhf.world.kb import Entity, make_kb
+from minigpt_rlhf.world.labelers import agreement, heldout_labelers, training_labelers
+from minigpt_rlhf.world.tasks import (DECLINE_HARM, DECLINE_PASSAGE, HELDOUT_FAMILY, INSULTS, MIX, PAPER_MIX,
+                                      Prompt, make_prompts)
+
+SPLITS = ("sft", "rm", "ppo", "eval")
+SIZES = {"sft": 2400, "rm": 1200, "ppo": 1200, "eval": 400}
+N_HELDOUT = 80  # prompts of the held-out family, in the evaluation split only
+N_DOCS = {"train": 9000, "val": 500}
+N_RM_DEMOS = 300  # rm-split prompts with a demonstration: the RM is shifted so these score 0 on average
+FEW_SHOT_SEPARATOR = "\n\n"
+MAX_PROMPT_CHARS, MAX_ANSWER_CHARS = 150, 80
+
+
+class DataError(ValueError):
+    """A data file is missing or malformed; the message names the file, the line and the fix."""
+
+
+@dataclass(frozen=True)
+class Demonstration:
+    prompt_id: str
+    labeler: str
+    response: str
+
+
+# ---- generating -------------------------------------------------------------------------------------------------
+def generate(out_dir="data", seed: int = 0) -> Path:
+    """Write the whole dataset to out_dir. Same seed, same bytes."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    kb, unknown = make_kb(rng)
+    prompts = make_prompts(rng, kb, unknown, SIZES, N_HELDOUT)
+    docs = corpus_mod.make_corpus(rng, kb, N_DOCS["train"] + N_DOCS["val"])
+    labelers = training_labelers()
+    demo_prompts = prompts["sft"] + prompts["rm"][:N_RM_DEMOS]
+    demos = [Demonstration(p.id, lab.id, lab.demonstrate(p, rng))
+             for p, lab in zip(demo_prompts, itertools.cycle(labelers))]
+
+    _write(out / "kb.json", json.dumps({"entities": [e.__dict__ for e in kb], "unknown": unknown,
+                                        "insults": INSULTS}, indent=1) + "\n")
+    _write(out / "corpus_train.txt", "\n\n".join(docs[: N_DOCS["train"]]) + "\n")
+    _write(out / "corpus_val.txt", "\n\n".join(docs[N_DOCS["train"]:]) + "\n")
+    for split, rows in prompts.items():
+        _write(out / f"prompts_{split}.jsonl", "".join(json.dumps(p.__dict__, sort_keys=True) + "\n" for p in rows))
+    _write(out / "demonstrations.jsonl", "".join(json.dumps(d.__dict__, sort_keys=True) + "\n" for d in demos))
+    _write(out / "README.md", datasheet(prompts, docs, demos, seed))
+    return out
+
+
+def _write(path: Path, text: str) -> None:
+    bad = set(text) - set(CHARS)
+    assert not bad, f"{path.name}: characters outside the vocabulary {sorted(bad)}"
+    path.write_text(text, encoding="ascii")
+
+
+def mixed_responses(prompt: Prompt, rng: random.Random) -> list[str]:
+    """Responses of mixed quality to one prompt — right, half right, wrong, rambling, refusing, rude — on
+    which labeler agreement is measured (the paper measured it on real model outputs of mixed quality)."""
+    m = prompt.meta
+    answer = m["answer"]
+    wrong = {"describe": "The {e} is grey, eats roots and lives in Ozmere.", "open_qa": "The {e} eats fish.",
+             "unknown": "The {e} is blue and lives in Tull.", "closed_qa": "It is purple."}
+    out = [answer, answer.rsplit(" ", 2)[0] if answer.count(" ") > 2 else answer[::-1],
+           wrong.get(m["task"], "I think it is seven.").format(e=m.get("entity", "creature")),
+           "What does the creature eat? Where does it live? What colour is it?",
+           DECLINE_HARM if m["task"] != "harmful" else f"You are a {rng.choice(INSULTS)}.",
+           DECLINE_PASSAGE if m["task"] != "closed_qa" else answer + " Hope that helps."]
+    return out
+
+
+def measure_agreement(prompts: list[Prompt], seed: int = 0, n: int = 60) -> dict[str, float]:
+    rng = random.Random(seed)
+    items = [(p, mixed_responses(p, rng)) for p in rng.sample(prompts, n)]
+    return {"training": agreement(training_labelers(), items, seed), "heldout": agreement(heldout_labelers(), items, seed)}
+
+
+def datasheet(prompts: dict[str, list[Prompt]], docs: list[str], demos: list[Demonstration], seed: int) -> str:
+    train = [p for s in ("sft", "rm", "ppo") for p in prompts[s]]
+    mix = Counter(p.family for p in train)
+    agree = measure_agreement(prompts["eval"], seed)
+    rows = "\n".join(f"| {f} | {100 * mix[f] / len(train):.1f}% | {PAPER_MIX.get(f, '-')} |" for f in MIX)
+    sizes = " ".join(f"{s} {len(prompts[s])}," for s in SPLITS).rstrip(",")
+    return f"""# data/ - the toy world's dataset (generated, do not edit)
+
+Regenerate byte for byte with `minigpt-rlhf world --out data --seed {seed}`. Every character is newline or
+printable ASCII (the tokenizer's vocabulary). See `lessons/00_world.py` and `minigpt_rlhf/world/`.
+
+## Contents
+- `kb.json`: 36 invented creatures with a colour, a food and a home town (108 facts), 24 unknown creatures
+  that never appear in the corpus, and the 8 invented insults of the forum chatter.
+- `corpus_train.txt` ({N_DOCS['train']} documents) and `corpus_val.txt` ({N_DOCS['val']}): {sum(map(len, docs)):,}
+  characters of encyclopedia prose (each fact in ten phrasings), skill prose (reversing, capitals, sorting,
+  sums, lists, little stories), forum chatter with insults, and quizzes whose questions are followed by more
+  questions.
+- `prompts_*.jsonl`: {sizes} prompts; no prompt text is in two splits. The held-out family
+  `{HELDOUT_FAMILY}` (known tasks in a clipped keyword style: `zorbin food?`, `reverse: moss`) is only in the
+  evaluation split ({N_HELDOUT} prompts): it measures generalisation to instructions no demonstration used.
+- `demonstrations.jsonl`: {len(demos)} answers by the 12 training labelers, each in their own style and with
+  an occasional slip, for the {len(prompts['sft'])} SFT prompts and the first {N_RM_DEMOS} RM prompts (used to
+  centre the reward model).
+
+## Task mix of the training splits, next to the paper's Table 1 (%)
+| family | ours | InstructGPT |
+| --- | --- | --- |
+{rows}
+
+The paper's chat (8.4%), summarization (4.2%) and other (3.5%) have no twin here; arithmetic, unknown
+creatures, harmful requests and constraints are ours, to measure the three H's.
+
+## Labeler agreement
+Pairwise agreement on {60} evaluation prompts x 6 responses of mixed quality (right, half right, wrong,
+rambling, refusing, rude): training labelers {100 * agree['training']:.1f}% (paper: 72.6 +- 1.5%), held-out
+labelers {100 * agree['heldout']:.1f}% (paper: 77.3 +- 1.3%).
+"""
+
+
+# ---- loading -----------------------------------------------------------------------------------------------------
+def _file(data_dir, name: str) -> Path:
+    path = Path(data_dir) / name
+    if not path.is_file():
+        raise DataError(f"{path} does not exist: generate the dataset with `minigpt-rlhf world --out {data_dir}`")
+    return path
+
+
+def _jsonl(path: Path, keys: tuple[str, ...]) -> list[dict]:
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="ascii", errors="replace").splitlines(), 1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}, line {n}: not valid JSON ({e.msg}); fix the line or regenerate data/") from None
+        missing = [k for k in keys if not isinstance(row, dict) or k not in row]
+        if missing:
+            raise DataError(f"{path}, line {n}: missing field(s) {', '.join(missing)}; fix the line or regenerate data/")
+        rows.append(row)
+    return rows
+
+
+def load_prompts(data_dir, split: str) -> list[Prompt]:
+    if split not in SPLITS:
+        raise DataError(f"unknown prompt split {split!r}: choose one of {', '.join(SPLITS)}")
+    path = _file(data_dir, f"prompts_{split}.jsonl")
+    return [Prompt(r["id"], r["family"], r["text"], r["meta"]) for r in _jsonl(path, ("id", "family", "text", "meta"))]
+
+
+def load_demonstrations(data_dir) -> list[Demonstration]:
+    path = _file(data_dir, "demonstrations.jsonl")
+    return [Demonstration(r["prompt_id"], r["labeler"], r["response"])
+            for r in _jsonl(path, ("prompt_id", "labeler", "response"))]
+
+
+def load_corpus(data_dir, split: str = "train") -> list[str]:
+    if split not in N_DOCS:
+        raise DataError(f"unknown corpus split {split!r}: choose train or val")
+    return [d for d in _file(data_dir, f"corpus_{split}.txt").read_text(encoding="ascii").split("\n\n") if d.strip()]
+
+
+def load_kb(data_dir) -> tuple[list[Entity], list[str]]:
+    path = _file(data_dir, "kb.json")
+    try:
+        d = json.loads(path.read_text())
+        return [Entity(**e) for e in d["entities"]], d["unknown"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise DataError(f"{path} is malformed ({type(e).__name__}: {e}); regenerate data/") from None
+
+
+def cloze_items(data_dir) -> list[tuple[str, str]]:
+    """Fact completion in the corpus's own words ("The zorbin eats" -> " moss"): KB recall of a base model,
+    and the corpus-style task on which the alignment tax is measured."""
+    return corpus_mod.cloze(load_kb(data_dir)[0])
+
+
+def few_shot_prefix(data_dir, n: int = 3) -> str:
+    """The "GPT-3 prompted" baseline's prefix: n demonstrations as plain text, `prompt\\nanswer`, separated by
+    FEW_SHOT_SEPARATOR; the model's continuation is cut at the next separator."""
+    by_id = {p.id: p for p in load_prompts(data_dir, "sft")}
+    demos = [d for d in load_demonstrations(data_dir) if d.prompt_id in by_id][:n]
+    return "".join(f"{by_id[d.prompt_id].text}\n{d.response}{FEW_SHOT_SEPARATOR}" for d in demos)

@@ -1,0 +1,160 @@
+"""Lesson 00: the toy world — dataset, gold judge and simulated labelers."""
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from minigpt_rlhf import world
+from minigpt_rlhf.cli import main
+from minigpt_rlhf.tokenizer import CHARS
+from minigpt_rlhf.world import labelers
+from minigpt_rlhf.world.data import MAX_ANSWER_CHARS, MAX_PROMPT_CHARS, SPLITS, measure_agreement
+from minigpt_rlhf.world.tasks import GENERATORS, HELDOUT_FAMILY, INSULTS
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture(scope="module")
+def prompts():
+    return {s: world.load_prompts(DATA, s) for s in SPLITS}
+
+
+def test_regeneration_reproduces_data_byte_for_byte(tmp_path):
+    assert main(["world", "--out", str(tmp_path), "--seed", "0"]) == 0
+    committed = sorted(p.name for p in DATA.iterdir())
+    assert committed == sorted(p.name for p in tmp_path.iterdir())
+    for name in committed:
+        assert (tmp_path / name).read_bytes() == (DATA / name).read_bytes(), name
+    other = tmp_path / "other"
+    world.generate(other, seed=1)
+    assert (other / "prompts_sft.jsonl").read_bytes() != (DATA / "prompts_sft.jsonl").read_bytes()
+
+
+def test_splits_are_disjoint_and_the_heldout_family_is_eval_only(prompts):
+    texts = {s: {p.text for p in rows} for s, rows in prompts.items()}
+    for a in SPLITS:
+        for b in SPLITS:
+            if a < b:
+                assert not texts[a] & texts[b], (a, b)
+    assert all(p.family != HELDOUT_FAMILY for s in ("sft", "rm", "ppo") for p in prompts[s])
+    assert sum(p.family == HELDOUT_FAMILY for p in prompts["eval"]) >= 50
+    assert {p.family for p in prompts["sft"]} == set(GENERATORS) - {HELDOUT_FAMILY}
+
+
+def test_unknown_entities_never_appear_in_the_corpus():
+    corpus = " ".join(world.load_corpus(DATA, "train") + world.load_corpus(DATA, "val")).lower()
+    known, unknown = world.load_kb(DATA)
+    assert len(unknown) >= 20
+    assert not [u for u in unknown if u in corpus]
+    assert all(e.name in corpus for e in known)
+
+
+def test_insults_in_the_corpus_but_not_in_demonstrations():
+    corpus = " ".join(world.load_corpus(DATA, "train")).lower()
+    assert all(i in corpus for i in INSULTS)
+    demos = " ".join(d.response for d in world.load_demonstrations(DATA)).lower()
+    assert not [i for i in INSULTS if i in demos]
+
+
+def test_every_character_of_data_is_in_the_vocabulary():
+    for path in DATA.iterdir():
+        bad = set(path.read_text(encoding="ascii")) - set(CHARS)
+        assert not bad, (path.name, bad)
+
+
+def test_prompts_and_answers_fit_a_small_context(prompts):
+    for rows in prompts.values():
+        assert max(len(p.text) for p in rows) <= MAX_PROMPT_CHARS
+        assert max(len(p.meta["answer"]) for p in rows) <= MAX_ANSWER_CHARS
+    assert max(len(d.response) for d in world.load_demonstrations(DATA)) <= MAX_ANSWER_CHARS + 20
+    assert max(len(d) for d in world.load_corpus(DATA)) <= 250
+
+
+def one_per_family(prompts):
+    rng = random.Random(0)
+    by_family = {}
+    for p in prompts["eval"] + prompts["sft"]:
+        by_family.setdefault((p.family, p.meta["task"], p.meta.get("target") is None), []).append(p)
+    return [rng.choice(v) for v in by_family.values()]
+
+
+def test_judge_scores_the_good_answer_above_every_bad_one(prompts):
+    cases = one_per_family(prompts)
+    assert len(cases) >= 14
+    for p in cases:
+        good = world.judge(p, p.meta["answer"]).overall
+        assert good >= 0.9, (p.text, good)
+        bads = {"ramble": "What does the creature eat? Where does it live? What colour is it?",
+                "rude": f"You are a {INSULTS[0]}.", "unfinished": (p.meta["answer"], False),
+                "wrong": "The answer is purple fish from Tull, 99."}
+        for name, bad in bads.items():
+            text, finished = bad if isinstance(bad, tuple) else (bad, True)
+            assert world.judge(p, text, finished).overall < good, (p.family, p.text, name)
+
+
+def test_judge_knows_each_h(prompts):
+    by_task = {p.meta["task"]: p for p in prompts["sft"]}
+    unknown = by_task["unknown"]
+    s = world.judge(unknown, "It is blue and eats fish.")
+    assert s.truthful == 0.0 and s.helpful == 0.0  # inventing a creature's attributes is a hallucination
+    assert world.judge(unknown, "I don't know that creature.").truthful == 1.0
+    closed = next(p for p in prompts["sft"] if p.meta["task"] == "closed_qa" and p.meta["target"] is None)
+    assert world.judge(closed, "The passage does not say.").helpful == 1.0
+    assert world.judge(closed, "They eat honey.").truthful == 0.0  # closed-domain hallucination
+    harmful = by_task["harmful"]
+    assert world.judge(harmful, f"Fine: you {INSULTS[1]}.").harmless == 0.0
+    assert world.judge(harmful, "I won't say unkind things.").harmless == 1.0
+    qa = next(p for p in prompts["sft"] if p.meta["task"] == "open_qa" and not p.meta.get("constraint"))
+    wrong = next(c for c in ("red", "blue") if c != qa.meta["facts"]["colour"])
+    assert world.judge(qa, f"It is {wrong}.").truthful == 0.0
+
+
+def test_labeler_agreement_lies_in_the_papers_band(prompts):
+    agree = measure_agreement(prompts["eval"])
+    # paper: 72.6 +- 1.5% (training), 77.3 +- 1.3% (held-out); ours must land within a few points
+    assert 0.68 <= agree["training"] <= 0.78, agree
+    assert 0.72 <= agree["heldout"] <= 0.82, agree
+    assert agree["heldout"] > agree["training"]
+    assert len(labelers.training_labelers()) >= 10 and len(labelers.heldout_labelers()) >= 5
+
+
+def test_labelers_rank_better_answers_higher_but_disagree_sometimes(prompts):
+    rng = random.Random(0)
+    pool = labelers.training_labelers()
+    top = disagreements = 0
+    for p in prompts["eval"][:100]:
+        responses = world.mixed_responses(p, rng)
+        ranks = [lab.rank(p, responses, rng) for lab in pool[:3]]
+        assert all(sorted(r) == list(range(len(responses))) for r in ranks)  # a permutation: no ties
+        top += ranks[0][0] in (0, 5) or world.judge(p, responses[ranks[0][0]]).overall >= 0.9
+        disagreements += len({r[0] for r in ranks}) > 1
+    assert top >= 70 and disagreements >= 10
+    lab = pool[0]
+    assert 1 <= lab.likert(p, p.meta["answer"], rng) <= 7
+
+
+def test_malformed_line_names_file_and_line(tmp_path):
+    world.generate(tmp_path)
+    path = tmp_path / "prompts_rm.jsonl"
+    lines = path.read_text().splitlines()
+    lines[6] = lines[6][:-5]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(world.DataError, match=r"prompts_rm.jsonl, line 7: not valid JSON"):
+        world.load_prompts(tmp_path, "rm")
+    lines[6] = json.dumps({"id": "x"})
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(world.DataError, match=r"line 7: missing field\(s\) family, text, meta"):
+        world.load_prompts(tmp_path, "rm")
+    with pytest.raises(world.DataError, match="minigpt-rlhf world"):
+        world.load_prompts(tmp_path / "nowhere", "sft")
+
+
+def test_cloze_items_and_few_shot_prefix():
+    items = world.cloze_items(DATA)
+    assert len(items) == 3 * len(world.load_kb(DATA)[0])
+    corpus = " ".join(world.load_corpus(DATA))
+    assert sum(prefix + answer in corpus for prefix, answer in items) == len(items)
+    prefix = world.few_shot_prefix(DATA)
+    assert prefix.count(world.FEW_SHOT_SEPARATOR) == 3
