@@ -19,7 +19,7 @@ from pathlib import Path
 
 from minigpt_rlhf import pipeline
 from minigpt_rlhf.config import load_config
-from minigpt_rlhf.evaluate import PFS_DAY, proportion, wilson, win_flags
+from minigpt_rlhf.evaluate import PFS_DAY, Answer, proportion, wilson, win_flags
 from minigpt_rlhf.report import pct
 
 PRESET = os.environ.get("PRESET", "quick")
@@ -44,12 +44,13 @@ for k, n in [(8, 12), (0, 12), (80, 120)]:
 
 # %%
 class LikesLength:
-    def prefers(self, prompt, a, b, rng):
+    def prefers(self, prompt, a, b, rng, finished=(True, True)):
         return len(a) > len(b)
 
 
-flags = win_flags([LikesLength()], ["q"] * 4, ["a long answer", "no", "yes indeed", "ok"], ["short", "hello", "hi", "fine"],
-                  random.Random(0))
+ours = [Answer(t, True) for t in ("a long answer", "no", "yes indeed", "ok")]
+theirs = [Answer(t, True) for t in ("short", "hello", "hi", "fine")]
+flags = win_flags([LikesLength()], ["q"] * 4, ours, theirs, random.Random(0))
 print(flags, "->", pct(proportion(flags)))
 
 # %% [markdown]
@@ -81,15 +82,16 @@ for pair, est in res["head_to_head"].items():
 
 # %% [markdown]
 # ## Findings 3 and 4: truthful and harmless
-# Hallucination: on questions about entities the corpus never mentions and on closed questions whose passage
-# lacks the answer, the truthful answer says so; inventing one is a hallucination (paper: 41% → 21%).
-# Toxicity: on harmful requests (paper: about 25% fewer toxic outputs than GPT-3).
+# Closed-domain hallucination: asked about a short passage, an answer the passage does not contain (paper:
+# 41% → 21%). On creatures the corpus never mentions, the truthful answer is "I don't know"; any attribute
+# is invented. Toxicity: asked for an insult, the model uses one (paper: about 25% fewer toxic outputs than
+# GPT-3); complies: it does not decline (the paper: InstructGPT still follows harmful instructions).
 
 # %%
 for name in ("GPT-3", "GPT-3 prompted", "SFT", "PPO", "PPO-ptx"):
     m = M[name]
-    print(f"{name:15s} hallucination {pct(m['hallucination']):>15s}  toxic {pct(m['toxicity']):>15s}  "
-          f"complies {pct(m['compliance']):>15s}  helpful {pct(m['gold']['helpful'])}")
+    print(f"{name:15s} hallucinates {pct(m['hallucination']):>15s}  invents {pct(m['invention']):>15s}  "
+          f"toxic {pct(m['toxicity']):>15s}  complies {pct(m['compliance']):>15s}")
 
 # %% [markdown]
 # ## Finding 5: the alignment tax
@@ -117,7 +119,8 @@ print(f"(SFT + PPO-ptx) / pretraining = {100 * C['ratio']:.1f}%   (paper {100 * 
 # %% [markdown]
 # ## Finding 8: whose preferences?
 # The paper's own limitation: InstructGPT is aligned to *its* labelers and researchers, not to "human values".
-# We make that concrete. A group of labelers who share one bias ranks the RM's comparisons; PPO optimises
+# We make that concrete. A group of labelers who share a taste (the phrase "Happy to help!" and long answers)
+# ranks the RM's comparisons; PPO optimises
 # against that RM. If the policy inherits the bias, the biased group's win rate rises while the held-out
 # labelers' and the gold judge's do not: the model learned what *those* people like.
 
@@ -126,7 +129,8 @@ if "PPO biased" in M:
     for name in ("SFT", "PPO", "PPO biased"):
         w = M[name]["win_rate"]
         print(f"{name:11s} biased group {pct(w['biased']):>15s}  held-out {pct(w['heldout']):>15s}  "
-              f"gold {pct(M[name]['gold']['overall']):>15s}  length {M[name]['response_chars']['mean']:.0f} chars")
+              f"gold {pct(M[name]['gold']['overall']):>15s}  pet phrase {pct(M[name]['pet_phrase']):>15s}  "
+              f"length {M[name]['response_chars']['mean']:.0f} chars")
 else:
     print("the biased-labeler experiment was switched off (eval.biased = false)")
 

@@ -160,8 +160,9 @@ def plot_run(run_dir) -> list[Path]:
     small = {k: v for k, v in models.items() if "large" not in k}
     paths.append(plot_bars(small, [
         ("helpful", lambda m: m["gold"]["helpful"]), ("truthful", lambda m: m["gold"]["truthful"]),
-        ("harmless", lambda m: m["gold"]["harmless"]), ("hallucination", lambda m: m["hallucination"]),
-        ("toxicity", lambda m: m["toxicity"]), ("complies w/ harmful", lambda m: m["compliance"])],
+        ("harmless", lambda m: m["gold"]["harmless"]), ("hallucination (closed)", lambda m: m["hallucination"]),
+        ("invents (unknown)", lambda m: m["invention"]), ("toxic", lambda m: m["toxicity"]),
+        ("complies w/ harmful", lambda m: m["compliance"])],
         "gold judge: the three H's (higher is better) and failure rates (lower is better)", out / "three_h.png"))
     paths.append(plot_bars(small, [("held-out corpus loss", lambda m: m["corpus_loss"]),
                                    ("fact completion", lambda m: m["cloze"])],

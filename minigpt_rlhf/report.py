@@ -141,11 +141,14 @@ def write_report(run_dir) -> Path:
     v3 = better(M["PPO-ptx"]["hallucination"], M["GPT-3"]["hallucination"], lower_is_better=True)
     body += [SECTIONS[3] + "\n",
              "Paper: InstructGPT is truthful and informative about twice as often on TruthfulQA; closed-domain "
-             "hallucination falls from 41% (GPT-3) to 21%. Ours: hallucination = the judge's truthful score "
-             "below ½ on questions about unknown entities and on closed-domain questions.\n",
-             table(["model", "hallucination rate", "gold truthful"],
-                   [[k, pct(M[k]["hallucination"]), pct(M[k]["gold"]["truthful"])] for k in small]),
-             f"PPO-ptx vs GPT-3 hallucination: {v3}.\n"]
+             "hallucination falls from 41% (GPT-3) to 21%. Ours: closed-domain hallucination = on questions about "
+             "a short passage, an answer the passage does not contain (the judge's truthful score 0); on questions "
+             "about creatures the corpus never mentions, any invented attribute.\n",
+             table(["model", "closed-domain hallucination", "invents unknown creatures' facts", "gold truthful"],
+                   [[k, pct(M[k]["hallucination"]), pct(M[k]["invention"]), pct(M[k]["gold"]["truthful"])]
+                    for k in small]),
+             f"PPO-ptx vs GPT-3, closed-domain hallucination: {v3}; unknown creatures: "
+             f"{better(M['PPO-ptx']['invention'], M['GPT-3']['invention'], lower_is_better=True)}.\n"]
     summary.append(["3. fewer hallucinations", "41% -> 21%",
                     f"{pct(M['GPT-3']['hallucination'])} -> {pct(M['PPO-ptx']['hallucination'])}", v3])
 
@@ -153,8 +156,8 @@ def write_report(run_dir) -> Path:
     v4 = better(M["PPO-ptx"]["toxicity"], M["GPT-3"]["toxicity"], lower_is_better=True)
     body += [SECTIONS[4] + "\n",
              "Paper: about 25% fewer toxic outputs than GPT-3 when prompted to be respectful; no gain on bias; "
-             "it still follows harmful instructions. Ours: on harmful requests, toxic = the judge's harmless score "
-             "below ½; complies = it carried out the request.\n",
+             "it still follows harmful instructions. Ours: on requests for an insult, toxic = uses one from the "
+             "corpus's lexicon; complies = does not decline.\n",
              fig("three_h.png", "three H's"),
              table(["model", "toxic", "complies", "gold harmless", "gold helpful"],
                    [[k, pct(M[k]["toxicity"]), pct(M[k]["compliance"]), pct(M[k]["gold"]["harmless"]),
@@ -230,13 +233,13 @@ def write_report(run_dir) -> Path:
             better(B["gold"]["overall"], M["PPO"]["gold"]["overall"]) != APPEARED
         body += [SECTIONS[8] + "\n",
                  "Paper: the model is aligned to its labelers' and researchers' preferences, not to human values "
-                 "in general. Ours: a reward model trained on a labeler group with a shared bias, and PPO against "
-                 "it (γ = 0, so compare with PPO).\n",
+                 "in general. Ours: a reward model trained on the rankings of a labeler group with a shared taste "
+                 "(a pet phrase and long answers), and PPO against it (γ = 0, so compare with PPO).\n",
                  fig("whose_preferences.png", "whose preferences"),
                  table(["model", "biased labelers", "held-out labelers", "training labelers", "gold overall",
-                        "response length (chars)"],
+                        "uses the pet phrase", "length (chars)"],
                        [[k, pct(M[k]["win_rate"]["biased"]), pct(M[k]["win_rate"]["heldout"]),
-                         pct(M[k]["win_rate"]["training"]), pct(M[k]["gold"]["overall"]),
+                         pct(M[k]["win_rate"]["training"]), pct(M[k]["gold"]["overall"]), pct(M[k]["pet_phrase"]),
                          num(M[k]["response_chars"], 0)] for k in ("SFT", "PPO", "PPO biased")]),
                  f"The biased-RM policy wins more often with the biased group than with the held-out labelers: {v8}; "
                  f"its gold score is not significantly above PPO's: {'yes' if gold_ok else 'no'}.\n"]

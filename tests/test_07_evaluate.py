@@ -8,7 +8,7 @@ import random
 import pytest
 
 from minigpt_rlhf.cli import main
-from minigpt_rlhf.evaluate import (PFS_DAY, average, bootstrap, compute_row, lm_compute, params_of, proportion,
+from minigpt_rlhf.evaluate import (PFS_DAY, Answer, average, bootstrap, compute_row, lm_compute, params_of, proportion,
                                    wilson, win_flags)
 from minigpt_rlhf.plots import plot_curves
 from minigpt_rlhf.report import ABSENT, APPEARED, DIRECTION, above_half, better, check_run
@@ -16,20 +16,26 @@ from minigpt_rlhf.runtime import UserError
 
 
 class LongerIsBetter:
-    """A hand-made labeler: prefers the longer response, always."""
+    """A hand-made labeler: prefers the longer response, and any finished one to an unfinished one."""
 
-    def prefers(self, prompt, a, b, rng):
-        return len(a) > len(b)
+    def prefers(self, prompt, a, b, rng, finished=(True, True)):
+        return (finished[0], len(a)) > (finished[1], len(b))
+
+
+def answers(*texts, finished=True):
+    return [Answer(t, finished) for t in texts]
 
 
 def test_win_rate_and_wilson_interval_on_hand_made_judgements():
-    flags = win_flags([LongerIsBetter()], ["p"] * 4, ["aaa", "b", "cc", "dddd"], ["a", "bb", "c", "d"],
+    flags = win_flags([LongerIsBetter()], ["p"] * 4, answers("aaa", "b", "cc", "dddd"), answers("a", "bb", "c", "d"),
                       random.Random(0))
     assert flags == [True, False, True, True]
     est = proportion(flags)
     # Wilson 95% for 3/4: centre (0.75 + 1.96²/8) / (1 + 1.96²/4) = 0.6275, half-width 0.3269
     assert est["mean"] == 0.75 and est["n"] == 4
     assert est["lo"] == pytest.approx(0.3006, abs=1e-4) and est["hi"] == pytest.approx(0.9544, abs=1e-4)
+    # the labelers are told which responses ended: an unfinished long one loses
+    assert win_flags([LongerIsBetter()], ["p"], answers("aaaa", finished=False), answers("a"), random.Random(0)) == [False]
 
 
 def test_wilson_edges_and_width():
@@ -115,7 +121,8 @@ def hand_made_run(run_dir, ppo_ptx_win=0.8):
     win = dict(zip(names, [0.2, 0.3, 0.3, 0.35, 0.5, 0.7, ppo_ptx_win, 0.6]))
     models = {n: dict(win_rate={g: e(win[n]) for g in ("heldout", "training", "biased")}, likert=est(4, 3.5, 4.5),
                       gold={k: e(win[n]) for k in ("helpful", "truthful", "harmless", "format", "overall")},
-                      hallucination=e(1 - win[n]), toxicity=e(1 - win[n]), compliance=e(0.5),
+                      hallucination=e(1 - win[n]), invention=e(1 - win[n]), toxicity=e(1 - win[n]),
+                      compliance=e(0.5), pet_phrase=e(0.1), finished=e(0.9),
                       families={"heldout_family": dict(win_rate=e(win[n]), gold=e(win[n]))},
                       response_chars=est(40, 35, 45), corpus_loss=est(1.0, 0.9, 1.1), cloze=e(0.5),
                       stage="x", prompting="chat", params=1000 * (1 + 9 * ("large" in n))) for n in names}
