@@ -65,7 +65,7 @@ class EvalConfig:
     """Evaluation, the pipeline's extra models (a larger base model, the biased-labeler experiment) and the
     model-size sweep. Model shapes are written "LxHxC": n_layer x n_head x n_embd."""
 
-    prompts: int = 96  # eval-split prompts (never trained on) per model; 0 = all of them
+    prompts: int = 0  # eval-split prompts (never trained on) per model; 0 = all of them (480)
     samples: int = 1  # responses per prompt and model
     temperature: float = 0.7  # sampling temperature of every compared model (the paper's evaluations sample)
     max_new_tokens: int = 64  # response length limit
@@ -81,10 +81,10 @@ class EvalConfig:
 
 
 EVAL_PRESETS = {
-    "micro": dict(prompts=12, max_new_tokens=16, batch_size=12, bootstrap=200, cloze_items=12, corpus_windows=2,
+    "micro": dict(prompts=24, max_new_tokens=16, batch_size=24, bootstrap=200, cloze_items=12, corpus_windows=2,
                   large_model="2x2x48", sweep_sizes="1x2x16,2x2x32,2x2x48"),
     "quick": {},
-    "full": dict(prompts=0, samples=2, max_new_tokens=96, cloze_items=0, corpus_windows=64, large_model="8x8x384",
+    "full": dict(samples=2, max_new_tokens=96, cloze_items=0, corpus_windows=64, large_model="8x8x384",
                  sweep_sizes="4x4x128,6x6x192,8x8x256"),
 }
 
