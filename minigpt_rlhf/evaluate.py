@@ -148,15 +148,16 @@ def require_stages(run_dir: Path, stages, preset: str, command: str = "run") -> 
 
 
 # ---- answering the eval prompts ---------------------------------------------------------------------------------
-def prompt_ids(tok: Tokenizer, text: str, prompting: str, few_shot: str, room: int) -> list[int]:
-    """The tokens a model is shown. A few-shot prefix that would not leave `room` tokens to answer in is cut
-    from its start: the examples nearest the question matter most."""
+def prompt_ids(tok: Tokenizer, text: str, prompting: str, examples: list[str], room: int) -> list[int]:
+    """The tokens a model is shown. Few-shot examples (each ending in its separator) that would not leave
+    `room` tokens for the answer are dropped from the first one on: those nearest the question stay."""
     if prompting == "chat":
         return format_chat(tok, text)
     ids = format_plain(tok, text)
     if prompting == "few_shot":
-        prefix = tok.encode(few_shot)
-        ids = prefix[max(0, len(prefix) + len(ids) - room):] + ids
+        while examples and len(tok.encode("".join(examples))) + len(ids) > room:
+            examples = examples[1:]
+        ids = tok.encode("".join(examples)) + ids
     return ids
 
 
@@ -302,8 +303,8 @@ class Answerer:
         from minigpt_rlhf import world
 
         self.cfg, self.run_dir, self.device = cfg, Path(run_dir), device
-        self.few_shot = world.few_shot_prefix(cfg.data_dir)
         self.separator = world.FEW_SHOT_SEPARATOR
+        self.examples = [e + self.separator for e in world.few_shot_prefix(cfg.data_dir).split(self.separator) if e]
         self.cache = {}
 
     def model(self, stage: str):
@@ -315,7 +316,7 @@ class Answerer:
     def __call__(self, c: Contender, prompts, seed: int) -> list[Answer]:
         model, tok = self.model(c.stage)
         room = model.config.block_size - self.cfg.eval.max_new_tokens
-        ids = [prompt_ids(tok, p.text, c.prompting, self.few_shot, room) for p in prompts]
+        ids = [prompt_ids(tok, p.text, c.prompting, self.examples, room) for p in prompts]
         responses = answer(model, tok, ids, self.cfg.eval, seed)
         if c.prompting == "few_shot":
             responses = [trim_few_shot(a, self.separator) for a in responses]

@@ -158,3 +158,16 @@ def test_a_finding_that_did_not_appear_says_so(tmp_path):
     hand_made_run(tmp_path, ppo_ptx_win=0.4)
     report = write_report(tmp_path).read_text()
     assert "| 1. preferred to GPT-3 | 85 ± 3% (175B vs 175B) | 40% [30, 50] | **did not appear** |" in report
+
+
+def test_few_shot_examples_that_do_not_fit_are_dropped_first_one_first():
+    from minigpt_rlhf.evaluate import prompt_ids
+    from minigpt_rlhf.tokenizer import Tokenizer, format_chat, format_plain
+
+    tok = Tokenizer()
+    examples = ["Q1\nA1\n\n", "Q22\nA22\n\n"]
+    assert prompt_ids(tok, "Q?", "chat", examples, 100) == format_chat(tok, "Q?")
+    assert prompt_ids(tok, "Q?", "plain", examples, 100) == format_plain(tok, "Q?")
+    assert tok.decode(prompt_ids(tok, "Q?", "few_shot", examples, 100)) == "Q1\nA1\n\nQ22\nA22\n\nQ?\n"
+    assert tok.decode(prompt_ids(tok, "Q?", "few_shot", examples, 15)) == "Q22\nA22\n\nQ?\n"
+    assert tok.decode(prompt_ids(tok, "Q?", "few_shot", examples, 3)) == "Q?\n"
