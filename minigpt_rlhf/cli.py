@@ -74,6 +74,62 @@ def cmd_sample(args) -> None:
         print("-" * 40)
 
 
+# ---- pretrain, sft, chat ---------------------------------------------------------------------------------
+def add_run_dir_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run-dir", default=None, help="the run folder (default runs/<preset>)")
+
+
+def run_dir_from_args(args):
+    return args.run_dir or f"runs/{args.preset}"
+
+
+def cmd_pretrain(args) -> None:
+    from minigpt_rlhf import pretrain
+
+    print(f"wrote {pretrain.run(config_from_args(args), run_dir_from_args(args))}")
+
+
+def cmd_sft(args) -> None:
+    from minigpt_rlhf import sft
+
+    print(f"wrote {sft.run(config_from_args(args), run_dir_from_args(args))}")
+
+
+def cmd_chat(args) -> None:
+    from minigpt_rlhf.runtime import build_model, load_checkpoint, setup, tokenizer_from
+    from minigpt_rlhf.tokenizer import VocabError, format_chat, format_plain
+
+    dev = setup(args.seed, args.device)
+    ckpt = load_checkpoint(args.ckpt, ("pretrain", "sft", "ppo"))
+    model, tok = build_model(ckpt, dev).eval(), tokenizer_from(ckpt)
+    fmt = format_plain if ckpt["kind"] == "pretrain" else format_chat
+    gen = torch.Generator(device=dev).manual_seed(args.seed)
+    print(f"chatting with a {ckpt['kind']} model ({model.num_params():,} parameters). Ctrl-D or Ctrl-C to leave.")
+    while True:
+        try:
+            text = input("you> ")
+        except (EOFError, KeyboardInterrupt):
+            print("\nbye")
+            return
+        try:
+            ids = fmt(tok, text)
+        except VocabError as e:
+            print(f"  ({e})")
+            continue
+        room = model.config.block_size - len(ids)
+        if room < 1:
+            print(f"  (that is {len(ids)} tokens; the model reads at most {model.config.block_size}: shorten it)")
+            continue
+        print("model> ", end="", flush=True)
+        stream = lambda t: print(tok.decode([t], skip_special=True), end="", flush=True)
+        try:
+            model.generate([ids], min(args.max_new_tokens, room), args.temperature, args.top_k, stop_id=tok.end_id,
+                           pad_id=tok.pad_id, generator=gen, callback=lambda t: stream(int(t[0])))
+        except KeyboardInterrupt:
+            print(" (interrupted)", end="")
+        print()
+
+
 # ---- world ---------------------------------------------------------------------------------------------
 def cmd_world(args) -> None:
     from minigpt_rlhf import world
@@ -152,6 +208,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_world)
 
     # --- pretrain, sft, chat (issue 5) ---
+    p = sub.add_parser("pretrain", help="step 0: pretrain the base model on the corpus")
+    add_config_args(p)
+    add_run_dir_arg(p)
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("sft", help="step 1: fine-tune the base model on the labelers' demonstrations")
+    add_config_args(p)
+    add_run_dir_arg(p)
+    p.set_defaults(func=cmd_sft)
+
+    p = sub.add_parser("chat", help="talk to any checkpoint (base, SFT, PPO); answers stream as they are sampled")
+    p.add_argument("--ckpt", required=True, help="a checkpoint, e.g. runs/quick/ppo_ptx/ckpt.pt")
+    add_sampling_args(p)
+    p.set_defaults(func=cmd_chat)
 
     # --- reward (issue 6) ---
 

@@ -38,8 +38,9 @@ MODEL_PRESETS = {
 class PretrainConfig:
     """Step 0: next-token prediction on the corpus."""
 
-    steps: int = 2000  # optimizer steps
+    steps: int = 600  # optimizer steps
     batch_size: int = 32  # sequences per micro-batch
+    seq_len: int = 128  # tokens per training window (corpus documents are shorter than this)
     grad_accum: int = 1  # micro-batches per optimizer step
     lr: float = 2e-3  # peak learning rate, after warmup
     min_lr: float = 2e-4  # end of the cosine decay
@@ -48,15 +49,44 @@ class PretrainConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0
-    eval_every: int = 200  # steps between validation losses and checkpoints
+    eval_every: int = 100  # steps between validation losses and checkpoints
     eval_batches: int = 10
     log_every: int = 10
 
 
 PRETRAIN_PRESETS = {
-    "micro": dict(steps=60, batch_size=8, warmup=10, eval_every=30, eval_batches=2, log_every=5),
+    "micro": dict(steps=60, batch_size=8, seq_len=64, warmup=10, eval_every=30, eval_batches=2, log_every=5),
     "quick": {},
-    "full": dict(steps=8000, batch_size=64, lr=1e-3, min_lr=1e-4, warmup=400, eval_every=500),
+    "full": dict(steps=8000, batch_size=64, seq_len=256, lr=1e-3, min_lr=1e-4, warmup=400, eval_every=500),
+}
+
+
+@dataclass
+class SFTConfig:
+    """Step 1: supervised fine-tuning on the labelers' demonstrations, loss on response tokens only."""
+
+    epochs: int = 4  # passes over the demonstrations (the paper: 16, choosing the checkpoint afterwards)
+    batch_size: int = 32
+    grad_accum: int = 1
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup: int = 20
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    dropout: float = 0.1  # residual dropout while fine-tuning (the paper used 0.2)
+    max_demos: int = 0  # train on at most this many demonstrations (0 = all)
+    heldout_prompts: int = 100  # SFT prompts kept out of training: validation loss and the gold score per epoch
+    max_new_tokens: int = 96  # response limit when sampling those prompts
+    log_every: int = 10
+
+
+SFT_PRESETS = {
+    "micro": dict(epochs=3, batch_size=16, max_demos=320, heldout_prompts=16, max_new_tokens=32, lr=3e-3, warmup=5,
+                  log_every=5),
+    "quick": {},
+    "full": dict(epochs=8, batch_size=64, lr=5e-4, min_lr=5e-5),
 }
 
 
@@ -99,12 +129,14 @@ class Config:
     data_dir: str = "data"
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 _STAGE_PRESETS = {
     "model": MODEL_PRESETS,
     "pretrain": PRETRAIN_PRESETS,
+    "sft": SFT_PRESETS,
     "eval": EVAL_PRESETS,
 }
 
