@@ -330,7 +330,7 @@ HEAD_TO_HEAD = [("PPO-ptx", "GPT-3"), ("PPO-ptx", "GPT-3 large"), ("PPO-ptx", "G
 def evaluate(cfg: Config, run_dir) -> Path:
     """Evaluate every contender of a run folder; write run_dir/eval/results.json and return its path."""
     from minigpt_rlhf import world
-    from minigpt_rlhf.ppo import encode_corpus
+    from minigpt_rlhf.pretrain import encode_corpus
 
     run_dir, ec = Path(run_dir), cfg.eval
     models = contenders(cfg)
@@ -393,11 +393,11 @@ def stage_compute(run_dir: Path, stage: str) -> dict:
 
 
 def lm_compute(stage: str, ckpt: dict, rows: list[dict], run_dir: Path) -> dict:
-    """Pretraining and SFT: 6·N·T with T the trained tokens: the stage's own count (`tokens` in its metrics)
-    or, if it logs none, optimizer steps · sequences per step · block_size (an upper bound for SFT's padding)."""
-    sc, block = ckpt["config"][ckpt["kind"]], ckpt["model_config"]["block_size"]
+    """Pretraining and SFT: 6·N·T with T the trained tokens: the stage's own count (`tokens` in its metrics,
+    padding included for SFT) or, if it logs none, optimizer steps · sequences per step · tokens per sequence."""
+    sc = ckpt["config"][ckpt["kind"]]
     logged = next((r["tokens"] for r in reversed(rows) if "tokens" in r), None)
-    tokens = logged or ckpt["step"] * sc["batch_size"] * sc.get("grad_accum", 1) * block
+    tokens = logged or ckpt["step"] * sc["batch_size"] * sc.get("grad_accum", 1) * ckpt["model_config"]["block_size"]
     return compute_row(stage, params_of(ckpt["model_config"]), tokens, note="6·N·T" + ("" if logged else ", T from config"))
 
 
