@@ -425,22 +425,12 @@ def ppo_compute(stage: str, ckpt: dict, rows: list[dict], run_dir: Path) -> dict
 
 
 def reward_compute(stage: str, ckpt: dict, rows: list[dict], run_dir: Path) -> dict:
-    """Collecting comparisons: the SFT model samples K responses per prompt (2·N_SFT per generated token);
-    training: one forward and backward pass of the RM per response, prompt included (6·N per token), per epoch."""
-    from minigpt_rlhf import world
-
-    tok = tokenizer_from(ckpt)
-    prompts = {p.id: p.text for p in world.load_prompts(ckpt["config"]["data_dir"], "rm")}
-    generated = trained = 0
-    for line in (run_dir / stage / "comparisons.jsonl").read_text().splitlines():
-        c = json.loads(line)
-        response_tokens = sum(len(tok.encode(r)) + 1 for r in c["responses"])  # + <|end|>
-        generated += response_tokens
-        trained += response_tokens + len(c["responses"]) * len(format_chat(tok, prompts[c["prompt_id"]]))
-    epochs = ckpt["config"]["reward"].get("epochs", 1)
-    n_sft = params_of(load_checkpoint(run_dir / ckpt.get("sft_stage", "sft") / "ckpt.pt")["model_config"])
-    return compute_row(stage, params_of(ckpt["model_config"]), epochs * trained, note="SFT samples K + RM epochs",
-                       extra_flops=forward_flops(n_sft, generated))
+    """Collecting comparisons: the SFT (and base) model sample K responses per prompt (2·N per generated token);
+    training: a forward and backward pass of the RM per response, prompt included (6·N per token). The stage
+    counts both in its final metrics row (sample_tokens, train_tokens)."""
+    final = next(r for r in reversed(rows) if r.get("final"))
+    return compute_row(stage, params_of(ckpt["model_config"]), final["train_tokens"], final["sample_tokens"],
+                       note="sample K responses + RM training")
 
 
 COMPUTE = {"pretrain": lm_compute, "sft": lm_compute, "reward": reward_compute, "ppo": ppo_compute}

@@ -123,7 +123,14 @@ def sweep_recipe(cfg: Config, out_dir: Path) -> list[Stage]:
         stages += [Stage(f"pretrain_{t}", lambda t=t, c=c: pretrain.run(c, out_dir, f"pretrain_{t}", c.model),
                          f"pretrain_{t}"),
                    Stage(f"sft_{t}", lambda t=t, c=c: sft.run(c, out_dir, f"sft_{t}", f"pretrain_{t}"), f"sft_{t}")]
-    stages.append(Stage("reward", lambda: reward.run(cfg, out_dir, sft_stage=f"sft_{rm_tag}"), "reward"))
+    def train_reward():
+        # reward.py draws some comparison responses from run_dir/pretrain: here, the RM size's base model
+        base = out_dir / "pretrain"
+        if not base.exists():
+            base.symlink_to(f"pretrain_{rm_tag}", target_is_directory=True)
+        return reward.run(cfg, out_dir, sft_stage=f"sft_{rm_tag}")
+
+    stages.append(Stage("reward", train_reward, "reward"))
     for mc in shapes:
         t = shape_tag(mc)
         stages += [Stage(f"ppo_{t}", lambda t=t: ppo.run(cfg, out_dir, f"ppo_{t}", 0.0, f"sft_{t}"), f"ppo_{t}"),
