@@ -23,12 +23,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 from minigpt_rlhf.runtime import UserError, read_metrics  # noqa: E402
 
 STEP_KEYS = ("step", "iter", "epoch")
-NOT_CURVES = {"time", "ptx_coef"}
-MAX_PANELS = 12
+NOT_CURVES = {"time", "ptx_coef", "epoch", "tokens", "lr"}
+MAX_PANELS = 8
 # what to show first, where a stage logs it; other numeric keys fill the remaining panels
-PREFERRED = ("loss", "train_loss", "val_loss", "accuracy", "val_accuracy", "rm_score", "gold", "kl", "kl_coef",
-             "corpus_loss", "response_len", "truncated", "entropy", "explained_var", "clipfrac", "approx_kl",
-             "ptx_loss", "lr")
+PREFERRED = ("loss", "val_loss", "acc", "val_acc", "val_acc_heldout", "rm_score", "gold", "kl", "kl_coef",
+             "corpus_loss", "ptx_loss", "response_len", "truncated", "entropy", "explained_var", "clipfrac")
 COLORS = {"GPT-3": "tab:gray", "GPT-3 prompted": "tab:olive", "SFT": "tab:blue", "PPO": "tab:orange",
           "PPO-ptx": "tab:red", "PPO biased": "tab:purple"}
 
@@ -40,8 +39,9 @@ def load_results(run_dir: Path, name: str = "results.json") -> dict:
     return json.loads(path.read_text())
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
+def _save(fig, path: Path, tight: bool = True) -> Path:
+    if tight:
+        fig.tight_layout()  # seconds per figure of many panels: those set their spacing by hand instead
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
@@ -54,8 +54,8 @@ def plot_curves(rows: list[dict], title: str, path: Path) -> Path | None:
         return None
     xkey = next((k for k in STEP_KEYS if k in rows[0]), None)
     numeric = [k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    keys = list(dict.fromkeys(numeric))
-    keys = [k for k in keys if k not in NOT_CURVES and k != xkey]
+    counts = {k: numeric.count(k) for k in numeric}
+    keys = [k for k in counts if counts[k] >= 2 and k not in NOT_CURVES and k != xkey]  # a curve, not a summary
     keys = ([k for k in PREFERRED if k in keys] + [k for k in keys if k not in PREFERRED])[:MAX_PANELS]
     if not keys:
         return None
@@ -73,7 +73,8 @@ def plot_curves(rows: list[dict], title: str, path: Path) -> Path | None:
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
     fig.suptitle(title)
-    return _save(fig, path)
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.1, top=0.88, hspace=0.75, wspace=0.3)
+    return _save(fig, path, tight=False)
 
 
 # ---- evaluation figures ----------------------------------------------------------------------------------------
@@ -175,7 +176,8 @@ def plot_run(run_dir) -> list[Path]:
         groups = [g for g in ("biased", "heldout", "training") if g in models["SFT"]["win_rate"]]
         trio = {k: models[k] for k in ("SFT", "PPO", "PPO biased")}
         paths.append(plot_bars(trio, [(f"{g} labelers", lambda m, g=g: m["win_rate"][g]) for g in groups]
-                               + [("gold (overall)", lambda m: m["gold"]["overall"])],
+                               + [("gold (overall)", lambda m: m["gold"]["overall"]),
+                                  ("uses the pet phrase", lambda m: m["pet_phrase"])],
                                "whose preferences? win rate against SFT by labeler group", out / "whose_preferences.png"))
     return [p for p in paths if p is not None]
 
