@@ -174,6 +174,17 @@ def cmd_report(args) -> None:
     from minigpt_rlhf import report
 
     print(report.write_report(args.run))
+# ---- ppo (issue 7) ----------------------------------------------------------------------------------------
+def cmd_ppo(args) -> None:
+    from pathlib import Path
+
+    from minigpt_rlhf import ppo
+
+    cfg = config_from_args(args)
+    run_dir = Path(args.run_dir or f"runs/{args.preset}")
+    stage = args.stage or ("ppo_ptx" if args.ptx_coef > 0 else "ppo")
+    print(ppo.run(cfg, run_dir, stage=stage, ptx_coef=args.ptx_coef, sft_stage=args.sft_stage,
+                  reward_stage=args.reward_stage))
 
 
 def add_sampling_args(p: argparse.ArgumentParser) -> None:
@@ -226,6 +237,16 @@ def build_parser() -> argparse.ArgumentParser:
     # --- reward (issue 6) ---
 
     # --- ppo (issue 7) ---
+    p = sub.add_parser("ppo", help="step 3: PPO against the reward model (--ptx-coef > 0: PPO-ptx)")
+    add_config_args(p)
+    p.add_argument("--run-dir", default=None, help="the run folder with sft/ and reward/ (default runs/<preset>)")
+    p.add_argument("--ptx-coef", type=float, default=0.0,
+                   help="γ, the pretraining-mix weight: 0 = PPO (default), > 0 = PPO-ptx (the pipeline passes "
+                        "ppo.ptx_coef)")
+    p.add_argument("--stage", default=None, help="output folder name (default ppo, or ppo_ptx if --ptx-coef > 0)")
+    p.add_argument("--sft-stage", default="sft", help="the policy's and reference's starting stage (default sft)")
+    p.add_argument("--reward-stage", default="reward", help="the reward model's stage (default reward)")
+    p.set_defaults(func=cmd_ppo)
 
     # --- run, sweep, evaluate, plot, report (issue 8) ---
     p = sub.add_parser("run", help="every step in order, then evaluation, plots and report.md (resumable)")

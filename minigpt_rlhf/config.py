@@ -120,6 +120,45 @@ EVAL_PRESETS = {
 
 
 @dataclass
+class PPOConfig:
+    """Step 3: PPO against the reward model with a per-token KL penalty; PPO-ptx adds the pretraining mix.
+    Names follow the paper (β = kl_coef, γ = ptx_coef) and cleanrl (clip_eps, gae_lambda, ...)."""
+
+    iterations: int = 24  # rollout + update cycles
+    rollout_batch: int = 32  # prompts per iteration, one response each (the paper's "episodes")
+    minibatch: int = 16  # responses per gradient step
+    ppo_epochs: int = 4  # passes over each rollout batch
+    lr: float = 1e-4  # policy learning rate (AdamW, constant)
+    value_lr: float = 3e-4  # value model learning rate: a separate model here, so its own rate takes the
+    #                         place of cleanrl's vf_coef (a loss weight matters only for a shared network)
+    clip_eps: float = 0.2  # ε: the policy ratio is clipped to [1 − ε, 1 + ε]
+    clip_value: float = 0.2  # the value moves at most this far from its rollout value per update (reward units)
+    gae_gamma: float = 1.0  # discount: 1 in the bandit (the episode is one response; lm-human-preferences)
+    gae_lambda: float = 0.95  # GAE λ: 0 = one-step TD, 1 = Monte-Carlo return
+    kl_coef: float = 0.05  # β: per-token KL penalty against π^SFT (the paper used 0.02); the initial β if adaptive
+    kl_target: float = 0.0  # 0 = fixed β; > 0 = adaptive β steering the KL (nats per response) to this target
+    kl_horizon: int = 1000  # adaptive controller's horizon in responses (Ziegler et al. 2019 used 10000)
+    ptx_coef: float = 1.0  # γ for PPO-ptx: weight of the pretraining LM loss (the paper used 27.8); 0 = plain PPO
+    ptx_batch: int = 8  # corpus windows (block_size tokens each) per gradient step of PPO-ptx
+    max_new_tokens: int = 64  # response length limit; a response that does not end by then is truncated
+    truncation_penalty: float = -1.0  # score of a truncated response instead of the RM's (normalised units)
+    normalize_score: bool = True  # divide RM scores by their std on the SFT policy's samples, measured once
+    whiten_advantages: bool = True  # advantages to mean 0, std 1 over the batch's response tokens
+    grad_clip: float = 1.0  # max gradient norm, per model
+    eval_every: int = 8  # iterations between held-out corpus losses (the alignment tax) and checkpoints
+    eval_windows: int = 16  # held-out corpus windows per corpus-loss measurement
+
+
+PPO_PRESETS = {
+    "micro": dict(iterations=3, rollout_batch=8, minibatch=4, ppo_epochs=2, max_new_tokens=16, ptx_batch=2,
+                  eval_every=2, eval_windows=2),
+    "quick": {},
+    "full": dict(iterations=150, rollout_batch=64, minibatch=16, lr=5e-5, value_lr=1e-4, max_new_tokens=96,
+                 ptx_batch=16),
+}
+
+
+@dataclass
 class Config:
     """Everything a run needs; serialised into every checkpoint and metrics file."""
 
@@ -130,6 +169,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
@@ -137,6 +177,7 @@ _STAGE_PRESETS = {
     "model": MODEL_PRESETS,
     "pretrain": PRETRAIN_PRESETS,
     "sft": SFT_PRESETS,
+    "ppo": PPO_PRESETS,
     "eval": EVAL_PRESETS,
 }
 
