@@ -216,6 +216,7 @@ def judge_answers(prompts, answers: list[Answer], reference: list[Answer], pools
     conf = ec.confidence
     mean = lambda xs, k=0: average(xs, conf, ec.bootstrap, seed + k)  # noqa: E731
     gold = [world.judge(p, a.text, a.finished) for p, a in zip(prompts, answers)]
+    # every model meets the same labeler noise (common random numbers): differences come from the answers
     rng = random.Random(seed)
     wins = {g: win_flags(pool, prompts, answers, reference, rng) for g, pool in pools.items()}
     heldout = pools["heldout"]
