@@ -138,6 +138,42 @@ def cmd_world(args) -> None:
     print(f"wrote the toy world (seed {args.seed}) to {out}/: see {out}/README.md")
 
 
+# ---- run, sweep, evaluate, plot, report (issue 8) ----------------------------------------------------------------
+def cmd_run(args) -> None:
+    from minigpt_rlhf import pipeline
+
+    cfg = config_from_args(args)
+    out = args.out or f"runs/{args.preset}"
+    pipeline.run(cfg, out, start=args.start)
+    print(f"report: {out}/report.md")
+
+
+def cmd_sweep(args) -> None:
+    from minigpt_rlhf import pipeline
+
+    cfg = config_from_args(args)
+    out = args.out or f"runs/sweep_{args.preset}"
+    pipeline.sweep(cfg, out, start=args.start)
+    print(f"report: {out}/report.md")
+
+
+def cmd_evaluate(args) -> None:
+    from minigpt_rlhf import evaluate
+
+    print(evaluate.evaluate(config_from_args(args), args.run_dir or f"runs/{args.preset}"))
+
+
+def cmd_plot(args) -> None:
+    from minigpt_rlhf import plots
+
+    for path in plots.plot_run(args.run):
+        print(path)
+
+
+def cmd_report(args) -> None:
+    from minigpt_rlhf import report
+
+    print(report.write_report(args.run))
 # ---- ppo (issue 7) ----------------------------------------------------------------------------------------
 def cmd_ppo(args) -> None:
     from pathlib import Path
@@ -230,6 +266,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ppo)
 
     # --- run, sweep, evaluate, plot, report (issue 8) ---
+    p = sub.add_parser("run", help="every step in order, then evaluation, plots and report.md (resumable)")
+    add_config_args(p)
+    p.add_argument("--out", default=None, help="the run folder (default runs/<preset>)")
+    p.add_argument("--from", dest="start", default=None, metavar="STAGE",
+                   help="delete and rerun this stage and every later one: world, pretrain, pretrain_large, sft, "
+                        "reward, ppo, ppo_ptx, reward_biased, ppo_biased, evaluate, plots, report")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("sweep", help="several model sizes through every step, and the paper's Figure 1")
+    add_config_args(p)
+    p.add_argument("--out", default=None, help="the sweep folder (default runs/sweep_<preset>)")
+    p.add_argument("--from", dest="start", default=None, metavar="STAGE", help="delete and rerun from this stage on")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("evaluate", help="measure every model of a run folder into eval/results.json")
+    add_config_args(p)
+    p.add_argument("--run-dir", default=None, help="the run folder (default runs/<preset>)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("plot", help="redraw a run's figures from its metrics.jsonl and results.json")
+    p.add_argument("run", help="the run folder, e.g. runs/quick")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("report", help="write RUN/report.md: the paper's findings beside ours")
+    p.add_argument("run", help="the run folder, e.g. runs/quick")
+    p.set_defaults(func=cmd_report)
+
 
     # --- bench (issue 9) ---
 

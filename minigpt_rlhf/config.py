@@ -158,6 +158,35 @@ PPO_PRESETS = {
 
 
 @dataclass
+class EvalConfig:
+    """Evaluation, the pipeline's extra models (a larger base model, the biased-labeler experiment) and the
+    model-size sweep. Model shapes are written "LxHxC": n_layer x n_head x n_embd."""
+
+    prompts: int = 0  # eval-split prompts (never trained on) per model; 0 = all of them (480)
+    samples: int = 1  # responses per prompt and model
+    temperature: float = 0.7  # sampling temperature of every compared model (the paper's evaluations sample)
+    max_new_tokens: int = 64  # response length limit
+    batch_size: int = 48  # prompts per batched KV-cache generation
+    bootstrap: int = 1000  # resamples for bootstrap confidence intervals
+    confidence: float = 0.95  # level of every interval
+    cloze_items: int = 100  # corpus-style fact completions (the alignment-tax task); 0 = all
+    corpus_windows: int = 32  # held-out corpus windows for the corpus loss (the other alignment-tax measure)
+    large_model: str = "4x4x192"  # the larger base model (2.2x the quick base model: "175B GPT-3" to our "1.3B")
+    large_steps: int = 0  # its pretraining steps; 0 = pretrain.steps
+    biased: bool = True  # run "whose preferences?": an RM from biased labelers and PPO against it
+    sweep_sizes: str = "2x2x64,4x4x128,6x4x192"  # model sizes of `minigpt-rlhf sweep`, smallest first
+
+
+EVAL_PRESETS = {
+    "micro": dict(prompts=24, max_new_tokens=16, batch_size=24, bootstrap=200, cloze_items=12, corpus_windows=2,
+                  large_model="2x2x48", sweep_sizes="1x2x16,2x2x32,2x2x48"),
+    "quick": {},
+    "full": dict(samples=2, max_new_tokens=96, cloze_items=0, corpus_windows=64, large_model="8x8x384",
+                 sweep_sizes="4x4x128,6x6x192,8x8x256"),
+}
+
+
+@dataclass
 class Config:
     """Everything a run needs; serialised into every checkpoint and metrics file."""
 
@@ -170,6 +199,7 @@ class Config:
     sft: SFTConfig = field(default_factory=SFTConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 _STAGE_PRESETS = {
@@ -178,6 +208,7 @@ _STAGE_PRESETS = {
     "sft": SFT_PRESETS,
     "reward": REWARD_PRESETS,
     "ppo": PPO_PRESETS,
+    "eval": EVAL_PRESETS,
 }
 
 
