@@ -24,7 +24,6 @@
 import dataclasses
 import math
 import os
-import shutil
 from pathlib import Path
 
 import matplotlib
@@ -165,34 +164,40 @@ print(f"mean demonstration score before the shift {summary['demo_mean_before']:+
 
 # %% [markdown]
 # ## Ablation: independent shuffled pairs
-# The same comparisons, shuffled into one dataset of pairs (each a K = 2 ranking, two forward passes per pair),
-# with as many steps per epoch and so as many comparisons per step as the K-wise run. Both run for several
-# epochs on the same comparisons; the paper found the pairwise version overfits within one epoch, since each
-# response then takes part in K − 1 separate gradient steps per epoch.
+# The same comparisons, shuffled into one dataset of pairs (each a K = 2 ranking: two forward passes per pair),
+# with as many steps per epoch, so as many comparisons per step, as the K-wise run: only the grouping differs.
+# The paper found that this overfits within one epoch: each response takes part in K − 1 separate gradient
+# steps per epoch, and the pairs of one ranking are strongly correlated. Both runs train for EPOCHS epochs on
+# the first ABLATION_PROMPTS rankings (pairs cost K − 1 times the forward passes: a subset keeps this cheap).
 
 # %%
-EPOCHS = 3
+EPOCHS, ABLATION_PROMPTS = 3, min(160, cfg.reward.n_prompts)
+subset = [c for c in comparisons if c.split != "train"] + [c for c in comparisons if c.split == "train"][:ABLATION_PROMPTS]
+steps_per_epoch = math.ceil(ABLATION_PROMPTS / cfg.reward.batch_size)
 curves = {}
 for mode, pairs in (("K-wise", False), ("pairs", True)):
     stage = f"reward_ablation_{'pairs' if pairs else 'kwise'}"
     (RUN / stage).mkdir(exist_ok=True)
-    shutil.copy(RUN / "reward" / "comparisons.jsonl", RUN / stage / "comparisons.jsonl")
-    abl = dataclasses.replace(cfg, reward=dataclasses.replace(cfg.reward, pairs=pairs, epochs=EPOCHS))
-    reward.run(abl, RUN, stage=stage)
-    curves[mode] = [x for x in read_metrics(RUN / stage / "metrics.jsonl") if "val_acc" in x and "epoch" in x]
-fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8))
-for mode, pts in curves.items():
-    a1.plot([x["epoch"] for x in pts], [x["val_acc"] for x in pts], marker="o", ms=3, label=mode)
-    a2.plot([x["epoch"] for x in pts], [x["val_loss"] for x in pts], marker="o", ms=3, label=mode)
-a1.set(xlabel="epoch", ylabel="validation accuracy (training labelers)", title="accuracy")
-a2.set(xlabel="epoch", ylabel="validation ranking loss", title="log loss")
-for a in (a1, a2):
-    a.legend()
+    reward.write_comparisons(RUN / stage / "comparisons.jsonl", subset)
+    rc = dataclasses.replace(cfg.reward, n_prompts=ABLATION_PROMPTS, pairs=pairs, epochs=EPOCHS,
+                             eval_every=max(1, steps_per_epoch // 4))
+    reward.run(dataclasses.replace(cfg, reward=rc), RUN, stage=stage)
+    rows = read_metrics(RUN / stage / "metrics.jsonl")
+    curves[mode] = ([x for x in rows if "loss" in x], [x for x in rows if "val_acc" in x and "epoch" in x])
+fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+for mode, (train_pts, val_pts) in curves.items():
+    axes[0].plot([x["epoch"] for x in train_pts], [x["loss"] for x in train_pts], lw=0.8, label=mode)
+    axes[1].plot([x["epoch"] for x in val_pts], [x["val_loss"] for x in val_pts], marker="o", ms=3, label=mode)
+    axes[2].plot([x["epoch"] for x in val_pts], [x["val_acc"] for x in val_pts], marker="o", ms=3, label=mode)
+for ax, what in zip(axes, ("training loss", "validation loss", "validation accuracy (training labelers)")):
+    ax.set(xlabel="epoch", title=what)
+    ax.legend()
 fig.tight_layout()
 fig.savefig(PLOTS / "reward_ablation.png", dpi=120)
-for mode, pts in curves.items():
+for mode, (_, pts) in curves.items():
     best = max(pts, key=lambda x: x["val_acc"])
-    print(f"{mode:7}: best val accuracy {best['val_acc']:.1%} at epoch {best['epoch']:.2f}; after epoch 1 "
-          f"{min(pts, key=lambda x: abs(x['epoch'] - 1))['val_acc']:.1%}; at the end {pts[-1]['val_acc']:.1%} "
-          f"(val loss {pts[-1]['val_loss']:.3f})")
+    one = min(pts, key=lambda x: abs(x["epoch"] - 1))
+    print(f"{mode:7}: val accuracy {one['val_acc']:.1%} after 1 epoch, {pts[-1]['val_acc']:.1%} after {EPOCHS} "
+          f"(best {best['val_acc']:.1%} at epoch {best['epoch']:.2f}); val loss {one['val_loss']:.3f} -> "
+          f"{pts[-1]['val_loss']:.3f}")
 print(f"wrote {PLOTS / 'reward_ablation.png'}")

@@ -104,10 +104,10 @@ class RewardConfig:
     sample_batch: int = 64  # sequences per batched generate call
     lr: float = 3e-4  # AdamW, constant
     batch_size: int = 8  # prompts per step; each prompt's C(K,2) pairs are one batch element
-    epochs: int = 1  # the paper trains one epoch: more overfits
-    pairs: bool = False  # ablation: the same comparisons as independent shuffled pairs (batch_size pairs a step)
+    epochs: int = 1  # the paper trains one epoch
+    pairs: bool = False  # ablation: the comparisons shuffled into independent pairs, batch_size pairs per step
     grad_clip: float = 1.0
-    eval_every: int = 10  # steps between validation accuracies (the curves) and checkpoints
+    eval_every: int = 15  # steps between validation accuracies (the curves) and checkpoints
 
 
 REWARD_PRESETS = {

@@ -282,18 +282,16 @@ def as_pairs(data: list[Encoded]) -> list[Encoded]:
 
 
 def batches(data: list[Encoded], rc: RewardConfig, seed: int):
-    """The steps of training, in order: each a list of batch elements. K-wise: batch_size prompts per step, one
-    element each. pairs=True: the same comparisons shuffled as independent pairs, with as many steps per epoch
-    (so as many comparisons per step) as the K-wise run: only the grouping differs."""
-    steps_per_epoch = math.ceil(len(data) / rc.batch_size)
+    """The steps of training, in order, and the steps per epoch. A step is batch_size batch elements: a prompt's
+    whole ranking each (K-wise), or with pairs=True one comparison each, the comparisons of all rankings shuffled
+    into one dataset: C(K,2) times as many steps per epoch, in each of which a response may reappear."""
     elements = as_pairs(data) if rc.pairs else data
-    size = math.ceil(len(elements) / steps_per_epoch)
     out = []
     for epoch in range(rc.epochs):
         order = list(range(len(elements)))
         random.Random(seed + epoch).shuffle(order)
-        out += [[elements[i] for i in order[b : b + size]] for b in range(0, len(order), size)]
-    return out, steps_per_epoch
+        out += [[elements[i] for i in order[b : b + rc.batch_size]] for b in range(0, len(order), rc.batch_size)]
+    return out, math.ceil(len(elements) / rc.batch_size)
 
 
 def batch_loss(rm: RewardModel, batch: list[Encoded], device) -> tuple[torch.Tensor, float]:

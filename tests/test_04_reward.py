@@ -249,16 +249,17 @@ def test_finished_run_is_skipped_and_the_cli_reports_bad_input(reward_run, tmp_p
 
 
 def test_pairs_ablation_runs_on_the_same_comparisons(reward_run):
-    """The ablation: the same comparisons as independent shuffled pairs, over 2 epochs, as many steps per epoch."""
+    """The ablation: the same comparisons shuffled into independent pairs (batch_size pairs a step), 2 epochs."""
     cfg, runs = reward_run
     run_dir = runs["straight"]
     (run_dir / "pairs").mkdir()
     shutil.copy(run_dir / "reward" / "comparisons.jsonl", run_dir / "pairs" / "comparisons.jsonl")
-    pairs_cfg = dataclasses.replace(cfg, reward=dataclasses.replace(cfg.reward, pairs=True, epochs=2))
-    reward.run(pairs_cfg, run_dir, stage="pairs")
+    rc = dataclasses.replace(cfg.reward, pairs=True, epochs=2, eval_every=35)
+    reward.run(dataclasses.replace(cfg, reward=rc), run_dir, stage="pairs")
     kwise = load_checkpoint(run_dir / "reward" / "ckpt.pt", "reward")["summary"]
     pairs = load_checkpoint(run_dir / "pairs" / "ckpt.pt", "reward")["summary"]
-    assert pairs["step"] == 2 * kwise["step"] and pairs["train_pairs"] == kwise["train_pairs"]
-    assert pairs["train_tokens"] > 2 * kwise["train_tokens"]  # two forward passes per pair, not one per response
+    assert pairs["train_pairs"] == kwise["train_pairs"]  # the same comparisons
+    assert pairs["step"] == 2 * math.ceil(kwise["train_pairs"] / rc.batch_size)
+    assert pairs["train_tokens"] > 2 * 2 * kwise["train_tokens"]  # two forward passes per pair, not one per response
     epochs = [r["epoch"] for r in read_metrics(run_dir / "pairs" / "metrics.jsonl") if "val_acc" in r and "epoch" in r]
     assert epochs[0] == 0 and epochs[-1] == pytest.approx(2.0)
