@@ -30,6 +30,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 
 from minigpt_rlhf import reward, world
@@ -161,43 +162,52 @@ demo_scores = rm.score([format_chat(tok, prompts[d.prompt_id].text) for d in dem
                        [tok.encode(d.response) + [tok.end_id] for d in demos])
 print(f"mean demonstration score before the shift {summary['demo_mean_before']:+.3f}, bias {summary['bias']:+.3f}, "
       f"after: {demo_scores.mean():+.4f} over {len(demos)} demonstrations")
+for src in ("sft", "base"):
+    mine = [float(s) for s, o in zip(scores, sources) if o == src]
+    if mine:
+        print(f"the {src} model's validation samples score {sum(mine) / len(mine):+.3f} on average")
 
 # %% [markdown]
 # ## Ablation: independent shuffled pairs
-# The same comparisons, shuffled into one dataset of pairs (each a K = 2 ranking: two forward passes per pair),
-# with as many steps per epoch, so as many comparisons per step, as the K-wise run: only the grouping differs.
-# The paper found that this overfits within one epoch: each response takes part in K − 1 separate gradient
-# steps per epoch, and the pairs of one ranking are strongly correlated. Both runs train for EPOCHS epochs on
-# the first ABLATION_PROMPTS rankings (pairs cost K − 1 times the forward passes: a subset keeps this cheap).
+# The same comparisons shuffled into one dataset of pairs, batch_size pairs a step (each pair a K = 2 ranking:
+# two forward passes). An epoch then takes C(K,2) times as many steps, and each response takes part in K − 1 of
+# them: the paper found that this overfits within one epoch, while the K-wise batch costs one forward pass per
+# response and does not. Both run EPOCHS epochs on the first ABLATION_PROMPTS rankings and are validated on
+# ABLATION_VAL prompts (the pairs cost K − 1 times the forward passes of the K-wise run: a subset keeps the
+# lesson short).
 
 # %%
-EPOCHS, ABLATION_PROMPTS = 3, min(160, cfg.reward.n_prompts)
-subset = [c for c in comparisons if c.split != "train"] + [c for c in comparisons if c.split == "train"][:ABLATION_PROMPTS]
-steps_per_epoch = math.ceil(ABLATION_PROMPTS / cfg.reward.batch_size)
+EPOCHS, ABLATION_PROMPTS, ABLATION_VAL = 3, min(96, cfg.reward.n_prompts), min(60, cfg.reward.val_prompts)
+train_subset = [c for c in comparisons if c.split == "train"][:ABLATION_PROMPTS]
+val_ids = {p.id for p in list(prompts.values())[-ABLATION_VAL:]}
+subset = train_subset + [c for c in comparisons if c.split != "train" and c.prompt_id in val_ids]
 curves = {}
 for mode, pairs in (("K-wise", False), ("pairs", True)):
     stage = f"reward_ablation_{'pairs' if pairs else 'kwise'}"
     (RUN / stage).mkdir(exist_ok=True)
     reward.write_comparisons(RUN / stage / "comparisons.jsonl", subset)
-    rc = dataclasses.replace(cfg.reward, n_prompts=ABLATION_PROMPTS, pairs=pairs, epochs=EPOCHS,
-                             eval_every=max(1, steps_per_epoch // 4))
+    elements = sum(math.comb(len(c.responses), 2) for c in train_subset) if pairs else ABLATION_PROMPTS
+    rc = dataclasses.replace(cfg.reward, n_prompts=ABLATION_PROMPTS, val_prompts=ABLATION_VAL, pairs=pairs,
+                             epochs=EPOCHS, eval_every=max(1, elements // cfg.reward.batch_size // 2))
     reward.run(dataclasses.replace(cfg, reward=rc), RUN, stage=stage)
     rows = read_metrics(RUN / stage / "metrics.jsonl")
     curves[mode] = ([x for x in rows if "loss" in x], [x for x in rows if "val_acc" in x and "epoch" in x])
 fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
 for mode, (train_pts, val_pts) in curves.items():
-    axes[0].plot([x["epoch"] for x in train_pts], [x["loss"] for x in train_pts], lw=0.8, label=mode)
+    window = max(1, len(train_pts) // (10 * EPOCHS))  # a running mean over a tenth of an epoch
+    smooth = np.convolve([x["loss"] for x in train_pts], np.ones(window) / window, mode="valid")
+    axes[0].plot([x["epoch"] for x in train_pts][window - 1 :], smooth, label=mode)
     axes[1].plot([x["epoch"] for x in val_pts], [x["val_loss"] for x in val_pts], marker="o", ms=3, label=mode)
     axes[2].plot([x["epoch"] for x in val_pts], [x["val_acc"] for x in val_pts], marker="o", ms=3, label=mode)
-for ax, what in zip(axes, ("training loss", "validation loss", "validation accuracy (training labelers)")):
+for ax, what in zip(axes, ("training loss (running mean)", "validation loss", "validation accuracy (training labelers)")):
     ax.set(xlabel="epoch", title=what)
     ax.legend()
 fig.tight_layout()
 fig.savefig(PLOTS / "reward_ablation.png", dpi=120)
 for mode, (_, pts) in curves.items():
-    best = max(pts, key=lambda x: x["val_acc"])
     one = min(pts, key=lambda x: abs(x["epoch"] - 1))
+    best = max(pts, key=lambda x: x["val_acc"])
     print(f"{mode:7}: val accuracy {one['val_acc']:.1%} after 1 epoch, {pts[-1]['val_acc']:.1%} after {EPOCHS} "
-          f"(best {best['val_acc']:.1%} at epoch {best['epoch']:.2f}); val loss {one['val_loss']:.3f} -> "
-          f"{pts[-1]['val_loss']:.3f}")
+          f"(best {best['val_acc']:.1%} at epoch {best['epoch']:.2f}); val loss {one['val_loss']:.3f} after 1, "
+          f"{pts[-1]['val_loss']:.3f} after {EPOCHS}")
 print(f"wrote {PLOTS / 'reward_ablation.png'}")

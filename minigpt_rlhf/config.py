@@ -100,7 +100,7 @@ class RewardConfig:
     k_max: int = 9
     temperatures: str = "0.7,1.0,1.3"  # the SFT model's sampling temperatures, cycled over a prompt's responses
     base_share: float = 0.25  # share of each prompt's responses from the base model, prompted in plain text
-    max_new_tokens: int = 96  # response length limit when sampling; an unfinished response keeps no <|end|>
+    max_new_tokens: int = 64  # response length limit when sampling (PPO's); an unfinished one keeps no <|end|>
     sample_batch: int = 64  # sequences per batched generate call
     lr: float = 3e-4  # AdamW, constant
     batch_size: int = 8  # prompts per step; each prompt's C(K,2) pairs are one batch element
@@ -114,7 +114,7 @@ REWARD_PRESETS = {
     "micro": dict(n_prompts=24, val_prompts=12, k_max=6, max_new_tokens=24, sample_batch=32, lr=1e-3,
                   batch_size=4, eval_every=3),
     "quick": {},
-    "full": dict(n_prompts=1000, val_prompts=200, max_new_tokens=120, lr=1e-4, batch_size=16, eval_every=10),
+    "full": dict(n_prompts=1000, val_prompts=200, max_new_tokens=96, lr=1e-4, batch_size=16, eval_every=10),
 }
 
 
