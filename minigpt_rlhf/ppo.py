@@ -42,9 +42,11 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
+from minigpt_rlhf import world
 from minigpt_rlhf.config import Config, PPOConfig
 from minigpt_rlhf.model import GPT, left_pad
 from minigpt_rlhf.pretrain import corpus_loss, encode_corpus, random_windows
+from minigpt_rlhf.reward import load_reward_model
 from minigpt_rlhf.runtime import (MetricsLogger, UserError, autocast, build_model, check_finite, load_checkpoint,
                                   save_checkpoint, setup, tokenizer_from)
 from minigpt_rlhf.tokenizer import Tokenizer, format_chat
@@ -381,9 +383,6 @@ def build_trainer(cfg: Config, run_dir, ptx_coef: float = 0.0, sft_stage: str = 
     """A PPOTrainer from a run folder and data/: π^RL and π^SFT from the SFT checkpoint, V and r_θ from the
     reward model's, the PPO-split prompts in the chat format, and for PPO-ptx the pretraining corpus.
     Returns the trainer and the world's Prompt objects (the gold judge needs their metadata)."""
-    from minigpt_rlhf import world
-    from minigpt_rlhf.reward import load_reward_model
-
     run_dir, pc = Path(run_dir), cfg.ppo
     sft = load_checkpoint(run_dir / sft_stage / "ckpt.pt", "sft")
     tok = tokenizer_from(sft)
@@ -416,8 +415,6 @@ def heldout_corpus_loss(cfg: Config, model: GPT, heldout: torch.Tensor) -> float
 
 def gold_score(prompts, responses, finished, tok: Tokenizer) -> float:
     """Mean overall score of the world's gold judge: the experimenters' ground truth, never a training signal."""
-    from minigpt_rlhf import world
-
     return sum(world.judge(p, tok.decode(r, skip_special=True), bool(f)).overall
                for p, r, f in zip(prompts, responses, finished)) / len(prompts)
 
@@ -427,8 +424,6 @@ def evaluate_policy(policy: GPT, reward_fn: RewardFn, prompts: list, tok: Tokeni
                     seed: int = 0, batch: int = 64) -> dict:
     """One response per prompt, sampled as in training (temperature 1): the mean raw RM score of the finished
     responses, the gold judge's scores, the response length and the truncation rate."""
-    from minigpt_rlhf import world
-
     gen = torch.Generator(device=next(policy.parameters()).device).manual_seed(seed)
     rm, scores, lengths, finished = [], [], [], []
     for b in range(0, len(prompts), batch):
@@ -443,6 +438,7 @@ def evaluate_policy(policy: GPT, reward_fn: RewardFn, prompts: list, tok: Tokeni
                    for p, r, f in zip(chunk, out.responses, out.finished)]
         lengths += [len(r) for r in out.responses]
         finished += out.finished
+
     def mean(xs):
         return sum(xs) / len(xs) if xs else float("nan")
 
@@ -457,8 +453,6 @@ def run(cfg: Config, run_dir, stage: str = "ppo", ptx_coef: float | None = None,
     """PPO (ptx_coef 0) or PPO-ptx (ptx_coef > 0; None = cfg.ppo.ptx_coef) from run_dir/sft_stage against the
     reward model in run_dir/reward_stage. Writes run_dir/stage/{ckpt.pt, metrics.jsonl} and returns the
     checkpoint path; a finished checkpoint is returned as is, an unfinished one is resumed."""
-    from minigpt_rlhf import world
-
     pc, run_dir = cfg.ppo, Path(run_dir)
     ptx_coef = pc.ptx_coef if ptx_coef is None else ptx_coef
     if ptx_coef < 0:
