@@ -9,6 +9,7 @@ from minigpt_rlhf import ppo
 from minigpt_rlhf.pretrain import corpus_loss, encode_corpus
 from minigpt_rlhf.runtime import build_model, load_checkpoint, read_metrics
 from ppo_micro import CORPUS_WINDOW, TOK, corpus_text, make_trainer, mean_reward
+from ppo_micro import one_thread  # noqa: F401 (an autouse fixture: micro tests on one thread)
 
 TRAIN = encode_corpus([corpus_text(seed) for seed in range(20)], TOK)
 HELDOUT = encode_corpus([corpus_text(100 + seed) for seed in range(5)], TOK)
