@@ -195,6 +195,15 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+# ---- reward (issue 6) ----------------------------------------------------------------------------------------
+def cmd_reward(args) -> None:
+    from minigpt_rlhf import reward
+
+    path = reward.run(config_from_args(args), run_dir_from_args(args), stage=args.stage,
+                      sft_stage=args.sft_stage, labelers=args.labelers)
+    print(f"wrote {path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minigpt-rlhf", description=RECIPE,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -235,6 +244,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_chat)
 
     # --- reward (issue 6) ---
+    p = sub.add_parser("reward", help="step 2: a reward model learns the labelers' rankings of K = 4..9 responses")
+    add_config_args(p)
+    p.add_argument("--run-dir", default=None, help="the run folder with sft/ and pretrain/ (default runs/<preset>)")
+    p.add_argument("--stage", default="reward", help="output folder name (default reward)")
+    p.add_argument("--sft-stage", default="sft", help="the SFT model to sample from and start from (default sft)")
+    p.add_argument("--labelers", default="train", choices=["train", "biased"],
+                   help="who ranks: the training labelers (default) or a biased group (whose preferences?)")
+    p.set_defaults(func=cmd_reward)
 
     # --- ppo (issue 7) ---
     p = sub.add_parser("ppo", help="step 3: PPO against the reward model (--ptx-coef > 0: PPO-ptx)")

@@ -91,31 +91,30 @@ SFT_PRESETS = {
 
 
 @dataclass
-class EvalConfig:
-    """Evaluation, the pipeline's extra models (a larger base model, the biased-labeler experiment) and the
-    model-size sweep. Model shapes are written "LxHxC": n_layer x n_head x n_embd."""
+class RewardConfig:
+    """Step 2: K responses per prompt, ranked by labelers; the ranking loss over their C(K,2) pairs."""
 
-    prompts: int = 0  # eval-split prompts (never trained on) per model; 0 = all of them (480)
-    samples: int = 1  # responses per prompt and model
-    temperature: float = 0.7  # sampling temperature of every compared model (the paper's evaluations sample)
-    max_new_tokens: int = 64  # response length limit
-    batch_size: int = 48  # prompts per batched KV-cache generation
-    bootstrap: int = 1000  # resamples for bootstrap confidence intervals
-    confidence: float = 0.95  # level of every interval
-    cloze_items: int = 100  # corpus-style fact completions (the alignment-tax task); 0 = all
-    corpus_windows: int = 32  # held-out corpus windows for the corpus loss (the other alignment-tax measure)
-    large_model: str = "4x4x192"  # the larger base model (2.2x the quick base model: "175B GPT-3" to our "1.3B")
-    large_steps: int = 0  # its pretraining steps; 0 = pretrain.steps
-    biased: bool = True  # run "whose preferences?": an RM from biased labelers and PPO against it
-    sweep_sizes: str = "2x2x64,4x4x128,6x4x192"  # model sizes of `minigpt-rlhf sweep`, smallest first
+    n_prompts: int = 480  # RM-split prompts whose rankings train the RM (the paper: about 33k)
+    val_prompts: int = 120  # further RM-split prompts, ranked by a training and by a held-out labeler
+    k_min: int = 4  # K ~ U{k_min..k_max} responses per prompt (the paper: 4 to 9)
+    k_max: int = 9
+    temperatures: str = "0.7,1.0,1.3"  # the SFT model's sampling temperatures, cycled over a prompt's responses
+    base_share: float = 0.25  # share of each prompt's responses from the base model, prompted in plain text
+    max_new_tokens: int = 96  # response length limit when sampling; an unfinished response keeps no <|end|>
+    sample_batch: int = 64  # sequences per batched generate call
+    lr: float = 3e-4  # AdamW, constant
+    batch_size: int = 8  # prompts per step; each prompt's C(K,2) pairs are one batch element
+    epochs: int = 1  # the paper trains one epoch: more overfits
+    pairs: bool = False  # ablation: the same comparisons as independent shuffled pairs (batch_size pairs a step)
+    grad_clip: float = 1.0
+    eval_every: int = 10  # steps between validation accuracies (the curves) and checkpoints
 
 
-EVAL_PRESETS = {
-    "micro": dict(prompts=24, max_new_tokens=16, batch_size=24, bootstrap=200, cloze_items=12, corpus_windows=2,
-                  large_model="2x2x48", sweep_sizes="1x2x16,2x2x32,2x2x48"),
+REWARD_PRESETS = {
+    "micro": dict(n_prompts=24, val_prompts=12, k_max=6, max_new_tokens=24, sample_batch=32, lr=1e-3,
+                  batch_size=4, eval_every=3),
     "quick": {},
-    "full": dict(samples=2, max_new_tokens=96, cloze_items=0, corpus_windows=64, large_model="8x8x384",
-                 sweep_sizes="4x4x128,6x6x192,8x8x256"),
+    "full": dict(n_prompts=1000, val_prompts=200, max_new_tokens=120, lr=1e-4, batch_size=16, eval_every=10),
 }
 
 
@@ -159,6 +158,35 @@ PPO_PRESETS = {
 
 
 @dataclass
+class EvalConfig:
+    """Evaluation, the pipeline's extra models (a larger base model, the biased-labeler experiment) and the
+    model-size sweep. Model shapes are written "LxHxC": n_layer x n_head x n_embd."""
+
+    prompts: int = 0  # eval-split prompts (never trained on) per model; 0 = all of them (480)
+    samples: int = 1  # responses per prompt and model
+    temperature: float = 0.7  # sampling temperature of every compared model (the paper's evaluations sample)
+    max_new_tokens: int = 64  # response length limit
+    batch_size: int = 48  # prompts per batched KV-cache generation
+    bootstrap: int = 1000  # resamples for bootstrap confidence intervals
+    confidence: float = 0.95  # level of every interval
+    cloze_items: int = 100  # corpus-style fact completions (the alignment-tax task); 0 = all
+    corpus_windows: int = 32  # held-out corpus windows for the corpus loss (the other alignment-tax measure)
+    large_model: str = "4x4x192"  # the larger base model (2.2x the quick base model: "175B GPT-3" to our "1.3B")
+    large_steps: int = 0  # its pretraining steps; 0 = pretrain.steps
+    biased: bool = True  # run "whose preferences?": an RM from biased labelers and PPO against it
+    sweep_sizes: str = "2x2x64,4x4x128,6x4x192"  # model sizes of `minigpt-rlhf sweep`, smallest first
+
+
+EVAL_PRESETS = {
+    "micro": dict(prompts=24, max_new_tokens=16, batch_size=24, bootstrap=200, cloze_items=12, corpus_windows=2,
+                  large_model="2x2x48", sweep_sizes="1x2x16,2x2x32,2x2x48"),
+    "quick": {},
+    "full": dict(samples=2, max_new_tokens=96, cloze_items=0, corpus_windows=64, large_model="8x8x384",
+                 sweep_sizes="4x4x128,6x6x192,8x8x256"),
+}
+
+
+@dataclass
 class Config:
     """Everything a run needs; serialised into every checkpoint and metrics file."""
 
@@ -169,6 +197,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
@@ -177,6 +206,7 @@ _STAGE_PRESETS = {
     "model": MODEL_PRESETS,
     "pretrain": PRETRAIN_PRESETS,
     "sft": SFT_PRESETS,
+    "reward": REWARD_PRESETS,
     "ppo": PPO_PRESETS,
     "eval": EVAL_PRESETS,
 }
