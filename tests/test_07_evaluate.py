@@ -102,6 +102,8 @@ def test_report_names_the_missing_stage_and_the_command(tmp_path, capsys):
         check_run(run)
     assert main(["report", str(run)]) == 2
     assert "missing stage 'sft'" in capsys.readouterr().err
+    assert main(["plot", str(run)]) == 2  # nothing to draw Figure 1 from: evaluate first
+    assert "minigpt-rlhf evaluate" in capsys.readouterr().err
 
 
 def hand_made_run(run_dir, ppo_ptx_win=0.8):
