@@ -80,6 +80,8 @@ def cmd_bench(args) -> None:
     from minigpt_rlhf.runtime import setup
 
     dev = setup(0, args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.repeats < 1 or args.new_tokens < 1:
         raise UserError("--repeats and --new-tokens must be at least 1")
     result = bench.run([args.preset] if args.preset else PRESETS, dev, args.repeats, args.new_tokens, args.out)
@@ -140,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="bench.json", help="JSON file to write (default bench.json)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per measurement, after a warm-up")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default torch's); 1 is far faster on a busy 2-core CPU")
     p.add_argument("--new-tokens", type=int, default=256, help="tokens per sampling run (default 256)")
     p.set_defaults(func=cmd_bench)
 

@@ -58,6 +58,11 @@ def test_mfu_on_a_known_flops_count():
 
 def test_cli_bench(tmp_path, capsys):
     out = tmp_path / "cli.json"
-    assert main(["bench", "--preset", "micro", "--out", str(out), "--device", "cpu", "--repeats", "1", "--new-tokens", "4"]) == 0
+    threads = torch.get_num_threads()
+    try:
+        assert main(["bench", "--preset", "micro", "--out", str(out), "--device", "cpu", "--repeats", "1",
+                     "--new-tokens", "4", "--threads", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)
     assert "| micro |" in capsys.readouterr().out
     _check(json.loads(out.read_text()))
