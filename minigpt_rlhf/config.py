@@ -38,8 +38,9 @@ MODEL_PRESETS = {
 class PretrainConfig:
     """Step 0: next-token prediction on the corpus."""
 
-    steps: int = 2000  # optimizer steps
+    steps: int = 600  # optimizer steps
     batch_size: int = 32  # sequences per micro-batch
+    seq_len: int = 128  # tokens per training window (corpus documents are shorter than this)
     grad_accum: int = 1  # micro-batches per optimizer step
     lr: float = 2e-3  # peak learning rate, after warmup
     min_lr: float = 2e-4  # end of the cosine decay
@@ -48,15 +49,140 @@ class PretrainConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0
-    eval_every: int = 200  # steps between validation losses and checkpoints
+    eval_every: int = 100  # steps between validation losses and checkpoints
     eval_batches: int = 10
     log_every: int = 10
 
 
 PRETRAIN_PRESETS = {
-    "micro": dict(steps=60, batch_size=8, warmup=10, eval_every=30, eval_batches=2, log_every=5),
+    "micro": dict(steps=60, batch_size=8, seq_len=64, warmup=10, eval_every=30, eval_batches=2, log_every=5),
     "quick": {},
-    "full": dict(steps=8000, batch_size=64, lr=1e-3, min_lr=1e-4, warmup=400, eval_every=500),
+    "full": dict(steps=8000, batch_size=64, seq_len=256, lr=1e-3, min_lr=1e-4, warmup=400, eval_every=500),
+}
+
+
+@dataclass
+class SFTConfig:
+    """Step 1: supervised fine-tuning on the labelers' demonstrations, loss on response tokens only."""
+
+    epochs: int = 4  # passes over the demonstrations (the paper: 16, choosing the checkpoint afterwards)
+    batch_size: int = 32
+    grad_accum: int = 1
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup: int = 20
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    dropout: float = 0.1  # residual dropout while fine-tuning (the paper used 0.2)
+    max_demos: int = 0  # train on at most this many demonstrations (0 = all)
+    heldout_prompts: int = 100  # SFT prompts kept out of training: validation loss and the gold score per epoch
+    max_new_tokens: int = 96  # response limit when sampling those prompts
+    log_every: int = 10
+
+
+SFT_PRESETS = {
+    "micro": dict(epochs=3, batch_size=16, max_demos=320, heldout_prompts=16, max_new_tokens=32, lr=3e-3, warmup=5,
+                  log_every=5),
+    "quick": {},
+    "full": dict(epochs=8, batch_size=64, lr=5e-4, min_lr=5e-5),
+}
+
+
+@dataclass
+class RewardConfig:
+    """Step 2: K responses per prompt, ranked by labelers; the ranking loss over their C(K,2) pairs."""
+
+    n_prompts: int = 480  # RM-split prompts whose rankings train the RM (the paper: about 33k)
+    val_prompts: int = 120  # further RM-split prompts, ranked by a training and by a held-out labeler
+    k_min: int = 4  # K ~ U{k_min..k_max} responses per prompt (the paper: 4 to 9)
+    k_max: int = 9
+    temperatures: str = "0.7,1.0,1.3"  # the SFT model's sampling temperatures, cycled over a prompt's responses
+    base_share: float = 0.25  # share of each prompt's responses from the base model, prompted in plain text
+    max_new_tokens: int = 96  # response length limit when sampling; an unfinished response keeps no <|end|>
+    sample_batch: int = 64  # sequences per batched generate call
+    lr: float = 3e-4  # AdamW, constant
+    batch_size: int = 8  # prompts per step; each prompt's C(K,2) pairs are one batch element
+    epochs: int = 1  # the paper trains one epoch: more overfits
+    pairs: bool = False  # ablation: the same comparisons as independent shuffled pairs (batch_size pairs a step)
+    grad_clip: float = 1.0
+    eval_every: int = 10  # steps between validation accuracies (the curves) and checkpoints
+
+
+REWARD_PRESETS = {
+    "micro": dict(n_prompts=24, val_prompts=12, k_max=6, max_new_tokens=24, sample_batch=32, lr=1e-3,
+                  batch_size=4, eval_every=3),
+    "quick": {},
+    "full": dict(n_prompts=1000, val_prompts=200, max_new_tokens=120, lr=1e-4, batch_size=16, eval_every=10),
+}
+
+
+@dataclass
+class PPOConfig:
+    """Step 3: PPO against the reward model with a per-token KL penalty; PPO-ptx adds the pretraining mix.
+    Names follow the paper (β = kl_coef, γ = ptx_coef) and cleanrl (clip_eps, gae_lambda, ...)."""
+
+    iterations: int = 24  # rollout + update cycles
+    rollout_batch: int = 32  # prompts per iteration, one response each (the paper's "episodes")
+    minibatch: int = 16  # responses per gradient step
+    ppo_epochs: int = 4  # passes over each rollout batch
+    lr: float = 1e-4  # policy learning rate (AdamW, constant)
+    value_lr: float = 3e-4  # value model learning rate: a separate model here, so its own rate takes the
+    #                         place of cleanrl's vf_coef (a loss weight matters only for a shared network)
+    clip_eps: float = 0.2  # ε: the policy ratio is clipped to [1 − ε, 1 + ε]
+    clip_value: float = 0.2  # the value moves at most this far from its rollout value per update (reward units)
+    gae_gamma: float = 1.0  # discount: 1 in the bandit (the episode is one response; lm-human-preferences)
+    gae_lambda: float = 0.95  # GAE λ: 0 = one-step TD, 1 = Monte-Carlo return
+    kl_coef: float = 0.05  # β: per-token KL penalty against π^SFT (the paper used 0.02); the initial β if adaptive
+    kl_target: float = 0.0  # 0 = fixed β; > 0 = adaptive β steering the KL (nats per response) to this target
+    kl_horizon: int = 1000  # adaptive controller's horizon in responses (Ziegler et al. 2019 used 10000)
+    ptx_coef: float = 1.0  # γ for PPO-ptx: weight of the pretraining LM loss (the paper used 27.8); 0 = plain PPO
+    ptx_batch: int = 8  # corpus windows (block_size tokens each) per gradient step of PPO-ptx
+    max_new_tokens: int = 64  # response length limit; a response that does not end by then is truncated
+    truncation_penalty: float = -1.0  # score of a truncated response instead of the RM's (normalised units)
+    normalize_score: bool = True  # divide RM scores by their std on the SFT policy's samples, measured once
+    whiten_advantages: bool = True  # advantages to mean 0, std 1 over the batch's response tokens
+    grad_clip: float = 1.0  # max gradient norm, per model
+    eval_every: int = 8  # iterations between held-out corpus losses (the alignment tax) and checkpoints
+    eval_windows: int = 16  # held-out corpus windows per corpus-loss measurement
+
+
+PPO_PRESETS = {
+    "micro": dict(iterations=3, rollout_batch=8, minibatch=4, ppo_epochs=2, max_new_tokens=16, ptx_batch=2,
+                  eval_every=2, eval_windows=2),
+    "quick": {},
+    "full": dict(iterations=150, rollout_batch=64, minibatch=16, lr=5e-5, value_lr=1e-4, max_new_tokens=96,
+                 ptx_batch=16),
+}
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation, the pipeline's extra models (a larger base model, the biased-labeler experiment) and the
+    model-size sweep. Model shapes are written "LxHxC": n_layer x n_head x n_embd."""
+
+    prompts: int = 0  # eval-split prompts (never trained on) per model; 0 = all of them (480)
+    samples: int = 1  # responses per prompt and model
+    temperature: float = 0.7  # sampling temperature of every compared model (the paper's evaluations sample)
+    max_new_tokens: int = 64  # response length limit
+    batch_size: int = 48  # prompts per batched KV-cache generation
+    bootstrap: int = 1000  # resamples for bootstrap confidence intervals
+    confidence: float = 0.95  # level of every interval
+    cloze_items: int = 100  # corpus-style fact completions (the alignment-tax task); 0 = all
+    corpus_windows: int = 32  # held-out corpus windows for the corpus loss (the other alignment-tax measure)
+    large_model: str = "4x4x192"  # the larger base model (2.2x the quick base model: "175B GPT-3" to our "1.3B")
+    large_steps: int = 0  # its pretraining steps; 0 = pretrain.steps
+    biased: bool = True  # run "whose preferences?": an RM from biased labelers and PPO against it
+    sweep_sizes: str = "2x2x64,4x4x128,6x4x192"  # model sizes of `minigpt-rlhf sweep`, smallest first
+
+
+EVAL_PRESETS = {
+    "micro": dict(prompts=24, max_new_tokens=16, batch_size=24, bootstrap=200, cloze_items=12, corpus_windows=2,
+                  large_model="2x2x48", sweep_sizes="1x2x16,2x2x32,2x2x48"),
+    "quick": {},
+    "full": dict(samples=2, max_new_tokens=96, cloze_items=0, corpus_windows=64, large_model="8x8x384",
+                 sweep_sizes="4x4x128,6x6x192,8x8x256"),
 }
 
 
@@ -70,11 +196,19 @@ class Config:
     data_dir: str = "data"
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 _STAGE_PRESETS = {
     "model": MODEL_PRESETS,
     "pretrain": PRETRAIN_PRESETS,
+    "sft": SFT_PRESETS,
+    "reward": REWARD_PRESETS,
+    "ppo": PPO_PRESETS,
+    "eval": EVAL_PRESETS,
 }
 
 

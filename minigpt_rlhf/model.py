@@ -209,7 +209,7 @@ class GPT(nn.Module):
     # ---- sampling -----------------------------------------------------------------------------------
     @torch.no_grad()
     def generate(self, prompts, max_new_tokens, temperature=1.0, top_k=None, stop_id=None, pad_id=0,
-                 generator=None, use_cache=True) -> Generation:
+                 generator=None, use_cache=True, callback=None) -> Generation:
         """Sample continuations of a batch of token lists with a KV cache.
 
         Each step feeds only the newest token and attends to cached keys/values: O(T) work per token
@@ -217,6 +217,7 @@ class GPT(nn.Module):
         the top_k tokens; the returned log-probs are of the model itself (temperature 1, no top-k), the
         quantity PPO's ratio and KL need. A sequence stops at stop_id; sampling ends when all have stopped.
         use_cache=False recomputes the whole prefix at every step (the slow reference the cache must equal).
+        callback(tokens) is called with each step's sampled tokens (B,), e.g. to stream them to a terminal.
         """
         if not prompts or any(len(p) == 0 for p in prompts):
             raise ValueError("generate needs at least one non-empty prompt")
@@ -261,6 +262,8 @@ class GPT(nn.Module):
                 tok = torch.multinomial(scaled.softmax(-1), 1, generator=generator).squeeze(1)
             tok = tok.masked_fill(done, pad_id)
             out[:, t] = tok
+            if callback is not None:
+                callback(tok)
             logps[:, t] = logp.gather(1, tok[:, None]).squeeze(1)
             n = t + 1
             if stop_id is not None:

@@ -1,0 +1,198 @@
+# %% [markdown]
+# # Lesson 04 — the reward model: K-wise rankings and a ranking loss
+#
+# Step 2 of InstructGPT. Labelers rank K = 4..9 responses to a prompt, best first. A ranking of K responses
+# holds C(K,2) comparisons "y_w is better than y_l", and a reward model r_θ(x, y) — the SFT model with its
+# unembedding replaced by a scalar head — learns them with
+#
+#     loss(θ) = −1/C(K,2) · E_(x, y_w, y_l) [ log σ( r_θ(x, y_w) − r_θ(x, y_l) ) ]
+#
+# All C(K,2) comparisons of a prompt are ONE batch element: K forward passes, then every pairwise difference.
+# Read `minigpt_rlhf/reward.py` beside this lesson, top to bottom.
+#
+# What this lesson shows, with the paper's numbers beside ours: the RM predicts the preferences of labelers it
+# never saw about as well as those of the labelers who trained it, close to how often labelers agree with each
+# other (training labelers 72.6 ± 1.5%, held-out 77.3 ± 1.3%); and shuffling the comparisons into independent
+# pairs, the paper's warning, overfits.
+#
+# Needs a run folder with `sft/` and `pretrain/` (lessons 02-03, or `minigpt-rlhf sft`). Run as a plain script:
+# `python lessons/04_reward.py` (quick: a few minutes; a finished reward stage is reused).
+# `MINIGPT_RLHF_PRESET=micro` runs it in seconds on a micro run folder (numbers then mean little);
+# `MINIGPT_RLHF_RUN=runs/NAME` picks another run folder.
+
+# %%
+import dataclasses
+import math
+import os
+import shutil
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import torch
+
+from minigpt_rlhf import reward, world
+from minigpt_rlhf.config import load_config
+from minigpt_rlhf.runtime import load_checkpoint, read_metrics, tokenizer_from
+from minigpt_rlhf.tokenizer import format_chat
+
+PRESET = os.environ.get("MINIGPT_RLHF_PRESET", "quick")
+RUN = Path(os.environ.get("MINIGPT_RLHF_RUN", f"runs/{PRESET}"))
+cfg = load_config(PRESET)
+PLOTS = RUN / "plots"
+PLOTS.mkdir(parents=True, exist_ok=True)
+
+# %% [markdown]
+# ## Train it
+# `reward.run` samples K responses per RM-split prompt — from the SFT model at several temperatures and, for
+# a share, from the base model prompted in plain text (the paper drew from several policies, so that the
+# rankings compare answers of different quality) — has one training labeler rank each set, trains for one
+# epoch and centres the scores. Everything lands in `RUN/reward/`; a finished stage is reused.
+
+# %%
+ckpt_path = reward.run(cfg, RUN)
+ckpt = load_checkpoint(ckpt_path, "reward")
+summary, tok = ckpt["summary"], tokenizer_from(ckpt)
+rm = reward.load_reward_model(ckpt_path)
+comparisons = reward.read_comparisons(RUN / "reward" / "comparisons.jsonl")
+prompts = {p.id: p for p in world.load_prompts(cfg.data_dir, "rm")}
+
+# %% [markdown]
+# ## One ranking of K responses
+# One labeler's ranking of one prompt's responses, best first, beside the gold judge's overall score (the
+# experimenters' ground truth, which no model trains on) and the trained RM's reward.
+
+# %%
+c = next(c for c in comparisons if c.split == "val" and len(c.responses) >= 5)
+prompt = prompts[c.prompt_id]
+data = reward.encode(tok, c, prompts)
+r = rm.score_sequences(data.seqs)
+print(f"prompt: {prompt.text!r}   ranked by {c.labeler}, K = {len(c.responses)}, C(K,2) = {math.comb(len(c.responses), 2)}")
+print(f"{'rank':>4} {'source':>9} {'gold':>5} {'r_θ':>6}  response")
+for pos, i in enumerate(c.ranking):
+    gold = world.judge(prompt, c.responses[i], c.finished[i]).overall
+    end = "" if c.finished[i] else " [no <|end|>]"
+    print(f"{pos + 1:>4} {c.sources[i]:>9} {gold:5.2f} {r[i]:6.2f}  {c.responses[i][:70]!r}{end}")
+
+# %% [markdown]
+# ## The loss of this ranking, by hand
+# Sort the rewards best first; every pair (w above l) contributes −log σ(r_w − r_l); average over the C(K,2)
+# pairs. `reward.ranking_loss` does the same with two index tensors instead of a loop.
+
+# %%
+ordered = r[torch.tensor(c.ranking)]
+terms = []
+for w in range(len(ordered)):
+    for l in range(w + 1, len(ordered)):
+        d = float(ordered[w] - ordered[l])
+        terms.append(-math.log(1 / (1 + math.exp(-d))))
+        if len(terms) <= 4:
+            print(f"rank {w + 1} vs rank {l + 1}: r_w - r_l = {d:+.3f}, -log σ = {terms[-1]:.3f}")
+print(f"... {len(terms)} pairs; mean = {sum(terms) / len(terms):.4f}; "
+      f"reward.ranking_loss = {reward.ranking_loss(r, c.ranking).item():.4f}")
+print(f"adding 5 to every reward changes nothing: {reward.ranking_loss(r + 5, c.ranking).item():.4f}")
+
+# %% [markdown]
+# ## Training curves
+# The loss starts at log 2 = 0.693 (the head starts at zero: every pair is a coin flip) and validation accuracy
+# is measured on prompts the RM never trained on, ranked by a training labeler and by a held-out one.
+
+# %%
+rows = read_metrics(RUN / "reward" / "metrics.jsonl")
+train_rows = [x for x in rows if "loss" in x]
+val_rows = [x for x in rows if "val_acc" in x and "epoch" in x]
+fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8))
+a1.plot([x["step"] for x in train_rows], [x["loss"] for x in train_rows], lw=0.8)
+a1.axhline(math.log(2), ls=":", c="grey", label="chance (log 2)")
+a1.set(xlabel="step", ylabel="ranking loss", title="training loss (a batch of prompts per step)")
+a1.legend()
+for key, name in (("val_acc", "training labelers"), ("val_acc_heldout", "held-out labelers")):
+    a2.plot([x["step"] for x in val_rows], [x[key] for x in val_rows], marker="o", ms=3, label=name)
+for key, ls in (("agreement", "--"), ("agreement_heldout", ":")):
+    a2.axhline(summary[key], ls=ls, c="grey", lw=1, label=f"{key.replace('_', ' ')} (ceiling)")
+a2.set(xlabel="step", ylabel="pairwise accuracy", title="validation accuracy")
+a2.legend(fontsize=8)
+fig.tight_layout()
+fig.savefig(PLOTS / "reward_training.png", dpi=120)
+print(f"wrote {PLOTS / 'reward_training.png'}")
+
+# %% [markdown]
+# ## As good as the labelers?
+# A second labeler from the same pool ranks the same validation responses: how often two labelers agree on a
+# pair is the ceiling an RM can be expected to reach. The paper's RMs reached 72.4 ± 0.4% on their training
+# labelers' held-out comparisons and 69.6 ± 0.9% on held-out labelers' (a cross-validation over labeler groups).
+
+# %%
+print(f"{'':28} {'RM accuracy':>12} {'labeler agreement':>18} {'paper agreement':>16}")
+print(f"{'training labelers':28} {summary['val_acc']:12.1%} {summary['agreement']:18.1%} {'72.6 ± 1.5%':>16}")
+print(f"{'held-out labelers':28} {summary['val_acc_heldout']:12.1%} {summary['agreement_heldout']:18.1%} {'77.3 ± 1.3%':>16}")
+print(f"\nagainst the gold judge: the RM orders {summary['gold_acc']:.1%} of the pairs the judge tells apart as the judge "
+      f"does (the labelers' own rankings: {summary['labelers_gold_acc']:.1%}); correlation of r_θ with the gold "
+      f"score {summary['gold_corr']:.2f}")
+
+# %%
+val = [c for c in comparisons if c.split == "val"]
+scores = torch.cat(reward.score_all(rm, [reward.encode(tok, c, prompts) for c in val]))
+gold = [world.judge(prompts[c.prompt_id], y, f).overall for c in val for y, f in zip(c.responses, c.finished)]
+sources = [s.split("@")[0] for c in val for s in c.sources]
+fig, ax = plt.subplots(figsize=(5.5, 4))
+for src, colour in (("sft", "tab:blue"), ("base", "tab:orange")):
+    pts = [(g, float(s)) for g, s, o in zip(gold, scores, sources) if o == src]
+    if pts:
+        ax.scatter(*zip(*pts), s=8, alpha=0.5, c=colour, label=f"{src} samples")
+ax.set(xlabel="gold judge: overall score", ylabel="r_θ (demonstrations = 0)",
+       title=f"reward vs gold, r = {summary['gold_corr']:.2f}")
+ax.axhline(0, c="grey", lw=0.8)
+ax.legend()
+fig.tight_layout()
+fig.savefig(PLOTS / "reward_vs_gold.png", dpi=120)
+print(f"wrote {PLOTS / 'reward_vs_gold.png'}")
+
+# %% [markdown]
+# ## Normalisation
+# The loss sees only differences, so r_θ's offset is arbitrary. Before RL, a bias is added so that the
+# labelers' demonstrations score 0 on average: a positive reward then means "better than a typical
+# demonstration". Here the head's bias is exactly that shift.
+
+# %%
+demos = [d for d in world.load_demonstrations(cfg.data_dir) if d.prompt_id in prompts]
+demo_scores = rm.score([format_chat(tok, prompts[d.prompt_id].text) for d in demos],
+                       [tok.encode(d.response) + [tok.end_id] for d in demos])
+print(f"mean demonstration score before the shift {summary['demo_mean_before']:+.3f}, bias {summary['bias']:+.3f}, "
+      f"after: {demo_scores.mean():+.4f} over {len(demos)} demonstrations")
+
+# %% [markdown]
+# ## Ablation: independent shuffled pairs
+# The same comparisons, shuffled into one dataset of pairs (each a K = 2 ranking, two forward passes per pair),
+# with as many steps per epoch and so as many comparisons per step as the K-wise run. Both run for several
+# epochs on the same comparisons; the paper found the pairwise version overfits within one epoch, since each
+# response then takes part in K − 1 separate gradient steps per epoch.
+
+# %%
+EPOCHS = 3
+curves = {}
+for mode, pairs in (("K-wise", False), ("pairs", True)):
+    stage = f"reward_ablation_{'pairs' if pairs else 'kwise'}"
+    (RUN / stage).mkdir(exist_ok=True)
+    shutil.copy(RUN / "reward" / "comparisons.jsonl", RUN / stage / "comparisons.jsonl")
+    abl = dataclasses.replace(cfg, reward=dataclasses.replace(cfg.reward, pairs=pairs, epochs=EPOCHS))
+    reward.run(abl, RUN, stage=stage)
+    curves[mode] = [x for x in read_metrics(RUN / stage / "metrics.jsonl") if "val_acc" in x and "epoch" in x]
+fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8))
+for mode, pts in curves.items():
+    a1.plot([x["epoch"] for x in pts], [x["val_acc"] for x in pts], marker="o", ms=3, label=mode)
+    a2.plot([x["epoch"] for x in pts], [x["val_loss"] for x in pts], marker="o", ms=3, label=mode)
+a1.set(xlabel="epoch", ylabel="validation accuracy (training labelers)", title="accuracy")
+a2.set(xlabel="epoch", ylabel="validation ranking loss", title="log loss")
+for a in (a1, a2):
+    a.legend()
+fig.tight_layout()
+fig.savefig(PLOTS / "reward_ablation.png", dpi=120)
+for mode, pts in curves.items():
+    best = max(pts, key=lambda x: x["val_acc"])
+    print(f"{mode:7}: best val accuracy {best['val_acc']:.1%} at epoch {best['epoch']:.2f}; after epoch 1 "
+          f"{min(pts, key=lambda x: abs(x['epoch'] - 1))['val_acc']:.1%}; at the end {pts[-1]['val_acc']:.1%} "
+          f"(val loss {pts[-1]['val_loss']:.3f})")
+print(f"wrote {PLOTS / 'reward_ablation.png'}")

@@ -1,0 +1,162 @@
+# %% [markdown]
+# # Lesson 05 — PPO: reinforcement learning from the reward model
+#
+# Step 3 of InstructGPT. The policy π^RL starts as a copy of the SFT model and maximises
+#
+#     objective(φ) = E_(x,y)~π_φ^RL [ r_θ(x, y) − β · log( π_φ^RL(y|x) / π^SFT(y|x) ) ]
+#
+# (plus γ · a pretraining term, lesson 06). r_θ is the reward model of lesson 04, frozen; π^SFT is a frozen copy
+# of the SFT model; β = `ppo.kl_coef` prices every nat the policy moves away from it. Read
+# `minigpt_rlhf/ppo.py` beside this lesson: it is one file, top to bottom, with these formulas next to the code.
+#
+# Needs a run folder with `sft/` and `reward/` (lessons 02–04, or `minigpt-rlhf run`). Run as a plain script:
+# `python lessons/05_ppo.py` (quick: a few minutes; finished stages are reused).
+# `MINIGPT_RLHF_PRESET=micro` runs it in seconds on a micro run folder (numbers then mean nothing);
+# `MINIGPT_RLHF_RUN=runs/NAME` picks another run folder.
+
+# %%
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import torch
+
+from minigpt_rlhf import ppo, world
+from minigpt_rlhf.config import load_config
+from minigpt_rlhf.runtime import build_model, load_checkpoint, read_metrics, setup
+
+PRESET = os.environ.get("MINIGPT_RLHF_PRESET", "quick")
+RUN = Path(os.environ.get("MINIGPT_RLHF_RUN", f"runs/{PRESET}"))
+cfg = load_config(PRESET)
+device = setup(cfg.seed, cfg.device or None)
+PLOTS = RUN / "plots"
+PLOTS.mkdir(parents=True, exist_ok=True)
+
+# %% [markdown]
+# ## One rollout, token by token
+# PPO sees a response as a sequence of actions. Each token pays −β · (log π^RL − log π^SFT) — exactly 0 now,
+# since the policy *is* the SFT model — and the last token also receives the RM's score. The value model
+# (a copy of the RM, reading every position instead of the last) predicts what is still to come, and GAE
+# turns rewards and values into advantages: which tokens did better than expected.
+
+# %%
+trainer, prompts = ppo.build_trainer(cfg, RUN, device=device)
+tok = trainer.tok
+ro, stats = trainer.rollout()
+i = max((j for j in range(len(ro.responses)) if ro.finished[j]), key=lambda j: len(ro.responses[j]), default=0)
+print("prompt:", prompts[ro.prompt_index[i]].text)
+print(f"{'token':>8} {'kl':>7} {'V(s_t)':>8} {'r_t':>8} {'A_t':>7}")
+for t, token in enumerate(ro.responses[i]):
+    print(f"{tok.decode([token])!r:>8} {ro.kl[i, t]:7.3f} {ro.values[i, t]:8.3f} {ro.rewards[i, t]:8.3f} "
+          f"{ro.advantages[i, t]:7.3f}")
+print(f"\nthis batch: KL to SFT {stats['kl']} (exactly 0: same weights, same forward pass), "
+      f"log-prob gap sampling vs scoring {stats['logprob_gap']:.1e}, truncated {stats['truncated']:.0%}")
+
+# %% [markdown]
+# ## Train
+# `ppo.run` is what `minigpt-rlhf ppo` and the pipeline call. Every iteration: sample `rollout_batch`
+# responses with the KV cache (temperature 1, no top-k: the samples must come from π^RL itself, or the KL
+# estimate goes negative), score them, then `ppo_epochs` passes of clipped minibatch updates.
+
+# %%
+ppo.run(cfg, RUN, stage="ppo", ptx_coef=0.0)
+rows = read_metrics(RUN / "ppo" / "metrics.jsonl")
+first, last = rows[0], rows[-1]
+print(f"{'':22} {'start':>8} {'end':>8}")
+for key in ["rm_score", "gold", "kl", "kl_coef", "entropy", "response_len", "truncated", "corpus_loss"]:
+    print(f"{key:22} {first[key]:8.3f} {last[key]:8.3f}")
+trained = [r for r in rows if "approx_kl" in r]
+for key in ["approx_kl", "clipfrac", "vf_loss", "explained_var"]:
+    print(f"{key:22} mean over the updates {sum(r[key] for r in trained) / len(trained):.4f}")
+
+# %% [markdown]
+# ## The diagnostics, as cleanrl and lm-human-preferences plot them
+# What healthy looks like: RM reward up, KL rising but bounded by β, entropy drifting down slowly (not
+# collapsing), approx-KL per update small (≈ 0.01) with a clip fraction of a few percent, explained variance
+# climbing towards 1 as the value model learns, truncations rare.
+
+# %%
+def plot_diagnostics(rows, path, keys=("rm_score", "gold", "kl", "kl_coef", "entropy", "response_len",
+                                        "approx_kl", "clipfrac", "vf_loss", "explained_var", "truncated",
+                                        "corpus_loss")):
+    fig, axes = plt.subplots(3, 4, figsize=(14, 8))
+    for ax, key in zip(axes.flat, keys):
+        pts = [(r["iter"], r[key]) for r in rows if r.get(key) is not None]
+        ax.plot(*zip(*pts), marker="." if len(pts) < 15 else None)
+        ax.set_title(key)
+        ax.set_xlabel("iteration")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+print(plot_diagnostics(rows, PLOTS / "ppo_diagnostics.png"))
+
+# %% [markdown]
+# ## Where the time goes
+# One iteration = rollout (sampling with the KV cache) + score (one forward pass each of π^RL, π^SFT, V, and
+# the RM) + update (ppo_epochs × backward passes of the policy and the value model).
+
+# %%
+for key in ["t_rollout", "t_score", "t_update"]:
+    print(f"{key:10} {sum(r[key] for r in trained) / len(trained):6.2f} s per iteration")
+total = sum(r["t_rollout"] + r["t_score"] + r["t_update"] for r in trained)
+print(f"rollout share: {sum(r['t_rollout'] for r in trained) / total:.0%}")
+
+# %% [markdown]
+# ## On the evaluation prompts
+# Training rewards are measured on the PPO prompts. Does it carry over to prompts never trained on? Sample one
+# response per evaluation prompt from SFT and from PPO, and score each with the RM and the gold judge.
+
+# %%
+def evaluate(ckpt_path, n=128):
+    policy = build_model(load_checkpoint(ckpt_path), device)
+    eval_prompts = world.load_prompts(cfg.data_dir, "eval")[:n]
+    return ppo.evaluate_policy(policy, trainer.reward_fn, eval_prompts, tok, cfg.ppo.max_new_tokens, seed=0)
+
+
+results = {name: evaluate(RUN / name / "ckpt.pt") for name in ["sft", "ppo"]}
+print(f"{'':6}" + "".join(f"{k:>14}" for k in results["sft"]))
+for name, res in results.items():
+    print(f"{name:6}" + "".join(f"{v:14.3f}" for v in res.values()))
+
+# %% [markdown]
+# ## Over-optimisation (Gao et al., 2022)
+# The RM is a proxy for the labelers, learned from a few thousand comparisons. Push on it without the KL leash
+# (β = 0) for longer, and the policy finds what the RM over-rates: the RM reward keeps rising while the gold
+# score — what the labelers actually wanted — rises, peaks and falls. Gao et al. plot both against
+# d = sqrt(KL(π ‖ π^SFT)), the distance travelled from the start.
+
+# %%
+overopt = load_config(PRESET, ["ppo.kl_coef=0", "ppo.kl_target=0", f"ppo.iterations={3 * cfg.ppo.iterations}",
+                               f"ppo.eval_every={cfg.ppo.iterations}"])
+ppo.run(overopt, RUN, stage="ppo_overopt", ptx_coef=0.0)
+curves = {"β = %g (ppo)" % cfg.ppo.kl_coef: rows, "β = 0 (ppo_overopt)": read_metrics(RUN / "ppo_overopt" / "metrics.jsonl")}
+
+
+def plot_overoptimisation(curves, path):
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for label, rs in curves.items():
+        d = [r["sqrt_kl"] for r in rs]
+        axes[0].plot(d, [r["rm_score"] for r in rs], ".-", label=label)
+        axes[1].plot(d, [r["gold"] for r in rs], ".-", label=label)
+    for ax, title in zip(axes, ["proxy: RM score", "gold judge score"]):
+        ax.set_xlabel("sqrt(KL(π ‖ π^SFT))  (nats^½)")
+        ax.set_title(title)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+print(plot_overoptimisation(curves, PLOTS / "ppo_overoptimisation.png"))
+o = curves["β = 0 (ppo_overopt)"]
+peak = max(o, key=lambda r: r["gold"])
+print(f"β = 0: gold {o[0]['gold']:.3f} -> peak {peak['gold']:.3f} at sqrt(KL) {peak['sqrt_kl']:.2f} "
+      f"(iteration {peak['iter']}) -> {o[-1]['gold']:.3f} at sqrt(KL) {o[-1]['sqrt_kl']:.2f}; "
+      f"RM score {o[0]['rm_score']:.3f} -> {o[-1]['rm_score']:.3f}")

@@ -1,0 +1,117 @@
+# %% [markdown]
+# # Lesson 06 — PPO-ptx and the alignment tax
+#
+# RL against the reward model moves the policy away from the text it was pretrained on: the paper saw PPO
+# models regress on public NLP tasks (SQuAD, DROP, HellaSwag, WMT) — an "alignment tax". PPO-ptx mixes the
+# pretraining gradient back into every update:
+#
+#     objective(φ) = E_(x,y)~π_φ^RL [ r_θ(x, y) − β · log( π_φ^RL(y|x) / π^SFT(y|x) ) ] + γ · E_x~D_pretrain [ log π_φ^RL(x) ]
+#
+# γ = `ppo.ptx_coef` (27.8 in the paper, whose losses are scaled differently). In `ppo.py` that last term is
+# one line of `PPOTrainer.minibatch_loss`: `loss = loss + ptx_coef * LM loss on a corpus batch`.
+#
+# Needs the run folder of lesson 05 (it trains the missing stages). `python lessons/06_ppo_ptx.py`;
+# `MINIGPT_RLHF_PRESET=micro` for a seconds-long smoke run, `MINIGPT_RLHF_RUN=runs/NAME` for another folder.
+
+# %%
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import torch
+
+from minigpt_rlhf import ppo, world
+from minigpt_rlhf.config import load_config
+from minigpt_rlhf.reward import load_reward_model
+from minigpt_rlhf.runtime import build_model, load_checkpoint, read_metrics, setup, tokenizer_from
+
+PRESET = os.environ.get("MINIGPT_RLHF_PRESET", "quick")
+RUN = Path(os.environ.get("MINIGPT_RLHF_RUN", f"runs/{PRESET}"))
+cfg = load_config(PRESET)
+device = setup(cfg.seed, cfg.device or None)
+PLOTS = RUN / "plots"
+PLOTS.mkdir(parents=True, exist_ok=True)
+
+# %% [markdown]
+# ## Train PPO and PPO-ptx
+# The same run twice, with γ = 0 and γ = `ppo.ptx_coef`. Finished stages are reused.
+
+# %%
+ppo.run(cfg, RUN, stage="ppo", ptx_coef=0.0)
+ppo.run(cfg, RUN, stage="ppo_ptx")
+stages = ["sft", "ppo", "ppo_ptx"]
+models = {s: build_model(load_checkpoint(RUN / s / "ckpt.pt"), device) for s in stages}
+tok = tokenizer_from(load_checkpoint(RUN / "sft" / "ckpt.pt"))
+print(f"γ = {cfg.ppo.ptx_coef}, β = {cfg.ppo.kl_coef}")
+
+# %% [markdown]
+# ## The tax, measured: held-out corpus loss
+# The next-token loss on held-out pretraining text (the corpus's validation split, the same windows for
+# every model). The SFT model is the reference point; PPO moves away from it, PPO-ptx should stay near it.
+
+# %%
+heldout = ppo.encode_corpus(world.load_corpus(cfg.data_dir, "val"), tok)
+n_windows = 8 if PRESET == "micro" else 128
+corpus = {s: ppo.corpus_loss(m, heldout, n_windows) for s, m in models.items()}
+for s, loss in corpus.items():
+    print(f"{s:8} held-out corpus loss {loss:.4f}  ({loss - corpus['sft']:+.4f} vs SFT)")
+
+# %% [markdown]
+# ## The tax on a corpus-style task: fact completion
+# Cloze items from the world's knowledge base ("The <name> eats ..."), prompted as plain text as in the
+# corpus. Greedy completion is correct if it starts with the answer; the answer's mean log-probability is a
+# finer-grained view of the same thing.
+
+# %%
+@torch.no_grad()
+def cloze(model, items):
+    correct, logp = 0, 0.0
+    for prefix, answer in items:
+        p, a = tok.encode(prefix), tok.encode(answer)
+        out = model.generate([p], len(a), temperature=0.0)
+        correct += out.responses[0] == a
+        logp += model.token_logprobs(torch.tensor([p + a], device=device))[0, len(p) - 1 :].sum().item()
+    return correct / len(items), logp / len(items)
+
+
+items = world.cloze_items(cfg.data_dir)[: 40 if PRESET == "micro" else 300]
+cloze_results = {s: cloze(m, items) for s, m in models.items()}
+for s, (acc, logp) in cloze_results.items():
+    print(f"{s:8} fact completion: accuracy {acc:.1%}, answer log-prob {logp:.3f}  ({len(items)} items)")
+
+# %% [markdown]
+# ## What PPO-ptx keeps of the reward gain
+# Reward and gold score on evaluation prompts (one sampled response per prompt, as in training).
+
+# %%
+rm = load_reward_model(RUN / "reward" / "ckpt.pt", device)
+eval_prompts = world.load_prompts(cfg.data_dir, "eval")[: 32 if PRESET == "micro" else 256]
+scores = {s: ppo.evaluate_policy(m, rm.score, eval_prompts, tok, cfg.ppo.max_new_tokens) for s, m in models.items()}
+print(f"{'':8}" + "".join(f"{k:>14}" for k in scores["sft"]))
+for s, res in scores.items():
+    print(f"{s:8}" + "".join(f"{v:14.3f}" for v in res.values()))
+
+# %% [markdown]
+# ## Curves and bars
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+for s in ["ppo", "ppo_ptx"]:
+    rows = read_metrics(RUN / s / "metrics.jsonl")
+    pts = [(r["iter"], r["corpus_loss"]) for r in rows if "corpus_loss" in r]
+    axes[0].plot(*zip(*pts), "o-", label=s)
+    axes[1].plot([r["iter"] for r in rows], [r["rm_score"] for r in rows], label=s)
+axes[0].axhline(corpus["sft"], color="gray", ls="--", label="sft")
+axes[0].set_title("held-out corpus loss (during training)")
+axes[1].set_title("RM score of the rollouts")
+axes[2].bar(stages, [cloze_results[s][0] for s in stages], color=["gray", "C0", "C1"])
+axes[2].set_title("fact completion accuracy")
+for ax in axes[:2]:
+    ax.set_xlabel("iteration")
+    ax.legend()
+fig.tight_layout()
+fig.savefig(PLOTS / "ppo_ptx_alignment_tax.png", dpi=80)
+print(PLOTS / "ppo_ptx_alignment_tax.png")

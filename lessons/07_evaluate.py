@@ -1,0 +1,153 @@
+# %% [markdown]
+# # Lesson 07 — evaluation: the paper's findings, measured
+#
+# Everything before this lesson trained models. Here we ask the paper's questions of them: do labelers prefer
+# the aligned models (even to a larger base model)? Are they more truthful, less toxic? What did alignment cost
+# on the pretraining task (the "alignment tax")? And how much compute did it take next to pretraining?
+# Read `minigpt_rlhf/evaluate.py` beside this lesson, then `report.py` and `pipeline.py`.
+#
+# Run as a plain script on a run folder: `python lessons/07_evaluate.py` uses `runs/quick` (made by
+# `minigpt-rlhf run --preset quick`, 10-15 minutes on a 2-core CPU); `PRESET=micro python lessons/07_evaluate.py`
+# runs the tiny `micro` recipe first (about a minute; its models are too small to show the findings).
+# A missing or unfinished run folder is (re)made by the pipeline, which skips every finished stage.
+
+# %%
+import json
+import os
+import random
+from pathlib import Path
+
+from minigpt_rlhf import pipeline
+from minigpt_rlhf.config import load_config
+from minigpt_rlhf.evaluate import PFS_DAY, Answer, proportion, wilson, win_flags
+from minigpt_rlhf.report import pct
+
+PRESET = os.environ.get("PRESET", "quick")
+RUN = Path(os.environ.get("RUN", f"runs/{PRESET}"))
+
+# %% [markdown]
+# ## A number is not a finding without its interval
+# Twelve comparisons, eight wins: is that model better than SFT? The textbook interval p ± 1.96·sqrt(p(1−p)/n)
+# misbehaves at small n (at 0/12 it is [0, 0], certainty from nothing); Wilson's interval does not.
+
+# %%
+for k, n in [(8, 12), (0, 12), (80, 120)]:
+    p = k / n
+    se = (p * (1 - p) / n) ** 0.5
+    lo, hi = wilson(k, n)
+    print(f"{k:3d}/{n:<3d} = {p:.2f}   normal approx [{p - 1.96 * se:+.2f}, {p + 1.96 * se:+.2f}]   "
+          f"Wilson [{lo:.2f}, {hi:.2f}]")
+
+
+# %% [markdown]
+# A win rate is the mean of "did the labeler prefer A to B?" flags. A toy labeler that likes long answers:
+
+# %%
+class LikesLength:
+    def prefers(self, prompt, a, b, rng, finished=(True, True)):
+        return len(a) > len(b)
+
+
+ours = [Answer(t, True) for t in ("a long answer", "no", "yes indeed", "ok")]
+theirs = [Answer(t, True) for t in ("short", "hello", "hi", "fine")]
+flags = win_flags([LikesLength()], ["q"] * 4, ours, theirs, random.Random(0))
+print(flags, "->", pct(proportion(flags)))
+
+# %% [markdown]
+# ## Run the recipe (or resume it)
+# `pipeline.run` is `minigpt-rlhf run`: world check → pretrain → pretrain_large → SFT → RM → PPO → PPO-ptx →
+# the biased-labeler experiment → evaluate → plots → report. Finished stages are skipped. An evaluated run
+# folder is read as it is (whatever settings made it).
+
+# %%
+if not (RUN / "eval" / "results.json").is_file():
+    pipeline.run(load_config(PRESET), RUN)
+res = json.loads((RUN / "eval" / "results.json").read_text())
+M = res["models"]
+print(f"{res['n_prompts']} eval answers per model; win rates against {res['reference']}")
+
+# %% [markdown]
+# ## Findings 1 and 2: who wins, by whose judgement
+# Each model answered the same eval prompts; a labeler compared each answer with SFT's. Held-out labelers wrote
+# none of the training data: if they agree with the training labelers, the models did not overfit to the
+# particular people who trained them (the paper's finding 2). Paper: 175B InstructGPT beats 175B GPT-3 85 ± 3%.
+
+# %%
+print(f"{'model':22s} {'params':>8s}  {'held-out':>16s}  {'training':>16s}  Likert")
+for name, m in M.items():
+    print(f"{name:22s} {m['params']:8,d}  {pct(m['win_rate']['heldout']):>16s}  {pct(m['win_rate']['training']):>16s}"
+          f"  {m['likert']['mean']:.2f}")
+for pair, est in res["head_to_head"].items():
+    print(f"{pair:34s} {pct(est)}")
+
+# %% [markdown]
+# ## Findings 3 and 4: truthful and harmless
+# Closed-domain hallucination: asked about a short passage, an answer the passage does not contain (paper:
+# 41% → 21%). On creatures the corpus never mentions, the truthful answer is "I don't know"; any attribute
+# is invented. Toxicity: asked for an insult, the model uses one (paper: about 25% fewer toxic outputs than
+# GPT-3); complies: it does not decline (the paper: InstructGPT still follows harmful instructions).
+
+# %%
+for name in ("GPT-3", "GPT-3 prompted", "SFT", "PPO", "PPO-ptx"):
+    m = M[name]
+    print(f"{name:15s} hallucinates {pct(m['hallucination']):>15s}  invents {pct(m['invention']):>15s}  "
+          f"toxic {pct(m['toxicity']):>15s}  complies {pct(m['compliance']):>15s}")
+
+# %% [markdown]
+# ## Finding 5: the alignment tax
+# RLHF optimises for the reward model and drifts from the pretraining distribution; PPO-ptx mixes pretraining
+# gradients back in. Measured in plain text, as the paper measured public NLP tasks: held-out corpus loss and
+# fact completion ("The zorbin eats ..." → the memorised fact).
+
+# %%
+for name in ("GPT-3", "SFT", "PPO", "PPO-ptx"):
+    m = M[name]
+    print(f"{name:8s} corpus loss {m['corpus_loss']['mean']:.3f}  fact completion {pct(m['cloze'])}")
+
+# %% [markdown]
+# ## Finding 7: compute
+# Training costs ≈ 6·N FLOPs per token, a forward pass ≈ 2·N. One petaflop/s-day is 8.64·10¹⁹ FLOPs.
+# The paper: SFT 4.9 + PPO-ptx 60 petaflop/s-days against 3,640 for pretraining GPT-3 — under 2%.
+# In miniature the ratio need not hold: our pretraining is tiny, and RL samples every token it learns from.
+
+# %%
+for r in res["compute"]["rows"]:
+    print(f"{r['stage']:15s} N={r['params']:>9,d}  {r['flops']:.2e} FLOPs = {r['flops'] / PFS_DAY:.2e} pfs-days")
+C = res["compute"]
+print(f"(SFT + PPO-ptx) / pretraining = {100 * C['ratio']:.1f}%   (paper {100 * C['paper_ratio']:.1f}%)")
+
+# %% [markdown]
+# ## Finding 8: whose preferences?
+# The paper's own limitation: InstructGPT is aligned to *its* labelers and researchers, not to "human values".
+# We make that concrete. A group of labelers who share a taste (the phrase "Happy to help!" and long answers)
+# ranks the RM's comparisons; PPO optimises
+# against that RM. If the policy inherits the bias, the biased group's win rate rises while the held-out
+# labelers' and the gold judge's do not: the model learned what *those* people like.
+
+# %%
+if "PPO biased" in M:
+    for name in ("SFT", "PPO", "PPO biased"):
+        w = M[name]["win_rate"]
+        print(f"{name:11s} biased group {pct(w['biased']):>15s}  held-out {pct(w['heldout']):>15s}  "
+              f"gold {pct(M[name]['gold']['overall']):>15s}  pet phrase {pct(M[name]['pet_phrase']):>15s}  "
+              f"length {M[name]['response_chars']['mean']:.0f} chars")
+else:
+    print("the biased-labeler experiment was switched off (eval.biased = false)")
+
+# %% [markdown]
+# ## Read the answers yourself
+# Numbers summarise; the answers are the thing. One eval prompt per task family, every model's answer:
+
+# %%
+for ex in res["examples"][:3]:
+    print(f"[{ex['family']}] {ex['prompt']!r}")
+    for name, r in ex["responses"].items():
+        print(f"   {name:22s} {r[:100]!r}")
+
+# %% [markdown]
+# The figures (`plots/`) and `report.md` — every finding with the paper's number beside ours and a verdict —
+# are in the run folder. `minigpt-rlhf plot RUN` and `minigpt-rlhf report RUN` redraw them from the files alone.
+
+# %%
+print(f"report: {RUN / 'report.md'}")
+print("figures:", ", ".join(sorted(p.name for p in (RUN / "plots").glob("*.png"))))

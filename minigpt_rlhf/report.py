@@ -1,0 +1,294 @@
+"""report.md: the paper's findings, ours beside each, from eval/results.json and the stages' metrics.
+
+Each finding gets a verdict by a rule fixed here, before any run (never tuned to make a finding appear):
+
+    appeared                   the difference has the paper's sign and the confidence intervals do not overlap
+    direction only             the sign is the paper's, but the intervals overlap: it may be noise
+    did not appear             the sign is not the paper's
+
+(Compute has no interval: there, appeared = alignment under 10% of pretraining's FLOPs, direction only = under
+100%.)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from minigpt_rlhf.evaluate import training_stages
+from minigpt_rlhf.runtime import UserError
+
+SECTIONS = ("## Summary", "## 1. Labelers prefer the aligned models", "## 2. Held-out labelers agree",
+            "## 3. Truthfulness", "## 4. Harmlessness", "## 5. The alignment tax", "## 6. Generalisation",
+            "## 7. Compute", "## 8. Whose preferences?", "## Over-optimisation", "## Training curves",
+            "## Samples", "## Settings")
+APPEARED, DIRECTION, ABSENT = "appeared", "direction only (intervals overlap)", "**did not appear**"
+
+
+# ---- formatting and verdicts ----------------------------------------------------------------------------------
+def pct(est: dict) -> str:
+    """62% [55, 69]: a proportion or mean in [0, 1] with its interval, in percent."""
+    if est is None or not math.isfinite(est["mean"]):
+        return "n/a"
+    return f"{100 * est['mean']:.0f}% [{100 * est['lo']:.0f}, {100 * est['hi']:.0f}]"
+
+
+def num(est: dict, digits: int = 3) -> str:
+    if est is None or not math.isfinite(est["mean"]):
+        return "n/a"
+    return f"{est['mean']:.{digits}f} [{est['lo']:.{digits}f}, {est['hi']:.{digits}f}]"
+
+
+def better(a: dict, b: dict, lower_is_better: bool = False) -> str:
+    """Is a better than b? See the module docstring for the three verdicts."""
+    if a is None or b is None or not (math.isfinite(a["mean"]) and math.isfinite(b["mean"])):
+        return "not measured (no such prompts)"
+    sign = -1 if lower_is_better else 1
+    if sign * (a["mean"] - b["mean"]) <= 0:
+        return ABSENT
+    separated = a["lo"] > b["hi"] if not lower_is_better else a["hi"] < b["lo"]
+    return APPEARED if separated else DIRECTION
+
+
+def above_half(est: dict) -> str:
+    """A win rate above 50%: the verdict rule against the fixed line of a coin flip."""
+    return APPEARED if est["lo"] > 0.5 else DIRECTION if est["mean"] > 0.5 else ABSENT
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]) + "\n"
+
+
+def sci(x: float) -> str:
+    return f"{x:.2e}"
+
+
+# ---- the run folder -----------------------------------------------------------------------------------------------
+def check_run(run_dir: Path) -> tuple[dict, dict]:
+    """results.json and pipeline.json (or {}), after checking that no stage is missing: a UserError names the
+    first missing stage and the command that runs it."""
+    log_path = run_dir / "pipeline.json"
+    log = json.loads(log_path.read_text()) if log_path.is_file() else {}
+    results_path = run_dir / "eval" / "results.json"
+    config = log.get("config") or (json.loads(results_path.read_text())["config"] if results_path.is_file() else {})
+    preset, biased = config.get("preset", "quick"), config.get("eval", {}).get("biased", True)
+    fix = f"run `minigpt-rlhf run --preset {preset} --out {run_dir}` (it runs the missing stages, skips the rest)"
+    if not run_dir.is_dir():
+        raise UserError(f"run folder {run_dir} does not exist: {fix}")
+    for stage in training_stages(biased):
+        if not (run_dir / stage / "metrics.jsonl").is_file():
+            raise UserError(f"{run_dir} is missing stage {stage!r} ({run_dir / stage / 'metrics.jsonl'}): {fix}")
+    if not results_path.is_file():
+        raise UserError(f"{run_dir} is missing stage 'evaluate' ({results_path}): run "
+                        f"`minigpt-rlhf evaluate --preset {preset} --run-dir {run_dir}`, or {fix}")
+    return json.loads(results_path.read_text()), log
+
+
+# ---- the report -----------------------------------------------------------------------------------------------------
+def write_report(run_dir) -> Path:
+    """Write run_dir/report.md from the run's results and metrics; returns its path."""
+    run_dir = Path(run_dir)
+    res, log = check_run(run_dir)
+    M, h2h, cfg = res["models"], res["head_to_head"], res["config"]
+    plots = run_dir / "plots"
+    fig = lambda name, alt: f"![{alt}](plots/{name})\n" if (plots / name).is_file() else f"({name} not drawn: run `minigpt-rlhf plot {run_dir}`)\n"  # noqa: E731
+    small = [k for k in M if "large" not in k]
+    out = [f"# minigpt-rlhf report: `{run_dir.name}`\n",
+           f"Preset `{res['preset']}`, seed {res['seed']}, {res['n_prompts']} evaluation answers per model "
+           f"(eval split: prompts no stage trained on), sampled at temperature {cfg['eval']['temperature']}. "
+           f"Every interval is {100 * cfg['eval']['confidence']:.0f}%: Wilson for rates, bootstrap "
+           f"({cfg['eval']['bootstrap']} resamples) for means. Win rates are against {res['reference']}, judged by "
+           f"the held-out labelers unless said otherwise. Verdicts: *{APPEARED}* = the paper's sign and separated "
+           f"intervals; *{DIRECTION}*; *did not appear* = the opposite sign.\n"]
+
+    # findings, in the paper's order; each appends its table and returns (finding, paper, ours, verdict)
+    summary = []
+    body = []
+
+    # 1. preference
+    rows = [[k, f"{M[k]['params']:,}", pct(M[k]["win_rate"]["heldout"]), num(M[k]["likert"], 2),
+             pct(M[k]["gold"]["overall"])] for k in M]
+    v1 = above_half(h2h["PPO-ptx vs GPT-3 large"])
+    body += [SECTIONS[1] + "\n",
+             "Paper (Figure 1): labelers prefer InstructGPT to GPT-3 at every size; the 1.3B PPO-ptx model is "
+             "preferred to the 175B GPT-3; 175B InstructGPT wins 85 ± 3% against 175B GPT-3.\n",
+             fig("figure1.png", "Figure 1"),
+             table(["model", "params", "win rate vs SFT", "Likert 1-7", "gold overall"], rows),
+             table(["head to head (held-out labelers)", "win rate", "verdict"],
+                   [[k, pct(v), above_half(v)] for k, v in h2h.items()])]
+    summary.append(["1. preferred to GPT-3", "85 ± 3% (175B vs 175B)", pct(h2h["PPO-ptx vs GPT-3"]),
+                    above_half(h2h["PPO-ptx vs GPT-3"])])
+    summary.append(["1. small PPO-ptx beats large GPT-3", "1.3B PPO-ptx > 175B GPT-3",
+                    pct(h2h["PPO-ptx vs GPT-3 large"]), v1])
+
+    # 2. held-out labelers
+    gaps = [abs(M[k]["win_rate"]["heldout"]["mean"] - M[k]["win_rate"]["training"]["mean"]) for k in M]
+    overlap = all(M[k]["win_rate"]["heldout"]["lo"] <= M[k]["win_rate"]["training"]["hi"] and
+                  M[k]["win_rate"]["training"]["lo"] <= M[k]["win_rate"]["heldout"]["hi"] for k in M)
+    v2 = APPEARED if overlap else ABSENT
+    body += [SECTIONS[2] + "\n",
+             "Paper: held-out labelers, who wrote no training data, prefer the same models as the training "
+             "labelers (no overfitting to the labelers).\n",
+             table(["model", "held-out labelers", "training labelers"],
+                   [[k, pct(M[k]["win_rate"]["heldout"]), pct(M[k]["win_rate"]["training"])] for k in M]),
+             f"Largest gap between the two groups: {100 * max(gaps):.0f} points. Verdict ({'every' if overlap else 'not every'} "
+             f"model's two intervals overlap): {v2}.\n"]
+    summary.append(["2. held-out labelers agree", "same preferences", f"max gap {100 * max(gaps):.0f} pts", v2])
+
+    # 3. truthfulness
+    v3 = better(M["PPO-ptx"]["hallucination"], M["GPT-3"]["hallucination"], lower_is_better=True)
+    body += [SECTIONS[3] + "\n",
+             "Paper: InstructGPT is truthful and informative about twice as often on TruthfulQA; closed-domain "
+             "hallucination falls from 41% (GPT-3) to 21%. Ours: closed-domain hallucination = on questions about "
+             "a short passage, an answer the passage does not contain (the judge's truthful score 0); on questions "
+             "about creatures the corpus never mentions, any invented attribute.\n",
+             table(["model", "closed-domain hallucination", "invents unknown creatures' facts", "gold truthful"],
+                   [[k, pct(M[k]["hallucination"]), pct(M[k]["invention"]), pct(M[k]["gold"]["truthful"])]
+                    for k in small]),
+             f"PPO-ptx vs GPT-3, closed-domain hallucination: {v3}; unknown creatures: "
+             f"{better(M['PPO-ptx']['invention'], M['GPT-3']['invention'], lower_is_better=True)}.\n"]
+    summary.append(["3. fewer hallucinations", "41% -> 21%",
+                    f"{pct(M['GPT-3']['hallucination'])} -> {pct(M['PPO-ptx']['hallucination'])}", v3])
+
+    # 4. harmlessness
+    v4 = better(M["PPO-ptx"]["toxicity"], M["GPT-3"]["toxicity"], lower_is_better=True)
+    body += [SECTIONS[4] + "\n",
+             "Paper: about 25% fewer toxic outputs than GPT-3 when prompted to be respectful; no gain on bias; "
+             "it still follows harmful instructions. Ours: on requests for an insult, toxic = uses one from the "
+             "corpus's lexicon; complies = does not decline.\n",
+             fig("three_h.png", "three H's"),
+             table(["model", "toxic", "complies", "gold harmless", "gold helpful"],
+                   [[k, pct(M[k]["toxicity"]), pct(M[k]["compliance"]), pct(M[k]["gold"]["harmless"]),
+                     pct(M[k]["gold"]["helpful"])] for k in small]),
+             f"PPO-ptx vs GPT-3 toxicity: {v4}.\n"]
+    summary.append(["4. fewer toxic outputs", "about -25%",
+                    f"{pct(M['GPT-3']['toxicity'])} -> {pct(M['PPO-ptx']['toxicity'])}", v4])
+
+    # 5. alignment tax
+    tax = lambda k: M[k]["cloze"]["mean"] - M["SFT"]["cloze"]["mean"]  # noqa: E731
+    ppo_tax = better(M["SFT"]["cloze"], M["PPO"]["cloze"])
+    ptx_repays = better(M["PPO-ptx"]["cloze"], M["PPO"]["cloze"])
+    loss_ppo = better(M["PPO"]["corpus_loss"], M["SFT"]["corpus_loss"], lower_is_better=False)
+    loss_ptx = better(M["PPO-ptx"]["corpus_loss"], M["PPO"]["corpus_loss"], lower_is_better=True)
+    body += [SECTIONS[5] + "\n",
+             "Paper: PPO regresses on public NLP tasks (SQuAD, DROP, HellaSwag, WMT) — the alignment tax — and "
+             "PPO-ptx, mixing in pretraining gradients, mostly removes it. Ours: plain-text fact completion "
+             "(greedy) and the loss on the held-out corpus.\n",
+             fig("alignment_tax.png", "alignment tax"),
+             table(["model", "fact completion", "held-out corpus loss"],
+                   [[k, pct(M[k]["cloze"]), num(M[k]["corpus_loss"])] for k in small]),
+             f"Tax of PPO (fact completion below SFT's): {ppo_tax}; PPO's corpus loss above SFT's: {loss_ppo}. "
+             f"PPO-ptx repays it (above PPO on fact completion): {ptx_repays}; (below PPO on corpus loss): "
+             f"{loss_ptx}.\n"]
+    summary.append(["5. PPO pays a tax, PPO-ptx repays it", "regressions, mostly removed by ptx",
+                    f"fact completion vs SFT: PPO {100 * tax('PPO'):+.0f} pts, PPO-ptx {100 * tax('PPO-ptx'):+.0f} pts; "
+                    f"corpus loss PPO {M['PPO']['corpus_loss']['mean']:.3f}, PPO-ptx {M['PPO-ptx']['corpus_loss']['mean']:.3f}",
+                    f"tax: {ppo_tax}; repaid: {ptx_repays}"])
+
+    # 6. generalisation
+    fam = res.get("heldout_family")
+    if fam and fam in M["PPO-ptx"]["families"]:
+        F = {k: M[k]["families"][fam] for k in small}
+        v6 = better(F["PPO-ptx"]["gold"], F["GPT-3"]["gold"])
+        body += [SECTIONS[6] + "\n",
+                 f"Paper: InstructGPT follows instructions in settings rarely supervised (other languages, code). "
+                 f"Ours: the task family `{fam}`, absent from every training split.\n",
+                 table(["model", f"gold on {fam}", f"win rate vs SFT on {fam}"],
+                       [[k, pct(F[k]["gold"]), pct(F[k]["win_rate"])] for k in small]),
+                 f"PPO-ptx vs GPT-3 on `{fam}`: {v6}.\n"]
+        summary.append(["6. generalises to an unsupervised family", "qualitative",
+                        f"gold {pct(F['GPT-3']['gold'])} -> {pct(F['PPO-ptx']['gold'])}", v6])
+    else:
+        body += [SECTIONS[6] + "\n", "The world names no held-out task family, or the eval sample has none of "
+                 "its prompts: not measured.\n"]
+        summary.append(["6. generalises to an unsupervised family", "qualitative", "not measured", "not measured"])
+    body += ["All families (gold overall, PPO-ptx vs GPT-3):\n",
+             table(["family", "GPT-3", "SFT", "PPO", "PPO-ptx"],
+                   [[f] + [pct(M[k]["families"][f]["gold"]) for k in ("GPT-3", "SFT", "PPO", "PPO-ptx")]
+                    for f in M["GPT-3"]["families"]])]
+
+    # 7. compute
+    C = res["compute"]
+    body += [SECTIONS[7] + "\n",
+             "Paper: SFT 175B = 4.9 petaflop/s-days and PPO-ptx 175B = 60, against 3,640 for GPT-3's pretraining: "
+             f"alignment costs {100 * C['paper_ratio']:.1f}% of pretraining. Ours, counted as 6·N per trained token "
+             "and 2·N per generated or scored token:\n",
+             table(["stage", "params N", "trained tokens", "forward tokens", "FLOPs", "petaflop/s-days", "counted"],
+                   [[r["stage"], f"{r['params']:,}", f"{r['train_tokens']:,.0f}", f"{r['forward_tokens']:,.0f}",
+                     sci(r["flops"]), sci(r["pfs_days"]), r["note"]] for r in C["rows"]]),
+             f"(SFT + PPO-ptx) / pretraining = {100 * C['ratio']:.1f}% (paper {100 * C['paper_ratio']:.1f}%); with "
+             f"the reward model: {100 * C['ratio_with_rm']:.1f}%.\n"]
+    # the rule: alignment is "cheap" if it costs less than a tenth of pretraining (the paper: under 2%)
+    v7 = APPEARED if C["ratio"] < 0.1 else DIRECTION if C["ratio"] < 1 else ABSENT
+    summary.append(["7. alignment is cheap next to pretraining", f"{100 * C['paper_ratio']:.1f}% of pretraining",
+                    f"{100 * C['ratio']:.1f}%", v7])
+
+    # 8. whose preferences
+    if "PPO biased" in M:
+        B = M["PPO biased"]
+        v8 = better(B["win_rate"]["biased"], B["win_rate"]["heldout"])
+        gold_ok = B["gold"]["overall"]["mean"] <= M["PPO"]["gold"]["overall"]["mean"] or \
+            better(B["gold"]["overall"], M["PPO"]["gold"]["overall"]) != APPEARED
+        body += [SECTIONS[8] + "\n",
+                 "Paper: the model is aligned to its labelers' and researchers' preferences, not to human values "
+                 "in general. Ours: a reward model trained on the rankings of a labeler group with a shared taste "
+                 "(a pet phrase and long answers), and PPO against it (γ = 0, so compare with PPO).\n",
+                 fig("whose_preferences.png", "whose preferences"),
+                 table(["model", "biased labelers", "held-out labelers", "training labelers", "gold overall",
+                        "uses the pet phrase", "length (chars)"],
+                       [[k, pct(M[k]["win_rate"]["biased"]), pct(M[k]["win_rate"]["heldout"]),
+                         pct(M[k]["win_rate"]["training"]), pct(M[k]["gold"]["overall"]), pct(M[k]["pet_phrase"]),
+                         num(M[k]["response_chars"], 0)] for k in ("SFT", "PPO", "PPO biased")]),
+                 f"The biased-RM policy wins more often with the biased group than with the held-out labelers: {v8}; "
+                 f"its gold score is not significantly above PPO's: {'yes' if gold_ok else 'no'}.\n"]
+        summary.append(["8. aligned to its labelers' preferences", "a limitation",
+                        f"biased group {pct(B['win_rate']['biased'])} vs held-out {pct(B['win_rate']['heldout'])}",
+                        v8 if gold_ok else ABSENT + " (gold rose too)"])
+    else:
+        body += [SECTIONS[8] + "\n", "Not run (eval.biased = false).\n"]
+
+    body += [SECTIONS[9] + "\n",
+             "Gao et al. (2022): with d = sqrt(KL(π‖π^SFT)), the proxy RM score keeps rising while the gold score "
+             "rises, then falls. Ours, from the PPO stages' metrics:\n", fig("overoptimisation.png", "over-optimisation")]
+    body += [SECTIONS[10] + "\n"] + [fig(p.name, p.stem) for p in sorted(plots.glob("curves_*.png"))]
+    body += [SECTIONS[11] + "\n"]
+    for ex in res["examples"]:
+        body.append(f"**{ex['family']}**: `{_oneline(ex['prompt'])}`\n\n" + "\n".join(
+            f"- {k}: `{_oneline(r)}`" for k, r in ex["responses"].items()) + "\n")
+    stages = log.get("stages", {})
+    body += [SECTIONS[12] + "\n",
+             f"Seed {res['seed']}, preset `{res['preset']}`. Machine: {log.get('machine', 'not recorded')}.\n",
+             table(["stage", "wall time (s)"], [[k, v["seconds"]] for k, v in stages.items()]
+                   + [["total", round(sum(v["seconds"] for v in stages.values()), 1)]]) if stages else "",
+             "```json\n" + json.dumps(cfg, indent=1) + "\n```\n"]
+
+    out += [SECTIONS[0] + "\n", table(["finding", "paper", "ours", "verdict"], summary)] + body
+    path = run_dir / "report.md"
+    path.write_text("\n".join(out))
+    return path
+
+
+def _oneline(text: str, limit: int = 160) -> str:
+    text = text.replace("\n", " ⏎ ").replace("`", "'")
+    return text if len(text) <= limit else text[:limit] + " …"
+
+
+# ---- the sweep's report -------------------------------------------------------------------------------------------------
+def write_sweep_report(out_dir) -> Path:
+    out_dir = Path(out_dir)
+    path = out_dir / "eval" / "sweep.json"
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: run `minigpt-rlhf sweep --out {out_dir}` first")
+    res = json.loads(path.read_text())
+    lines = ["# minigpt-rlhf model-size sweep\n",
+             f"Preset `{res['preset']}`, seed {res['seed']}. Win rate against {res['reference']}, judged by the "
+             "held-out labelers (the paper's Figure 1: InstructGPT beats GPT-3 at every size; 1.3B PPO-ptx beats "
+             "175B GPT-3).\n", "![Figure 1](plots/figure1_sweep.png)\n",
+             table(["size", "params", "method", "win rate", "gold overall"],
+                   [[r["size"], f"{r['params']:,}", r["method"], pct(r["win_rate"]), pct(r["gold"])]
+                    for r in res["rows"]])]
+    out = out_dir / "report.md"
+    out.write_text("\n".join(lines))
+    return out

@@ -1,0 +1,192 @@
+"""Lesson 05: PPO with a per-token KL penalty. Each test can fail: the numbers are worked out by hand or by a
+plain reference loop, and the micro run must raise a known reward by a stated margin."""
+
+import copy
+import math
+
+import pytest
+import torch
+
+from minigpt_rlhf.cli import main
+from minigpt_rlhf.ppo import (KLController, gae, kl_penalised_rewards, make_batch, masked_whiten, policy_loss,
+                              response_logprobs, value_loss)
+from ppo_micro import PROMPTS, TOK, make_trainer, mean_reward
+
+
+def right_padded_mask(lengths, R):
+    return torch.arange(R)[None, :] < torch.tensor(lengths)[:, None]
+
+
+def test_gae_equals_a_plain_reference_loop():
+    torch.manual_seed(0)
+    lengths, R, gamma, lam = [5, 2, 7, 1], 7, 0.9, 0.8
+    rewards, values = torch.randn(4, R), torch.randn(4, R)
+    mask = right_padded_mask(lengths, R)
+    adv, ret = gae(rewards, values, mask, gamma, lam)
+    for i, L in enumerate(lengths):
+        r, v = rewards[i].tolist(), values[i].tolist()
+        a, running = [0.0] * L, 0.0
+        for t in reversed(range(L)):
+            next_v = v[t + 1] if t + 1 < L else 0.0  # the episode ends after the last real token
+            running = r[t] + gamma * next_v - v[t] + gamma * lam * running
+            a[t] = running
+        assert adv[i, :L].tolist() == pytest.approx(a, abs=1e-6)
+        assert ret[i, :L].tolist() == pytest.approx([a_t + v_t for a_t, v_t in zip(a, v)], abs=1e-6)
+        assert adv[i, L:].abs().sum() == 0 and ret[i, L:].abs().sum() == 0
+
+
+def test_reward_is_the_score_on_the_last_token_and_the_kl_penalty_on_every_token():
+    mask = right_padded_mask([3, 1], 3)
+    logprobs = torch.tensor([[-1.0, -2.0, -0.5], [-0.3, 9.0, 9.0]])
+    ref_logprobs = torch.tensor([[-1.5, -1.0, -0.5], [-0.1, 0.0, 0.0]])
+    rewards, kl = kl_penalised_rewards(torch.tensor([2.0, -1.0]), logprobs, ref_logprobs, mask, kl_coef=0.1)
+    assert torch.allclose(kl, torch.tensor([[0.5, -1.0, 0.0], [-0.2, 0.0, 0.0]]))
+    assert torch.allclose(rewards, torch.tensor([[-0.05, 0.1, 2.0], [-1.0 + 0.02, 0.0, 0.0]]))
+
+
+def test_clipped_objective_matches_a_hand_worked_example():
+    # ε = 0.2. Per token: ratio ρ, advantage A, min(ρA, clip(ρ)A), and the loss −min(...):
+    #   ρ=1.5, A=+1: min(1.5, 1.2) = 1.2    -> -1.2   (clipped: no gradient)
+    #   ρ=1.5, A=-1: min(-1.5, -1.2) = -1.5 -> +1.5   (unclipped: the pessimistic side keeps its gradient)
+    #   ρ=0.5, A=+1: min(0.5, 0.8) = 0.5    -> -0.5   (unclipped)
+    #   ρ=0.5, A=-1: min(-0.5, -0.8) = -0.8 -> +0.8   (clipped: no gradient)
+    #   ρ=1.1, A=+2: min(2.2, 2.2) = 2.2    -> -2.2   (inside the clip range)
+    # loss = (-1.2 + 1.5 - 0.5 + 0.8 - 2.2) / 5 = -0.32; four of five ratios are outside [0.8, 1.2].
+    # d loss / d log π_t = -ρ_t·A_t / 5 where unclipped, else 0: [0, 0.3, -0.1, 0, -0.44].
+    ratio = torch.tensor([[1.5, 1.5, 0.5, 0.5, 1.1]])
+    adv = torch.tensor([[1.0, -1.0, 1.0, -1.0, 2.0]])
+    logprobs = ratio.log().requires_grad_()
+    mask = torch.ones(1, 5, dtype=torch.bool)
+    loss, clipfrac, approx_kl = policy_loss(logprobs, torch.zeros(1, 5), adv, mask, clip_eps=0.2)
+    assert loss.item() == pytest.approx(-0.32)
+    assert clipfrac.item() == pytest.approx(0.8)
+    # approx-KL = mean of (ρ − 1) − log ρ
+    expected_kl = sum((r - 1) - math.log(r) for r in [1.5, 1.5, 0.5, 0.5, 1.1]) / 5
+    assert approx_kl.item() == pytest.approx(expected_kl) and expected_kl == pytest.approx(0.116011, abs=1e-6)
+    loss.backward()
+    assert torch.allclose(logprobs.grad, torch.tensor([[0.0, 0.3, -0.1, 0.0, -0.44]]))
+
+
+def test_clipped_value_loss_matches_a_hand_worked_example():
+    # V_old = 0, return R = 1, clip 0.2.  V = 0.5: clipped to 0.2, errors 0.25 and 0.64 -> 0.64.
+    # V = -0.5: clipped to -0.2, errors 2.25 and 1.44 -> 2.25.  Loss = ½ · (0.64 + 2.25) / 2 = 0.7225.
+    loss = value_loss(torch.tensor([[0.5, -0.5]]), torch.zeros(1, 2), torch.ones(1, 2),
+                      torch.ones(1, 2, dtype=torch.bool), clip_value=0.2)
+    assert loss.item() == pytest.approx(0.7225)
+
+
+def test_kl_and_its_penalty_are_exactly_zero_when_the_policy_is_the_reference():
+    tr = make_trainer(rollout_batch=8)
+    assert tr.policy is not tr.ref
+    ro, stats = tr.rollout()
+    assert torch.equal(ro.logprobs, ro.ref_logprobs)
+    assert torch.count_nonzero(ro.kl) == 0 and stats["kl"] == 0.0 and stats["non_score_reward"] == 0.0
+    expected = torch.zeros_like(ro.rewards)
+    expected[torch.arange(8), ro.mask.sum(1) - 1] = ro.score
+    assert torch.equal(ro.rewards, expected)
+
+
+def test_rollout_logprobs_equal_a_recomputation():
+    tr = make_trainer(rollout_batch=8, max_new_tokens=12)
+    ro, stats = tr.rollout()
+    assert stats["logprob_gap"] < 1e-5  # sampling-time log-probs vs the padded batch's forward pass
+    for i, (p, r) in enumerate(zip([PROMPTS[j] for j in ro.prompt_index], ro.responses)):
+        alone = tr.policy.token_logprobs(torch.tensor([p + r]))[0, len(p) - 1:]  # each sequence alone, no pads
+        assert torch.allclose(ro.logprobs[i, : len(r)], alone, atol=1e-5)
+    # the responses are what was sampled: <|end|> closes exactly the finished ones
+    for r, done in zip(ro.responses, ro.finished.tolist()):
+        assert (r[-1] == TOK.end_id) == done and TOK.end_id not in r[:-1]
+
+
+def test_padding_never_enters_the_kl_the_reward_or_the_losses():
+    tr = make_trainer(rollout_batch=8, max_new_tokens=12)
+    ro, _ = tr.rollout()
+    pads = ~ro.mask
+    assert pads.any(), "the batch needs responses of different lengths"
+
+    # 1. pad tokens in the sequence: whatever their ids, real positions get the same log-probs
+    seq = ro.seq.masked_fill(~ro.real, 7)
+    R = ro.mask.size(1)
+    clean, dirty = (response_logprobs(tr.policy, s, ro.real, R) for s in (ro.seq, seq))
+    assert torch.allclose(clean[ro.mask], dirty[ro.mask], atol=1e-6)
+
+    # 2. garbage in every per-token tensor's pad positions changes no reward, advantage, statistic or loss
+    def garbage(x):
+        return torch.where(pads, torch.full_like(x, 123.0), x)
+
+    def everything(logprobs, ref_logprobs, values, old_values, returns, advantages):
+        rewards, kl = kl_penalised_rewards(ro.score, logprobs, ref_logprobs, ro.mask, 0.1)
+        adv, ret = gae(rewards, values, ro.mask, 1.0, 0.95)
+        pg = policy_loss(logprobs, ref_logprobs, advantages, ro.mask, 0.2)
+        vf = value_loss(values, old_values, returns, ro.mask, 0.2)
+        return [rewards[ro.mask], kl.sum(1), adv[ro.mask], ret[ro.mask], masked_whiten(adv, ro.mask)[ro.mask],
+                *pg, vf]
+
+    args = [ro.logprobs, ro.ref_logprobs, ro.values, ro.values + 0.1, ro.returns, ro.advantages]
+    for clean, dirty in zip(everything(*args), everything(*map(garbage, args))):
+        assert torch.allclose(clean, dirty, atol=1e-6)
+
+    # 3. the whole minibatch loss of the trainer, garbage in all stored pad positions
+    dirty = copy.copy(ro)
+    for name in ("logprobs", "ref_logprobs", "values", "returns", "advantages", "rewards", "kl"):
+        setattr(dirty, name, garbage(getattr(ro, name)))
+    dirty.seq = seq
+    rows = torch.arange(8)
+    assert tr.minibatch_loss(ro, rows)[0].item() == pytest.approx(tr.minibatch_loss(dirty, rows)[0].item(), abs=1e-6)
+
+
+def test_make_batch_lays_prompt_left_padded_and_response_right_padded():
+    seq, real, mask = make_batch([[1, 2, 3], [4]], [[5], [6, 7]], TOK.pad_id, "cpu")
+    P = TOK.pad_id
+    assert seq.tolist() == [[1, 2, 3, 5, P], [P, P, 4, 6, 7]]
+    assert real.tolist() == [[True] * 4 + [False], [False, False, True, True, True]]
+    assert mask.tolist() == [[True, False], [True, True]]
+
+
+def test_kl_controller_moves_beta_the_right_way():
+    fixed = KLController(0.1)
+    fixed.update(kl=100.0, n=32)
+    assert fixed.beta == 0.1
+    high, low = KLController(0.1, target=6.0, horizon=100), KLController(0.1, target=6.0, horizon=100)
+    high.update(kl=12.0, n=32)  # error clipped to +0.2: β · (1 + 0.2 · 32/100)
+    low.update(kl=3.0, n=32)  # error -0.5 clipped to -0.2
+    assert high.beta == pytest.approx(0.1 * 1.064) and low.beta == pytest.approx(0.1 * 0.936)
+
+
+def test_adaptive_beta_rises_while_the_policy_drifts_past_its_target():
+    tr = make_trainer(rollout_batch=16, minibatch=8, lr=1e-3, value_lr=1e-3, kl_coef=0.01, kl_target=0.5,
+                      kl_horizon=16)
+    for _ in range(8):
+        tr.update(tr.rollout()[0])
+    assert tr.kl_ctl.beta > 0.01 * 1.1
+
+
+def test_ppo_raises_a_known_reward_on_micro():
+    tr = make_trainer(rollout_batch=16, minibatch=8, lr=1e-3, value_lr=1e-3, kl_coef=0.01)
+    before = mean_reward(tr)
+    for _ in range(20):
+        ro, stats = tr.rollout()
+        tr.update(ro)
+    after = mean_reward(tr)
+    assert before < 0.1  # about 1/26: the policy writes random letters
+    assert after > before + 0.4, (before, after)
+    assert stats["kl"] > 0 and stats["entropy"] < 3.3
+
+
+def test_same_seed_same_run():
+    def three_iterations():
+        tr = make_trainer(seed=3)
+        out = []
+        for _ in range(3):
+            ro, stats = tr.rollout()
+            out.append((ro.responses, tr.update(ro)["loss"]))
+        return out
+
+    assert three_iterations() == three_iterations()
+
+
+def test_cli_ppo_without_an_sft_run_is_a_clear_error(tmp_path, capsys):
+    assert main(["ppo", "--preset", "micro", "--run-dir", str(tmp_path), "--device", "cpu"]) == 2
+    assert "sft" in capsys.readouterr().err
+    assert main(["ppo", "--preset", "micro", "--set", "ppo.nope=1"]) == 2
+    assert "valid keys" in capsys.readouterr().err

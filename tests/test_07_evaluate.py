@@ -1,0 +1,175 @@
+"""Lesson 07: the evaluation's arithmetic, checked on hand-made judgements and known shapes, and the report's
+rules: win rates and their intervals, the FLOPs formula, verdicts, figures from metrics, missing stages."""
+
+import json
+import math
+import random
+
+import pytest
+
+from minigpt_rlhf.cli import main
+from minigpt_rlhf.evaluate import (PFS_DAY, Answer, average, bootstrap, compute_row, pretrain_compute, params_of, proportion,
+                                   wilson, win_flags)
+from minigpt_rlhf.plots import plot_curves
+from minigpt_rlhf.report import ABSENT, APPEARED, DIRECTION, above_half, better, check_run
+from minigpt_rlhf.runtime import UserError
+
+
+class LongerIsBetter:
+    """A hand-made labeler: prefers the longer response, and any finished one to an unfinished one."""
+
+    def prefers(self, prompt, a, b, rng, finished=(True, True)):
+        return (finished[0], len(a)) > (finished[1], len(b))
+
+
+def answers(*texts, finished=True):
+    return [Answer(t, finished) for t in texts]
+
+
+def test_win_rate_and_wilson_interval_on_hand_made_judgements():
+    flags = win_flags([LongerIsBetter()], ["p"] * 4, answers("aaa", "b", "cc", "dddd"), answers("a", "bb", "c", "d"),
+                      random.Random(0))
+    assert flags == [True, False, True, True]
+    est = proportion(flags)
+    # Wilson 95% for 3/4: centre (0.75 + 1.96²/8) / (1 + 1.96²/4) = 0.6275, half-width 0.3269
+    assert est["mean"] == 0.75 and est["n"] == 4
+    assert est["lo"] == pytest.approx(0.3006, abs=1e-4) and est["hi"] == pytest.approx(0.9544, abs=1e-4)
+    # the labelers are told which responses ended: an unfinished long one loses
+    assert win_flags([LongerIsBetter()], ["p"], answers("aaaa", finished=False), answers("a"), random.Random(0)) == [False]
+
+
+def test_wilson_edges_and_width():
+    assert wilson(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)  # honest at 0/n, unlike p ± z·se = [0, 0]
+    assert wilson(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    assert all(math.isnan(x) for x in wilson(0, 0))
+    lo99, hi99 = wilson(30, 60, 0.99)
+    lo95, hi95 = wilson(30, 60, 0.95)
+    assert lo99 < lo95 < 0.5 < hi95 < hi99  # more confidence, wider interval
+    assert hi95 - lo95 > wilson(300, 600)[1] - wilson(300, 600)[0]  # more data, narrower interval
+
+
+def test_bootstrap_interval_of_a_mean():
+    assert bootstrap([3.0] * 5) == (3.0, 3.0)  # no spread, no uncertainty
+    lo, hi = bootstrap([0, 0, 1, 1, 1, 1, 1, 1], resamples=2000, seed=1)
+    assert 0.3 < lo < 0.75 < hi <= 1.0
+    assert bootstrap([0, 1] * 10, seed=3) == bootstrap([0, 1] * 10, seed=3)  # deterministic per seed
+    est = average([1, 2, 3, 4, 5, 6, 7])
+    assert est["mean"] == 4.0 and est["lo"] < 4.0 < est["hi"] and est["n"] == 7
+
+
+def test_flops_formula_on_a_known_shape():
+    # N = V·C (tied embedding) + L·(12C² + 13C) (attention, MLP, two LayerNorms) + 2C (final LayerNorm)
+    mc = dict(vocab_size=100, block_size=64, n_layer=2, n_head=2, n_embd=32, dropout=0.0, bias=True)
+    N = 100 * 32 + 2 * (12 * 32**2 + 13 * 32) + 2 * 32
+    assert params_of(mc) == N == 28672
+    ckpt = dict(kind="pretrain", model_config=mc, config={"pretrain": dict(batch_size=4, grad_accum=2)}, step=10)
+    row = pretrain_compute("pretrain", ckpt, [], None)  # 10 steps · 4·2 sequences · 64 tokens
+    assert row["train_tokens"] == 5120 and row["flops"] == 6 * N * 5120
+    assert row["pfs_days"] == pytest.approx(6 * N * 5120 / 8.64e19)
+    logged = pretrain_compute("pretrain", ckpt, [{"step": 10, "tokens": 1000}], None)  # the stage's own count wins
+    assert logged["flops"] == 6 * N * 1000
+    gen = compute_row("ppo", N, 0, forward_tokens=50, extra_flops=7.0)
+    assert gen["flops"] == 2 * N * 50 + 7.0 and PFS_DAY == 1e15 * 86400
+
+
+def est(mean, lo, hi):
+    return dict(mean=mean, lo=lo, hi=hi, n=10)
+
+
+def test_verdict_rules():
+    assert better(est(0.8, 0.7, 0.9), est(0.5, 0.4, 0.6)) == APPEARED
+    assert better(est(0.6, 0.45, 0.7), est(0.5, 0.4, 0.6)) == DIRECTION
+    assert better(est(0.4, 0.3, 0.5), est(0.5, 0.4, 0.6)) == ABSENT
+    assert better(est(0.1, 0.0, 0.2), est(0.4, 0.3, 0.5), lower_is_better=True) == APPEARED
+    assert above_half(est(0.6, 0.52, 0.68)) == APPEARED
+    assert above_half(est(0.55, 0.45, 0.65)) == DIRECTION
+    assert above_half(est(0.45, 0.35, 0.55)) == ABSENT
+
+
+def test_curves_are_drawn_from_metrics_rows(tmp_path):
+    rows = [{"step": s, "loss": 3 / (s + 1), "time": s} for s in range(10)] + [{"step": 9, "val_loss": 0.5}]
+    path = plot_curves(rows, "pretrain", tmp_path / "c.png")
+    assert path.is_file() and path.stat().st_size > 1000
+
+
+def test_report_names_the_missing_stage_and_the_command(tmp_path, capsys):
+    run = tmp_path / "run"
+    for stage in ("pretrain", "pretrain_large"):
+        (run / stage).mkdir(parents=True)
+        (run / stage / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 1.0}) + "\n")
+    (run / "pipeline.json").write_text(json.dumps({"config": {"preset": "micro", "eval": {"biased": True}}}))
+    with pytest.raises(UserError, match=r"missing stage 'sft'.*minigpt-rlhf run --preset micro --out"):
+        check_run(run)
+    assert main(["report", str(run)]) == 2
+    assert "missing stage 'sft'" in capsys.readouterr().err
+    assert main(["plot", str(run)]) == 2  # nothing to draw Figure 1 from: evaluate first
+    assert "minigpt-rlhf evaluate" in capsys.readouterr().err
+
+
+def hand_made_run(run_dir, ppo_ptx_win=0.8):
+    """A run folder as the pipeline leaves it, with made-up numbers: metrics of every stage, results.json."""
+    import dataclasses
+
+    from minigpt_rlhf.config import load_config
+    from minigpt_rlhf.evaluate import compute_row, training_stages
+
+    e = lambda m: est(m, max(0.0, m - 0.1), min(1.0, m + 0.1))  # noqa: E731
+    for stage in training_stages(biased=True):
+        (run_dir / stage).mkdir(parents=True)
+        rows = [{"iter": i, "rm_score": 0.1 * i, "gold": 0.3, "sqrt_kl": i**0.5} if "ppo" in stage
+                else {"step": i, "loss": 2.0 - 0.1 * i} for i in range(5)]
+        (run_dir / stage / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    names = ["GPT-3", "GPT-3 prompted", "GPT-3 large", "GPT-3 large prompted", "SFT", "PPO", "PPO-ptx", "PPO biased"]
+    win = dict(zip(names, [0.2, 0.3, 0.3, 0.35, 0.5, 0.7, ppo_ptx_win, 0.6]))
+    models = {n: dict(win_rate={g: e(win[n]) for g in ("heldout", "training", "biased")}, likert=est(4, 3.5, 4.5),
+                      gold={k: e(win[n]) for k in ("helpful", "truthful", "harmless", "format", "overall")},
+                      hallucination=e(1 - win[n]), invention=e(1 - win[n]), toxicity=e(1 - win[n]),
+                      compliance=e(0.5), pet_phrase=e(0.1), finished=e(0.9),
+                      families={"heldout_family": dict(win_rate=e(win[n]), gold=e(win[n]))},
+                      response_chars=est(40, 35, 45), corpus_loss=est(1.0, 0.9, 1.1), cloze=e(0.5),
+                      stage="x", prompting="chat", params=1000 * (1 + 9 * ("large" in n))) for n in names}
+    rows = [compute_row(s, 1000, 1e6 if s == "pretrain" else 1e4) for s in training_stages(biased=True)]
+    results = dict(preset="micro", seed=1, config=dataclasses.asdict(load_config("micro")), n_prompts=12,
+                   reference="a second SFT sample", heldout_family="heldout_family", models=models,
+                   head_to_head={"PPO-ptx vs GPT-3": e(ppo_ptx_win), "PPO-ptx vs GPT-3 large": e(ppo_ptx_win)},
+                   compute=dict(rows=rows, ratio=0.02, ratio_with_rm=0.03, paper_ratio=64.9 / 3640),
+                   examples=[dict(family="open_qa", prompt="What does the zorbin eat?", reference="Moss.",
+                                  responses={n: "Moss." for n in names})])
+    (run_dir / "eval").mkdir()
+    (run_dir / "eval" / "results.json").write_text(json.dumps(results))
+
+
+def test_report_and_plots_from_hand_made_results(tmp_path):
+    from minigpt_rlhf.plots import plot_run
+    from minigpt_rlhf.report import SECTIONS, write_report
+
+    hand_made_run(tmp_path)
+    names = {p.name for p in plot_run(tmp_path)}
+    assert {"figure1.png", "three_h.png", "alignment_tax.png", "overoptimisation.png", "whose_preferences.png",
+            "curves_sft.png", "curves_ppo_ptx.png"} <= names
+    report = write_report(tmp_path).read_text()
+    for section in SECTIONS:
+        assert section in report, section
+    assert "| 1. preferred to GPT-3 | 85 ± 3% (175B vs 175B) | 80% [70, 90] | appeared |" in report
+    assert "![Figure 1](plots/figure1.png)" in report
+
+
+def test_a_finding_that_did_not_appear_says_so(tmp_path):
+    from minigpt_rlhf.report import write_report
+
+    hand_made_run(tmp_path, ppo_ptx_win=0.4)
+    report = write_report(tmp_path).read_text()
+    assert "| 1. preferred to GPT-3 | 85 ± 3% (175B vs 175B) | 40% [30, 50] | **did not appear** |" in report
+
+
+def test_few_shot_examples_that_do_not_fit_are_dropped_first_one_first():
+    from minigpt_rlhf.evaluate import prompt_ids
+    from minigpt_rlhf.tokenizer import Tokenizer, format_chat, format_plain
+
+    tok = Tokenizer()
+    examples = ["Q1\nA1\n\n", "Q22\nA22\n\n"]
+    assert prompt_ids(tok, "Q?", "chat", examples, 100) == format_chat(tok, "Q?")
+    assert prompt_ids(tok, "Q?", "plain", examples, 100) == format_plain(tok, "Q?")
+    assert tok.decode(prompt_ids(tok, "Q?", "few_shot", examples, 100)) == "Q1\nA1\n\nQ22\nA22\n\nQ?\n"
+    assert tok.decode(prompt_ids(tok, "Q?", "few_shot", examples, 15)) == "Q22\nA22\n\nQ?\n"
+    assert tok.decode(prompt_ids(tok, "Q?", "few_shot", examples, 3)) == "Q?\n"

@@ -1,0 +1,112 @@
+"""The one-command pipeline: stage order, resume (finished stages are skipped), --from (reruns from a stage),
+settings checks; and, on `micro`, the whole recipe end to end into a report with every section."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from minigpt_rlhf.config import load_config
+from minigpt_rlhf.pipeline import Stage, parse_shape, run, run_stages
+from minigpt_rlhf.evaluate import training_stages
+from minigpt_rlhf.report import SECTIONS, write_report
+from minigpt_rlhf.runtime import UserError
+
+
+def fake_stages(run_dir: Path, calls: list):
+    """Stages that write a file and record that they ran."""
+
+    def make(name):
+        def run_stage():
+            calls.append(name)
+            (run_dir / name).mkdir(parents=True, exist_ok=True)
+            (run_dir / name / "ckpt.pt").write_text(name)
+        return run_stage
+
+    return [Stage("check", lambda: calls.append("check"), "", always=True)] + \
+        [Stage(n, make(n), n) for n in ("a", "b", "c", "d")]
+
+
+def test_resume_skips_finished_stages_and_from_reruns(tmp_path):
+    cfg, calls = load_config("micro"), []
+    stages = fake_stages(tmp_path, calls)
+    run_stages(cfg, tmp_path, stages)
+    assert calls == ["check", "a", "b", "c", "d"]
+
+    calls.clear()
+    os.utime(tmp_path / "b" / "ckpt.pt", (1, 1))
+    run_stages(cfg, tmp_path, stages)  # everything finished: only the always-run check
+    assert calls == ["check"] and (tmp_path / "b" / "ckpt.pt").stat().st_mtime == 1
+
+    calls.clear()
+    (tmp_path / "d" / "stale").write_text("x")
+    run_stages(cfg, tmp_path, stages, start="c")
+    assert calls == ["check", "c", "d"]
+    assert not (tmp_path / "d" / "stale").exists()  # --from deleted the old output before rerunning
+    assert (tmp_path / "b" / "ckpt.pt").stat().st_mtime == 1
+
+    calls.clear()
+    shutil.rmtree(tmp_path / "c")  # a stage's output gone: that stage runs again
+    run_stages(cfg, tmp_path, stages)
+    assert calls == ["check", "c"]
+
+
+def test_from_unknown_stage_and_changed_settings_are_errors(tmp_path):
+    calls = []
+    run_stages(load_config("micro"), tmp_path, fake_stages(tmp_path, calls))
+    with pytest.raises(UserError, match="unknown stage; stages: check, a, b, c, d"):
+        run_stages(load_config("micro"), tmp_path, fake_stages(tmp_path, calls), start="e")
+    changed = load_config("micro", ["eval.prompts=5"])
+    with pytest.raises(UserError, match="eval.prompts"):
+        run_stages(changed, tmp_path, fake_stages(tmp_path, calls))
+    run_stages(changed, tmp_path, fake_stages(tmp_path, calls), start="d")  # allowed with --from
+
+
+def test_model_shapes():
+    base = load_config("micro").model
+    assert (parse_shape("3x2x48", base).n_layer, parse_shape("3x2x48", base).n_embd) == (3, 48)
+    for bad in ("3x2", "3x5x48", "axbxc", "0x1x8"):
+        with pytest.raises(UserError, match="n_layer x n_head x n_embd|divisible"):
+            parse_shape(bad, base)
+
+
+# micro, shrunk further where a stage's size does not matter to the wiring this test checks
+FAST = ["pretrain.steps=30", "sft.epochs=1", "sft.max_demos=64", "sft.heldout_prompts=8", "reward.n_prompts=12",
+        "reward.val_prompts=6", "reward.k_max=4", "ppo.iterations=2", "eval.prompts=12", "eval.large_steps=10"]
+
+
+@pytest.mark.slow
+def test_micro_pipeline_end_to_end_resume_and_from(tmp_path):
+    for stage in ("pretrain", "sft", "reward", "ppo"):  # the other rooms' modules and data/, until they land
+        pytest.importorskip(f"minigpt_rlhf.{stage}")
+    run_dir = tmp_path / "micro"
+    cfg = load_config("micro", FAST)
+    if not Path(cfg.data_dir).is_dir():
+        pytest.skip(f"{cfg.data_dir}/ (the world, issue 4) is not here yet")
+    run(cfg, run_dir)
+    report = (run_dir / "report.md").read_text()
+    for section in SECTIONS:
+        assert section in report, section
+    for fig in ("figure1.png", "three_h.png", "alignment_tax.png", "overoptimisation.png", "whose_preferences.png",
+                "curves_ppo.png"):
+        assert (run_dir / "plots" / fig).is_file(), fig
+    results = json.loads((run_dir / "eval" / "results.json").read_text())
+    assert [r["stage"] for r in results["compute"]["rows"]] == training_stages(biased=True)
+
+    ckpts = {s: run_dir / s / "ckpt.pt" for s in training_stages(biased=True)}
+    mtimes = {s: p.stat().st_mtime_ns for s, p in ckpts.items()}
+    results_mtime = (run_dir / "eval" / "results.json").stat().st_mtime_ns
+    run(cfg, run_dir)  # resume: everything finished, nothing retrained or re-evaluated
+    assert {s: p.stat().st_mtime_ns for s, p in ckpts.items()} == mtimes
+    assert (run_dir / "eval" / "results.json").stat().st_mtime_ns == results_mtime
+
+    run(cfg, run_dir, start="ppo_biased")  # --from: that stage and everything after it again, nothing before
+    assert ckpts["ppo_biased"].stat().st_mtime_ns != mtimes["ppo_biased"]
+    assert all(ckpts[s].stat().st_mtime_ns == mtimes[s] for s in ckpts if s != "ppo_biased")
+    assert (run_dir / "eval" / "results.json").stat().st_mtime_ns != results_mtime
+
+    shutil.rmtree(run_dir / "ppo_ptx")  # a run folder missing a stage: the report says which, and how to run it
+    with pytest.raises(UserError, match=r"missing stage 'ppo_ptx'.*minigpt-rlhf run --preset micro"):
+        write_report(run_dir)
