@@ -24,7 +24,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from minigpt_rlhf import ppo, world
+from minigpt_rlhf import plots, ppo, world
 from minigpt_rlhf.config import load_config
 from minigpt_rlhf.runtime import build_model, load_checkpoint, read_metrics, setup
 
@@ -132,31 +132,23 @@ for name, res in results.items():
 # d = sqrt(KL(π ‖ π^SFT)), the distance travelled from the start.
 
 # %%
-overopt = load_config(PRESET, ["ppo.kl_coef=0", "ppo.kl_target=0", f"ppo.iterations={3 * cfg.ppo.iterations}",
+overopt = load_config(PRESET, ["ppo.kl_coef=0", "ppo.kl_target=0", f"ppo.iterations={2 * cfg.ppo.iterations}",
                                f"ppo.eval_every={cfg.ppo.iterations}"])
 ppo.run(overopt, RUN, stage="ppo_overopt", ptx_coef=0.0)
-curves = {"β = %g (ppo)" % cfg.ppo.kl_coef: rows, "β = 0 (ppo_overopt)": read_metrics(RUN / "ppo_overopt" / "metrics.jsonl")}
+curves = {f"ppo (β = {cfg.ppo.kl_coef:g})": rows, "ppo_overopt (β = 0)": read_metrics(RUN / "ppo_overopt" / "metrics.jsonl")}
+print(plots.plot_overoptimisation(curves, PLOTS / "ppo_overoptimisation.png"))
 
 
-def plot_overoptimisation(curves, path):
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for label, rs in curves.items():
-        d = [r["sqrt_kl"] for r in rs]
-        axes[0].plot(d, [r["rm_score"] for r in rs], ".-", label=label)
-        axes[1].plot(d, [r["gold"] for r in rs], ".-", label=label)
-    for ax, title in zip(axes, ["proxy: RM score", "gold judge score"]):
-        ax.set_xlabel("sqrt(KL(π ‖ π^SFT))  (nats^½)")
-        ax.set_title(title)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+def smooth(rows, key, k=5):
+    """Mean over the last k iterations: one batch's gold score is noisy (32 responses)."""
+    return [sum(r[key] for r in rows[max(0, i - k + 1) : i + 1]) / len(rows[max(0, i - k + 1) : i + 1])
+            for i in range(len(rows))]
 
 
-print(plot_overoptimisation(curves, PLOTS / "ppo_overoptimisation.png"))
-o = curves["β = 0 (ppo_overopt)"]
-peak = max(o, key=lambda r: r["gold"])
-print(f"β = 0: gold {o[0]['gold']:.3f} -> peak {peak['gold']:.3f} at sqrt(KL) {peak['sqrt_kl']:.2f} "
-      f"(iteration {peak['iter']}) -> {o[-1]['gold']:.3f} at sqrt(KL) {o[-1]['sqrt_kl']:.2f}; "
-      f"RM score {o[0]['rm_score']:.3f} -> {o[-1]['rm_score']:.3f}")
+o = curves["ppo_overopt (β = 0)"]
+gold, rm = smooth(o, "gold"), smooth(o, "rm_score")
+peak = max(range(len(o)), key=gold.__getitem__)
+print(f"β = 0, {len(o) - 1} iterations (5-iteration means):")
+for i in sorted({0, peak, len(o) // 2, len(o) - 1}):
+    print(f"  iteration {o[i]['iter']:3d}: sqrt(KL) {o[i]['sqrt_kl']:5.2f}  RM score {rm[i]:6.3f}  gold {gold[i]:.3f}  "
+          f"length {o[i]['response_len']:5.1f}")

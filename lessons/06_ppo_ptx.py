@@ -25,6 +25,7 @@ import torch
 
 from minigpt_rlhf import ppo, world
 from minigpt_rlhf.config import load_config
+from minigpt_rlhf.pretrain import encode_corpus
 from minigpt_rlhf.reward import load_reward_model
 from minigpt_rlhf.runtime import build_model, load_checkpoint, read_metrics, setup, tokenizer_from
 
@@ -49,13 +50,13 @@ print(f"γ = {cfg.ppo.ptx_coef}, β = {cfg.ppo.kl_coef}")
 
 # %% [markdown]
 # ## The tax, measured: held-out corpus loss
-# The next-token loss on held-out pretraining text (the corpus's validation split, the same windows for
-# every model). The SFT model is the reference point; PPO moves away from it, PPO-ptx should stay near it.
+# The next-token loss on held-out pretraining text: the corpus's validation split, on the very windows the
+# base model's `val_loss` was measured on. The SFT model is the reference point; PPO moves away from it,
+# PPO-ptx should stay near it.
 
 # %%
-heldout = ppo.encode_corpus(world.load_corpus(cfg.data_dir, "val"), tok)
-n_windows = 8 if PRESET == "micro" else 128
-corpus = {s: ppo.corpus_loss(m, heldout, n_windows) for s, m in models.items()}
+heldout = encode_corpus(world.load_corpus(cfg.data_dir, "val"), tok)
+corpus = {s: ppo.heldout_corpus_loss(cfg, m, heldout) for s, m in models.items()}
 for s, loss in corpus.items():
     print(f"{s:8} held-out corpus loss {loss:.4f}  ({loss - corpus['sft']:+.4f} vs SFT)")
 
