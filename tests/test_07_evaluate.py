@@ -167,9 +167,9 @@ def test_few_shot_examples_that_do_not_fit_are_dropped_first_one_first():
     from minigpt_rlhf.tokenizer import Tokenizer, format_chat, format_plain
 
     tok = Tokenizer()
-    examples = ["Q1\nA1\n\n", "Q22\nA22\n\n"]
+    examples = ["Q1 A1\n\n", "Q22 A22\n\n"]
     assert prompt_ids(tok, "Q?", "chat", examples, 100) == format_chat(tok, "Q?")
     assert prompt_ids(tok, "Q?", "plain", examples, 100) == format_plain(tok, "Q?")
-    assert tok.decode(prompt_ids(tok, "Q?", "few_shot", examples, 100)) == "Q1\nA1\n\nQ22\nA22\n\nQ?\n"
-    assert tok.decode(prompt_ids(tok, "Q?", "few_shot", examples, 15)) == "Q22\nA22\n\nQ?\n"
-    assert tok.decode(prompt_ids(tok, "Q?", "few_shot", examples, 3)) == "Q?\n"
+    assert tok.decode(prompt_ids(tok, "Q?", "few_shot", examples, 100)) == "Q1 A1\n\nQ22 A22\n\nQ? "
+    assert tok.decode(prompt_ids(tok, "Q?", "few_shot", examples, 15)) == "Q22 A22\n\nQ? "
+    assert tok.decode(prompt_ids(tok, "Q?", "few_shot", examples, 3)) == "Q? "
