@@ -7,7 +7,7 @@
 # InstructGPT's starting point is exactly this gap between "predict the web" and "do what the user means".
 #
 # Run: `python lessons/02_pretrain.py` (the `quick` preset, ~3 minutes on a 2-core CPU; it reuses a finished
-# run folder). `MINIGPT_PRESET=micro python lessons/02_pretrain.py` runs a seconds-long smoke version.
+# run folder). `MINIGPT_RLHF_PRESET=micro python lessons/02_pretrain.py` runs a seconds-long smoke version.
 
 # %%
 import os
@@ -20,9 +20,9 @@ from minigpt_rlhf.plots import plot_curves
 from minigpt_rlhf.runtime import build_model, load_checkpoint, read_metrics, tokenizer_from
 from minigpt_rlhf.sft import answer
 
-preset = os.environ.get("MINIGPT_PRESET", "quick")
+preset = os.environ.get("MINIGPT_RLHF_PRESET", "quick")
 cfg = load_config(preset)
-run_dir = Path(os.environ.get("MINIGPT_RUN", f"runs/{preset}"))
+run_dir = Path(os.environ.get("MINIGPT_RLHF_RUN", f"runs/{preset}"))
 ckpt_path = pretrain.run(cfg, run_dir)  # skipped if the run folder already has a finished base model
 
 # %% [markdown]

@@ -7,7 +7,7 @@
 # final checkpoint by reward-model score. We log validation loss and the gold score every epoch and keep the
 # best gold epoch (no RM exists yet at this step; see minigpt_rlhf/sft.py).
 #
-# Run: `python lessons/03_sft.py` (quick, ~2 minutes after lesson 02); `MINIGPT_PRESET=micro` for a smoke run.
+# Run: `python lessons/03_sft.py` (quick, ~2 minutes after lesson 02); `MINIGPT_RLHF_PRESET=micro` for a smoke run.
 
 # %%
 import os
@@ -20,9 +20,9 @@ from minigpt_rlhf.plots import plot_curves
 from minigpt_rlhf.runtime import build_model, load_checkpoint, read_metrics, tokenizer_from
 from minigpt_rlhf.tokenizer import format_chat
 
-preset = os.environ.get("MINIGPT_PRESET", "quick")
+preset = os.environ.get("MINIGPT_RLHF_PRESET", "quick")
 cfg = load_config(preset)
-run_dir = Path(os.environ.get("MINIGPT_RUN", f"runs/{preset}"))
+run_dir = Path(os.environ.get("MINIGPT_RLHF_RUN", f"runs/{preset}"))
 pretrain.run(cfg, run_dir)
 sft_path = sft.run(cfg, run_dir)
 

@@ -24,9 +24,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from minigpt_rlhf import ppo, world
+from minigpt_rlhf import plots, ppo, world
 from minigpt_rlhf.config import load_config
 from minigpt_rlhf.runtime import build_model, load_checkpoint, read_metrics, setup
+from minigpt_rlhf.tokenizer import format_chat
 
 PRESET = os.environ.get("MINIGPT_RLHF_PRESET", "quick")
 RUN = Path(os.environ.get("MINIGPT_RLHF_RUN", f"runs/{PRESET}"))
@@ -46,7 +47,7 @@ PLOTS.mkdir(parents=True, exist_ok=True)
 trainer, prompts = ppo.build_trainer(cfg, RUN, device=device)
 tok = trainer.tok
 ro, stats = trainer.rollout()
-i = max((j for j in range(len(ro.responses)) if ro.finished[j]), key=lambda j: len(ro.responses[j]), default=0)
+i = min(range(len(ro.responses)), key=lambda j: (not ro.finished[j], abs(len(ro.responses[j]) - 16)))  # a short one
 print("prompt:", prompts[ro.prompt_index[i]].text)
 print(f"{'token':>8} {'kl':>7} {'V(s_t)':>8} {'r_t':>8} {'A_t':>7}")
 for t, token in enumerate(ro.responses[i]):
@@ -71,6 +72,12 @@ for key in ["rm_score", "gold", "kl", "kl_coef", "entropy", "response_len", "tru
 trained = [r for r in rows if "approx_kl" in r]
 for key in ["approx_kl", "clipfrac", "vf_loss", "explained_var"]:
     print(f"{key:22} mean over the updates {sum(r[key] for r in trained) / len(trained):.4f}")
+
+# %% [markdown]
+# Measured on `quick` (24 iterations of 32 responses, β = 0.05): the RM score of the rollouts rose from 0.00 to
+# 0.17 with the KL to SFT bounded at about 5 nats; responses shrank from 31 to 11 characters; the held-out
+# corpus loss rose from 2.70 to 3.36 (the alignment tax, lesson 06). Updates stayed gentle (approx-KL ≈ 0.03,
+# clip fraction ≈ 0.10) and the value model learned (explained variance 0.6 → 0.95).
 
 # %% [markdown]
 # ## The diagnostics, as cleanrl and lm-human-preferences plot them
@@ -111,6 +118,12 @@ print(f"rollout share: {sum(r['t_rollout'] for r in trained) / total:.0%}")
 # ## On the evaluation prompts
 # Training rewards are measured on the PPO prompts. Does it carry over to prompts never trained on? Sample one
 # response per evaluation prompt from SFT and from PPO, and score each with the RM and the gold judge.
+#
+# Measured on `quick`: the RM's gain carries over (−0.01 → 0.18), the gold judge's does not (0.52 → 0.51).
+# The paper's finding — labelers prefer the PPO model — needs an RM that tracks what they want; ours (pairwise
+# accuracy 0.55 on held-out rankings, correlation 0.25 with the gold score) mostly learned that shorter answers
+# make fewer false claims, so PPO traded helpfulness for truthfulness. A better RM (more rankings, lesson 04)
+# is the lever; β only sets how far the policy may chase this one.
 
 # %%
 def evaluate(ckpt_path, n=128):
@@ -126,37 +139,48 @@ for name, res in results.items():
 
 # %% [markdown]
 # ## Over-optimisation (Gao et al., 2022)
-# The RM is a proxy for the labelers, learned from a few thousand comparisons. Push on it without the KL leash
-# (β = 0) for longer, and the policy finds what the RM over-rates: the RM reward keeps rising while the gold
-# score — what the labelers actually wanted — rises, peaks and falls. Gao et al. plot both against
-# d = sqrt(KL(π ‖ π^SFT)), the distance travelled from the start.
+# The RM is a proxy for the labelers, learned from a few hundred rankings. Push on it without the KL leash
+# (β = 0) for twice as long, and the policy finds what the RM over-rates. Gao et al. plot the proxy and the
+# gold score against d = sqrt(KL(π ‖ π^SFT)), the distance travelled from the start: the proxy keeps rising,
+# the gold score stalls or falls.
+#
+# Measured on `quick` (a 2-core CPU; your numbers will differ a little): the RM score rose from 0.00 to 0.28
+# while sqrt(KL) grew to 8.6, and the gold score did not move (0.525 at the start, 0.49–0.53 along the way,
+# one batch of 32 being noisy by about ±0.03). On evaluation prompts helpfulness halved (0.10 → 0.05) while
+# truthfulness rose (0.89 → 1.00): the RM had learned that short or empty answers make no false claims, and
+# the β = 0 policy ends up repeating a fragment of a labeler's pet phrase ("Happy. Happy. Happy THE THTH").
+# The gold score hides the fall because the judge gives an unhelpful but harmless answer about 0.5, which is
+# where this small SFT model already sits; the samples below show the damage plainly.
 
 # %%
-overopt = load_config(PRESET, ["ppo.kl_coef=0", "ppo.kl_target=0", f"ppo.iterations={3 * cfg.ppo.iterations}",
+overopt = load_config(PRESET, ["ppo.kl_coef=0", "ppo.kl_target=0", f"ppo.iterations={2 * cfg.ppo.iterations}",
                                f"ppo.eval_every={cfg.ppo.iterations}"])
 ppo.run(overopt, RUN, stage="ppo_overopt", ptx_coef=0.0)
-curves = {"β = %g (ppo)" % cfg.ppo.kl_coef: rows, "β = 0 (ppo_overopt)": read_metrics(RUN / "ppo_overopt" / "metrics.jsonl")}
+curves = {f"ppo (β = {cfg.ppo.kl_coef:g})": rows, "ppo_overopt (β = 0)": read_metrics(RUN / "ppo_overopt" / "metrics.jsonl")}
+print(plots.plot_overoptimisation(curves, PLOTS / "ppo_overoptimisation.png"))
 
 
-def plot_overoptimisation(curves, path):
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for label, rs in curves.items():
-        d = [r["sqrt_kl"] for r in rs]
-        axes[0].plot(d, [r["rm_score"] for r in rs], ".-", label=label)
-        axes[1].plot(d, [r["gold"] for r in rs], ".-", label=label)
-    for ax, title in zip(axes, ["proxy: RM score", "gold judge score"]):
-        ax.set_xlabel("sqrt(KL(π ‖ π^SFT))  (nats^½)")
-        ax.set_title(title)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+def smooth(rows, key, k=5):
+    """Mean over the last k iterations: one batch's gold score is noisy (32 responses)."""
+    return [sum(r[key] for r in rows[max(0, i - k + 1) : i + 1]) / len(rows[max(0, i - k + 1) : i + 1])
+            for i in range(len(rows))]
 
 
-print(plot_overoptimisation(curves, PLOTS / "ppo_overoptimisation.png"))
-o = curves["β = 0 (ppo_overopt)"]
-peak = max(o, key=lambda r: r["gold"])
-print(f"β = 0: gold {o[0]['gold']:.3f} -> peak {peak['gold']:.3f} at sqrt(KL) {peak['sqrt_kl']:.2f} "
-      f"(iteration {peak['iter']}) -> {o[-1]['gold']:.3f} at sqrt(KL) {o[-1]['sqrt_kl']:.2f}; "
-      f"RM score {o[0]['rm_score']:.3f} -> {o[-1]['rm_score']:.3f}")
+o = curves["ppo_overopt (β = 0)"]
+gold, rm = smooth(o, "gold"), smooth(o, "rm_score")
+print(f"β = 0, {len(o) - 1} iterations (5-iteration means):")
+for i in sorted({0, len(o) // 4, len(o) // 2, len(o) - 1}):
+    print(f"  iteration {o[i]['iter']:3d}: sqrt(KL) {o[i]['sqrt_kl']:5.2f}  RM score {rm[i]:6.3f}  gold {gold[i]:.3f}  "
+          f"length {o[i]['response_len']:5.1f}")
+results["ppo_overopt"] = evaluate(RUN / "ppo_overopt" / "ckpt.pt")
+print("\non evaluation prompts:")
+for name, res in results.items():
+    print(f"{name:12}" + "".join(f"{k} {v:.3f}  " for k, v in res.items()))
+
+# %%
+policy = build_model(load_checkpoint(RUN / "ppo_overopt" / "ckpt.pt"), device)
+examples = world.load_prompts(cfg.data_dir, "eval")[:4]
+out = policy.generate([format_chat(tok, p.text) for p in examples], cfg.ppo.max_new_tokens, stop_id=tok.end_id,
+                      pad_id=tok.pad_id, generator=torch.Generator(device=device).manual_seed(0))
+for p, r in zip(examples, out.responses):
+    print(f"{p.text!r:60} -> {tok.decode(r, skip_special=True)!r}")

@@ -7,7 +7,8 @@
 # Read `minigpt_rlhf/evaluate.py` beside this lesson, then `report.py` and `pipeline.py`.
 #
 # Run as a plain script on a run folder: `python lessons/07_evaluate.py` uses `runs/quick` (made by
-# `minigpt-rlhf run --preset quick`, 10-15 minutes on a 2-core CPU); `PRESET=micro python lessons/07_evaluate.py`
+# `minigpt-rlhf run --preset quick`, whose wall time is still to be measured on an idle machine);
+# `MINIGPT_RLHF_PRESET=micro python lessons/07_evaluate.py`
 # runs the tiny `micro` recipe first (about a minute; its models are too small to show the findings).
 # A missing or unfinished run folder is (re)made by the pipeline, which skips every finished stage.
 
@@ -22,8 +23,8 @@ from minigpt_rlhf.config import load_config
 from minigpt_rlhf.evaluate import PFS_DAY, Answer, proportion, wilson, win_flags
 from minigpt_rlhf.report import pct
 
-PRESET = os.environ.get("PRESET", "quick")
-RUN = Path(os.environ.get("RUN", f"runs/{PRESET}"))
+PRESET = os.environ.get("MINIGPT_RLHF_PRESET", "quick")
+RUN = Path(os.environ.get("MINIGPT_RLHF_RUN", f"runs/{PRESET}"))
 
 # %% [markdown]
 # ## A number is not a finding without its interval

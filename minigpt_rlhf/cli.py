@@ -74,6 +74,21 @@ def cmd_sample(args) -> None:
         print("-" * 40)
 
 
+# ---- bench (issue 9) ----------------------------------------------------------------------------------
+def cmd_bench(args) -> None:
+    from minigpt_rlhf import bench
+    from minigpt_rlhf.runtime import setup
+
+    dev = setup(0, args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.repeats < 1 or args.new_tokens < 1:
+        raise UserError("--repeats and --new-tokens must be at least 1")
+    result = bench.run([args.preset] if args.preset else PRESETS, dev, args.repeats, args.new_tokens, args.out)
+    print(bench.table(result))
+    print(f"wrote {args.out}")
+
+
 # ---- pretrain, sft, chat ---------------------------------------------------------------------------------
 def add_run_dir_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", default=None, help="the run folder (default runs/<preset>)")
@@ -295,6 +310,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
     # --- bench (issue 9) ---
+    p = sub.add_parser("bench", help="training, sampling and PPO speed on this machine (table + JSON)")
+    p.add_argument("--preset", choices=PRESETS, default=None, help="one model shape only (default: all three)")
+    p.add_argument("--out", default="bench.json", help="JSON file to write (default bench.json)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: the best available)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per measurement, after a warm-up")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default torch's); 1 is far faster on a busy 2-core CPU")
+    p.add_argument("--new-tokens", type=int, default=256, help="tokens per sampling run (default 256)")
+    p.set_defaults(func=cmd_bench)
 
     return parser
 

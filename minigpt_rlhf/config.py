@@ -138,19 +138,18 @@ class PPOConfig:
     kl_target: float = 0.0  # 0 = fixed β; > 0 = adaptive β steering the KL (nats per response) to this target
     kl_horizon: int = 1000  # adaptive controller's horizon in responses (Ziegler et al. 2019 used 10000)
     ptx_coef: float = 1.0  # γ for PPO-ptx: weight of the pretraining LM loss (the paper used 27.8); 0 = plain PPO
-    ptx_batch: int = 8  # corpus windows (block_size tokens each) per gradient step of PPO-ptx
+    ptx_batch: int = 8  # corpus windows (pretrain.seq_len tokens, as in pretraining) per gradient step of PPO-ptx
     max_new_tokens: int = 64  # response length limit; a response that does not end by then is truncated
     truncation_penalty: float = -1.0  # score of a truncated response instead of the RM's (normalised units)
     normalize_score: bool = True  # divide RM scores by their std on the SFT policy's samples, measured once
     whiten_advantages: bool = True  # advantages to mean 0, std 1 over the batch's response tokens
     grad_clip: float = 1.0  # max gradient norm, per model
     eval_every: int = 8  # iterations between held-out corpus losses (the alignment tax) and checkpoints
-    eval_windows: int = 16  # held-out corpus windows per corpus-loss measurement
 
 
 PPO_PRESETS = {
     "micro": dict(iterations=3, rollout_batch=8, minibatch=4, ppo_epochs=2, max_new_tokens=16, ptx_batch=2,
-                  eval_every=2, eval_windows=2),
+                  eval_every=2),
     "quick": {},
     "full": dict(iterations=150, rollout_batch=64, minibatch=16, lr=5e-5, value_lr=1e-4, max_new_tokens=96,
                  ptx_batch=16),

@@ -393,13 +393,27 @@ def stage_compute(run_dir: Path, stage: str) -> dict:
     return COMPUTE[ckpt["kind"]](stage, ckpt, rows, run_dir)
 
 
-def lm_compute(stage: str, ckpt: dict, rows: list[dict], run_dir: Path) -> dict:
-    """Pretraining and SFT: 6·N·T with T the trained tokens: the stage's own count (`tokens` in its metrics,
-    padding included for SFT) or, if it logs none, optimizer steps · sequences per step · tokens per sequence."""
-    sc = ckpt["config"][ckpt["kind"]]
+def pretrain_compute(stage: str, ckpt: dict, rows: list[dict], run_dir: Path) -> dict:
+    """Pretraining: 6·N·T with T the trained tokens: the stage's own count (`tokens` in its metrics) or, if it
+    logs none, optimizer steps · sequences per step · tokens per sequence."""
+    pc = ckpt["config"]["pretrain"]
     logged = next((r["tokens"] for r in reversed(rows) if "tokens" in r), None)
-    tokens = logged or ckpt["step"] * sc["batch_size"] * sc.get("grad_accum", 1) * ckpt["model_config"]["block_size"]
+    tokens = logged or ckpt["step"] * pc["batch_size"] * pc.get("grad_accum", 1) * ckpt["model_config"]["block_size"]
     return compute_row(stage, params_of(ckpt["model_config"]), tokens, note="6·N·T" + ("" if logged else ", T from config"))
+
+
+def sft_compute(stage: str, ckpt: dict, rows: list[dict], run_dir: Path) -> dict:
+    """SFT: 6·N·T with T = every optimizer step the stage took (not only up to the chosen epoch) · demonstrations
+    per step · their mean length in the chat format (prompt, response, <|end|>)."""
+    from minigpt_rlhf import world
+
+    sc, data_dir, tok = ckpt["config"]["sft"], ckpt["config"]["data_dir"], tokenizer_from(ckpt)
+    prompts = {p.id: p.text for p in world.load_prompts(data_dir, "sft")}
+    lengths = [len(format_chat(tok, prompts[d.prompt_id], d.response))
+               for d in world.load_demonstrations(data_dir) if d.prompt_id in prompts]
+    steps = max(r["step"] for r in rows if "step" in r)
+    tokens = steps * sc["batch_size"] * sc.get("grad_accum", 1) * sum(lengths) / len(lengths)
+    return compute_row(stage, params_of(ckpt["model_config"]), tokens, note="6·N·T, T = steps · batch · mean demo")
 
 
 def ppo_compute(stage: str, ckpt: dict, rows: list[dict], run_dir: Path) -> dict:
@@ -434,7 +448,7 @@ def reward_compute(stage: str, ckpt: dict, rows: list[dict], run_dir: Path) -> d
                        note="sample K responses + RM training")
 
 
-COMPUTE = {"pretrain": lm_compute, "sft": lm_compute, "reward": reward_compute, "ppo": ppo_compute}
+COMPUTE = {"pretrain": pretrain_compute, "sft": sft_compute, "reward": reward_compute, "ppo": ppo_compute}
 
 
 def compute_accounting(run_dir: Path) -> dict:

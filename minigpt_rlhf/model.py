@@ -54,7 +54,9 @@ class CausalSelfAttention(nn.Module):
             k, v = cache.append(k, v)  # (B,H,S,D): S = past + T
         drop = self.dropout if self.training else 0.0
         if self.use_sdpa:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop, is_causal=mask is None)
+            # a single new query (a cached step) may see every key: no mask needed when there are no pads
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop,
+                                               is_causal=mask is None and T > 1)
         else:
             att = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))  # (B,H,T,S)
             if mask is None:
@@ -237,6 +239,9 @@ class GPT(nn.Module):
         pos = (real.long().cumsum(1) - 1).clamp(min=0)
         causal = torch.ones(P, P, dtype=torch.bool, device=dev).tril()
         mask = ((causal & real[:, None, :]) | torch.eye(P, dtype=torch.bool, device=dev))[:, None]
+        pad_free = bool(real.all())  # equal-length prompts: plain causal attention, no mask per step
+        if pad_free:
+            mask = None
         h = self._run(idx, pos, mask, caches if use_cache else None)[:, -1]
         seq = torch.cat([idx, torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=dev)], 1)
         next_pos = real.sum(1)
@@ -263,13 +268,14 @@ class GPT(nn.Module):
             n = t + 1
             if stop_id is not None:
                 done |= tok == stop_id
-            if bool(done.all()) or t == max_new_tokens - 1:
+            if t == max_new_tokens - 1 or (stop_id is not None and bool(done.all())):
                 break
             # one cached step: the new token attends to every real key so far (pads of done rows are ignored)
             keys_real[:, P + t] = True
             seq[:, P + t] = tok
             if use_cache:
-                h = self._run(tok[:, None], next_pos[:, None] + t, keys_real[:, None, None, : P + t + 1], caches)
+                step_mask = None if pad_free else keys_real[:, None, None, : P + t + 1]
+                h = self._run(tok[:, None], next_pos[:, None] + t, step_mask, caches)
             else:
                 h = self.hidden_states(seq[:, : P + t + 1], keys_real[:, : P + t + 1])
             h = h[:, -1]

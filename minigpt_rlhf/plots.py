@@ -143,13 +143,13 @@ def plot_overoptimisation(curves: dict[str, list[dict]], path: Path) -> Path | N
 def plot_run(run_dir) -> list[Path]:
     """Every figure of a run folder into run_dir/plots/."""
     run_dir = Path(run_dir)
+    res = load_results(run_dir)
     out = run_dir / "plots"
     out.mkdir(exist_ok=True)
     paths = []
     for metrics in sorted(run_dir.glob("*/metrics.jsonl")):
         stage = metrics.parent.name
         paths.append(plot_curves(read_metrics(metrics), f"{stage}: training curves", out / f"curves_{stage}.png"))
-    res = load_results(run_dir)
     models = res["models"]
     series = {}
     for name, m in models.items():

@@ -42,8 +42,11 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
+from minigpt_rlhf import world
 from minigpt_rlhf.config import Config, PPOConfig
-from minigpt_rlhf.model import GPT, GPTConfig, left_pad
+from minigpt_rlhf.model import GPT, left_pad
+from minigpt_rlhf.pretrain import corpus_loss, encode_corpus, random_windows
+from minigpt_rlhf.reward import load_reward_model
 from minigpt_rlhf.runtime import (MetricsLogger, UserError, autocast, build_model, check_finite, load_checkpoint,
                                   save_checkpoint, setup, tokenizer_from)
 from minigpt_rlhf.tokenizer import Tokenizer, format_chat
@@ -220,11 +223,14 @@ class PPOTrainer:
 
     def __init__(self, policy: GPT, ref: GPT, value: ValueModel, reward_fn: RewardFn, prompts: list[list[int]],
                  pc: PPOConfig, tok: Tokenizer, ptx_coef: float = 0.0, corpus: torch.Tensor | None = None,
-                 seed: int = 0):
+                 corpus_window: int = 128, seed: int = 0):
+        """corpus: the pretraining corpus as one token stream, for PPO-ptx; corpus_window: the pretraining
+        window length, so that the ptx term is the pretraining loss itself."""
         if ptx_coef > 0 and corpus is None:
             raise ValueError("PPO-ptx (ptx_coef > 0) needs the pretraining corpus")
         self.policy, self.ref, self.value, self.reward_fn = policy, ref, value, reward_fn
-        self.prompts, self.pc, self.tok, self.ptx_coef, self.corpus = prompts, pc, tok, ptx_coef, corpus
+        self.prompts, self.pc, self.tok, self.ptx_coef = prompts, pc, tok, ptx_coef
+        self.corpus, self.corpus_window = corpus, corpus_window
         # eval mode throughout, i.e. no dropout: the ratio π_φ/π_old must be exactly 1 before the first step
         for m in (policy, ref, value):
             m.eval()
@@ -353,11 +359,9 @@ class PPOTrainer:
         return loss, stats
 
     def corpus_batch(self):
-        """ptx_batch random windows of the pretraining corpus (block_size tokens): inputs and next tokens."""
-        T = self.policy.config.block_size
-        starts = torch.randint(len(self.corpus) - T, (self.pc.ptx_batch,), generator=self.gen)
-        x = torch.stack([self.corpus[s : s + T + 1] for s in starts.tolist()]).to(self.device)
-        return x[:, :-1], x[:, 1:]
+        """ptx_batch random windows of the pretraining corpus, as pretraining drew them: inputs, next tokens."""
+        x, y = random_windows(self.corpus, self.pc.ptx_batch, self.corpus_window, self.gen)
+        return x.to(self.device), y.to(self.device)
 
     # -- resume ----------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -373,41 +377,12 @@ class PPOTrainer:
         self.gen.set_state(state["rng"]["train"])
 
 
-# ---- the alignment tax ---------------------------------------------------------------------------------------
-def encode_corpus(docs: list[str], tok: Tokenizer) -> torch.Tensor:
-    """Documents joined with <|end|>, as in pretraining: one long 1-D tensor of token ids."""
-    ids = []
-    for doc in docs:
-        ids += tok.encode(doc) + [tok.end_id]
-    return torch.tensor(ids, dtype=torch.long)
-
-
-@torch.no_grad()
-def corpus_loss(model: GPT, corpus: torch.Tensor, n_windows: int) -> float:
-    """Mean next-token loss on n_windows evenly spaced block_size windows of a (held-out) corpus: the same
-    windows every call, so SFT, PPO and PPO-ptx are measured on identical text."""
-    T = model.config.block_size
-    if len(corpus) <= T:
-        raise UserError(f"the held-out corpus has {len(corpus)} tokens, fewer than one window of {T + 1}")
-    dev = next(model.parameters()).device
-    starts = torch.linspace(0, len(corpus) - T - 1, n_windows).long().tolist()
-    x = torch.stack([corpus[s : s + T + 1] for s in starts]).to(dev)
-    was_training = model.training
-    model.eval()
-    loss = model(x[:, :-1], x[:, 1:])[1].item()
-    model.train(was_training)
-    return loss
-
-
 # ---- the stage -----------------------------------------------------------------------------------------------
 def build_trainer(cfg: Config, run_dir, ptx_coef: float = 0.0, sft_stage: str = "sft", reward_stage: str = "reward",
                   device=None) -> tuple[PPOTrainer, list]:
     """A PPOTrainer from a run folder and data/: π^RL and π^SFT from the SFT checkpoint, V and r_θ from the
     reward model's, the PPO-split prompts in the chat format, and for PPO-ptx the pretraining corpus.
     Returns the trainer and the world's Prompt objects (the gold judge needs their metadata)."""
-    from minigpt_rlhf import world
-    from minigpt_rlhf.reward import load_reward_model
-
     run_dir, pc = Path(run_dir), cfg.ppo
     sft = load_checkpoint(run_dir / sft_stage / "ckpt.pt", "sft")
     tok = tokenizer_from(sft)
@@ -422,14 +397,24 @@ def build_trainer(cfg: Config, run_dir, ptx_coef: float = 0.0, sft_stage: str = 
                         f"block_size {policy.config.block_size} by {too_long}: lower ppo.max_new_tokens")
     corpus = encode_corpus(world.load_corpus(cfg.data_dir, "train"), tok) if ptx_coef > 0 else None
     trainer = PPOTrainer(policy, ref, ValueModel.from_reward_model(rm), rm.score, prompt_ids, pc, tok, ptx_coef,
-                         corpus, cfg.seed)
+                         corpus, pretrain_window(cfg, policy), cfg.seed)
     return trainer, prompts
+
+
+def pretrain_window(cfg: Config, model: GPT) -> int:
+    """The window length pretraining used: the ptx term and the alignment tax are measured on such windows."""
+    return min(cfg.pretrain.seq_len, model.config.block_size)
+
+
+def heldout_corpus_loss(cfg: Config, model: GPT, heldout: torch.Tensor) -> float:
+    """The alignment tax's measure: loss on the held-out corpus, on the same windows as pretraining's val_loss,
+    so SFT, PPO and PPO-ptx compare with each other and with the base model's curve."""
+    pc = cfg.pretrain
+    return corpus_loss(model, heldout, pretrain_window(cfg, model), pc.eval_batches, pc.batch_size)
 
 
 def gold_score(prompts, responses, finished, tok: Tokenizer) -> float:
     """Mean overall score of the world's gold judge: the experimenters' ground truth, never a training signal."""
-    from minigpt_rlhf import world
-
     return sum(world.judge(p, tok.decode(r, skip_special=True), bool(f)).overall
                for p, r, f in zip(prompts, responses, finished)) / len(prompts)
 
@@ -439,8 +424,6 @@ def evaluate_policy(policy: GPT, reward_fn: RewardFn, prompts: list, tok: Tokeni
                     seed: int = 0, batch: int = 64) -> dict:
     """One response per prompt, sampled as in training (temperature 1): the mean raw RM score of the finished
     responses, the gold judge's scores, the response length and the truncation rate."""
-    from minigpt_rlhf import world
-
     gen = torch.Generator(device=next(policy.parameters()).device).manual_seed(seed)
     rm, scores, lengths, finished = [], [], [], []
     for b in range(0, len(prompts), batch):
@@ -455,6 +438,7 @@ def evaluate_policy(policy: GPT, reward_fn: RewardFn, prompts: list, tok: Tokeni
                    for p, r, f in zip(chunk, out.responses, out.finished)]
         lengths += [len(r) for r in out.responses]
         finished += out.finished
+
     def mean(xs):
         return sum(xs) / len(xs) if xs else float("nan")
 
@@ -469,8 +453,6 @@ def run(cfg: Config, run_dir, stage: str = "ppo", ptx_coef: float | None = None,
     """PPO (ptx_coef 0) or PPO-ptx (ptx_coef > 0; None = cfg.ppo.ptx_coef) from run_dir/sft_stage against the
     reward model in run_dir/reward_stage. Writes run_dir/stage/{ckpt.pt, metrics.jsonl} and returns the
     checkpoint path; a finished checkpoint is returned as is, an unfinished one is resumed."""
-    from minigpt_rlhf import world
-
     pc, run_dir = cfg.ppo, Path(run_dir)
     ptx_coef = pc.ptx_coef if ptx_coef is None else ptx_coef
     if ptx_coef < 0:
@@ -506,7 +488,7 @@ def run(cfg: Config, run_dir, stage: str = "ppo", ptx_coef: float | None = None,
         ro, stats = trainer.rollout()
         stats["gold"] = gold_score([prompts[i] for i in ro.prompt_index], ro.responses, ro.finished.tolist(), tok)
         if it % pc.eval_every == 0 or it == pc.iterations:
-            stats["corpus_loss"] = corpus_loss(policy, heldout, pc.eval_windows)
+            stats["corpus_loss"] = heldout_corpus_loss(cfg, policy, heldout)
         if it < pc.iterations:
             stats |= trainer.update(ro)
         log.log(iter=it, ptx_coef=ptx_coef, **stats)

@@ -64,7 +64,8 @@ def format_chat(tok: Tokenizer, prompt: str, response: str | None = None) -> lis
 
 
 def format_plain(tok: Tokenizer, prompt: str) -> list[int]:
-    """How a base model (never trained on chat tokens) is prompted: the plain text and a newline."""
+    """How a base model (never trained on chat tokens) is prompted: the plain text and a space. Not a newline:
+    every corpus document is one paragraph, so a base model has never read one, and one derails it."""
     if not prompt.strip():
         raise VocabError("the prompt is empty: write an instruction or a question")
-    return tok.encode(prompt + "\n")
+    return tok.encode(prompt + " ")

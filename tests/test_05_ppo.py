@@ -11,6 +11,7 @@ from minigpt_rlhf.cli import main
 from minigpt_rlhf.ppo import (KLController, gae, kl_penalised_rewards, make_batch, masked_whiten, policy_loss,
                               response_logprobs, value_loss)
 from ppo_micro import PROMPTS, TOK, make_trainer, mean_reward
+from ppo_micro import one_thread  # noqa: F401 (an autouse fixture: micro tests on one thread)
 
 
 def right_padded_mask(lengths, R):

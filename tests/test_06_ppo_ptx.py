@@ -6,23 +6,23 @@ import pytest
 import torch
 
 from minigpt_rlhf import ppo
-from minigpt_rlhf.ppo import corpus_loss, encode_corpus
+from minigpt_rlhf.pretrain import corpus_loss, encode_corpus
 from minigpt_rlhf.runtime import build_model, load_checkpoint, read_metrics
-from ppo_micro import TOK, corpus_text, make_trainer, mean_reward
+from ppo_micro import CORPUS_WINDOW, TOK, corpus_text, make_trainer, mean_reward
+from ppo_micro import one_thread  # noqa: F401 (an autouse fixture: micro tests on one thread)
 
 TRAIN = encode_corpus([corpus_text(seed) for seed in range(20)], TOK)
 HELDOUT = encode_corpus([corpus_text(100 + seed) for seed in range(5)], TOK)
 
 
-def test_corpus_is_documents_joined_with_end():
-    ids = encode_corpus(["ab", "c"], TOK).tolist()
-    assert ids == TOK.encode("ab") + [TOK.end_id] + TOK.encode("c") + [TOK.end_id]
+def heldout_loss(model):
+    return corpus_loss(model, HELDOUT, CORPUS_WINDOW, batches=4, batch_size=16)
 
 
-def test_ptx_batch_is_windows_of_the_corpus_and_their_next_tokens():
+def test_ptx_batch_is_pretraining_windows_of_the_corpus_and_their_next_tokens():
     tr = make_trainer(ptx_coef=1.0, corpus=TRAIN, ptx_batch=3)
     x, y = tr.corpus_batch()
-    T = tr.policy.config.block_size
+    T = CORPUS_WINDOW
     assert x.shape == y.shape == (3, T) and torch.equal(x[:, 1:], y[:, :-1])
     text = TRAIN.tolist()
     for row, nxt in zip(x.tolist(), y[:, -1].tolist()):
@@ -69,10 +69,10 @@ def test_ppo_pays_an_alignment_tax_and_ppo_ptx_pays_it_back():
     for gamma in (0.0, 1.0):
         tr = make_trainer(ptx_coef=gamma, corpus=TRAIN, rollout_batch=16, minibatch=8, lr=1e-3, value_lr=1e-3,
                           kl_coef=0.01, ptx_batch=4)
-        start = corpus_loss(tr.policy, HELDOUT, 16), mean_reward(tr)
+        start = heldout_loss(tr.policy), mean_reward(tr)
         for _ in range(20):
             tr.update(tr.rollout()[0])
-        results[gamma] = start, (corpus_loss(tr.policy, HELDOUT, 16), mean_reward(tr))
+        results[gamma] = start, (heldout_loss(tr.policy), mean_reward(tr))
     (loss0, reward0), (loss_ppo, reward_ppo) = results[0.0]
     _, (loss_ptx, reward_ptx) = results[1.0]
     assert loss_ppo > loss0 + 0.5, "PPO should pay an alignment tax on micro"

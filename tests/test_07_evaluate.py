@@ -8,7 +8,7 @@ import random
 import pytest
 
 from minigpt_rlhf.cli import main
-from minigpt_rlhf.evaluate import (PFS_DAY, Answer, average, bootstrap, compute_row, lm_compute, params_of, proportion,
+from minigpt_rlhf.evaluate import (PFS_DAY, Answer, average, bootstrap, compute_row, pretrain_compute, params_of, proportion,
                                    wilson, win_flags)
 from minigpt_rlhf.plots import plot_curves
 from minigpt_rlhf.report import ABSENT, APPEARED, DIRECTION, above_half, better, check_run
@@ -63,10 +63,10 @@ def test_flops_formula_on_a_known_shape():
     N = 100 * 32 + 2 * (12 * 32**2 + 13 * 32) + 2 * 32
     assert params_of(mc) == N == 28672
     ckpt = dict(kind="pretrain", model_config=mc, config={"pretrain": dict(batch_size=4, grad_accum=2)}, step=10)
-    row = lm_compute("pretrain", ckpt, [], None)  # 10 steps · 4·2 sequences · 64 tokens
+    row = pretrain_compute("pretrain", ckpt, [], None)  # 10 steps · 4·2 sequences · 64 tokens
     assert row["train_tokens"] == 5120 and row["flops"] == 6 * N * 5120
     assert row["pfs_days"] == pytest.approx(6 * N * 5120 / 8.64e19)
-    logged = lm_compute("pretrain", ckpt, [{"step": 10, "tokens": 1000}], None)  # the stage's own count wins
+    logged = pretrain_compute("pretrain", ckpt, [{"step": 10, "tokens": 1000}], None)  # the stage's own count wins
     assert logged["flops"] == 6 * N * 1000
     gen = compute_row("ppo", N, 0, forward_tokens=50, extra_flops=7.0)
     assert gen["flops"] == 2 * N * 50 + 7.0 and PFS_DAY == 1e15 * 86400
@@ -102,6 +102,8 @@ def test_report_names_the_missing_stage_and_the_command(tmp_path, capsys):
         check_run(run)
     assert main(["report", str(run)]) == 2
     assert "missing stage 'sft'" in capsys.readouterr().err
+    assert main(["plot", str(run)]) == 2  # nothing to draw Figure 1 from: evaluate first
+    assert "minigpt-rlhf evaluate" in capsys.readouterr().err
 
 
 def hand_made_run(run_dir, ppo_ptx_win=0.8):
@@ -165,9 +167,9 @@ def test_few_shot_examples_that_do_not_fit_are_dropped_first_one_first():
     from minigpt_rlhf.tokenizer import Tokenizer, format_chat, format_plain
 
     tok = Tokenizer()
-    examples = ["Q1\nA1\n\n", "Q22\nA22\n\n"]
+    examples = ["Q1 A1\n\n", "Q22 A22\n\n"]
     assert prompt_ids(tok, "Q?", "chat", examples, 100) == format_chat(tok, "Q?")
     assert prompt_ids(tok, "Q?", "plain", examples, 100) == format_plain(tok, "Q?")
-    assert tok.decode(prompt_ids(tok, "Q?", "few_shot", examples, 100)) == "Q1\nA1\n\nQ22\nA22\n\nQ?\n"
-    assert tok.decode(prompt_ids(tok, "Q?", "few_shot", examples, 15)) == "Q22\nA22\n\nQ?\n"
-    assert tok.decode(prompt_ids(tok, "Q?", "few_shot", examples, 3)) == "Q?\n"
+    assert tok.decode(prompt_ids(tok, "Q?", "few_shot", examples, 100)) == "Q1 A1\n\nQ22 A22\n\nQ? "
+    assert tok.decode(prompt_ids(tok, "Q?", "few_shot", examples, 15)) == "Q22 A22\n\nQ? "
+    assert tok.decode(prompt_ids(tok, "Q?", "few_shot", examples, 3)) == "Q? "

@@ -195,8 +195,9 @@ def cloze_items(data_dir) -> list[tuple[str, str]]:
 
 
 def few_shot_prefix(data_dir, n: int = 3) -> str:
-    """The "GPT-3 prompted" baseline's prefix: n demonstrations as plain text, `prompt\\nanswer`, separated by
-    FEW_SHOT_SEPARATOR; the model's continuation is cut at the next separator."""
+    """The "GPT-3 prompted" baseline's prefix: n demonstrations as plain text, `prompt answer` (the way
+    `tokenizer.format_plain` prompts a base model), separated by FEW_SHOT_SEPARATOR; the model's continuation
+    is cut at the next separator."""
     by_id = {p.id: p for p in load_prompts(data_dir, "sft")}
     demos = [d for d in load_demonstrations(data_dir) if d.prompt_id in by_id][:n]
-    return "".join(f"{by_id[d.prompt_id].text}\n{d.response}{FEW_SHOT_SEPARATOR}" for d in demos)
+    return "".join(f"{by_id[d.prompt_id].text} {d.response}{FEW_SHOT_SEPARATOR}" for d in demos)
