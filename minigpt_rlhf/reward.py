@@ -203,7 +203,7 @@ def sample_responses(models: dict[str, GPT], tok: Tokenizer, prompts: list, rc: 
 
 
 def check_fits(rc: RewardConfig, tok: Tokenizer, prompts: list, block_size: int) -> None:
-    longest = max(len(format_plain(tok, p.text)) for p in prompts) + 1  # plain adds "\n", chat two specials
+    longest = max(len(format_chat(tok, p.text)) for p in prompts)  # a token longer than format_plain
     if longest + rc.max_new_tokens > block_size:
         raise UserError(f"the longest RM prompt ({longest} tokens) + reward.max_new_tokens={rc.max_new_tokens} "
                         f"exceed the model's block_size {block_size}: lower reward.max_new_tokens")
