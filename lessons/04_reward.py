@@ -10,13 +10,14 @@
 # All C(K,2) comparisons of a prompt are ONE batch element: K forward passes, then every pairwise difference.
 # Read `minigpt_rlhf/reward.py` beside this lesson, top to bottom.
 #
-# What this lesson shows, with the paper's numbers beside ours: the RM predicts the preferences of labelers it
-# never saw about as well as those of the labelers who trained it, close to how often labelers agree with each
-# other (training labelers 72.6 ± 1.5%, held-out 77.3 ± 1.3%); and shuffling the comparisons into independent
-# pairs, the paper's warning, overfits.
+# What this lesson measures, with the paper's numbers beside ours: does the RM predict the preferences of
+# labelers it never saw as well as those of the labelers who trained it, and how close does it come to how often
+# labelers agree with each other (the paper: training labelers 72.6 ± 1.5%, held-out 77.3 ± 1.3%)? And does
+# shuffling the comparisons into independent pairs overfit, as the paper warns?
 #
 # Needs a run folder with `sft/` and `pretrain/` (lessons 02-03, or `minigpt-rlhf sft`). Run as a plain script:
-# `python lessons/04_reward.py` (quick: a few minutes; a finished reward stage is reused).
+# `python lessons/04_reward.py` (quick: about 2 minutes for the reward model, a few more for the ablation; a
+# finished stage is reused).
 # `MINIGPT_RLHF_PRESET=micro` runs it in seconds on a micro run folder (numbers then mean little);
 # `MINIGPT_RLHF_RUN=runs/NAME` picks another run folder.
 
