@@ -74,6 +74,8 @@ for key in ["approx_kl", "clipfrac", "vf_loss", "explained_var"]:
     print(f"{key:22} mean over the updates {sum(r[key] for r in trained) / len(trained):.4f}")
 
 # %% [markdown]
+# (The numbers quoted in this lesson come from one development run on a shared CPU, before base models were
+# prompted with a space instead of a newline; your run prints its own.)
 # Measured on `quick` (24 iterations of 32 responses, β = 0.05): the RM score of the rollouts rose from 0.00 to
 # 0.17 with the KL to SFT bounded at about 5 nats; responses shrank from 31 to 11 characters; the held-out
 # corpus loss rose from 2.70 to 3.36 (the alignment tax, lesson 06). Updates stayed gentle (approx-KL ≈ 0.03,

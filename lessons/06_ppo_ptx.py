@@ -61,6 +61,8 @@ for s, loss in corpus.items():
     print(f"{s:8} held-out corpus loss {loss:.4f}  ({loss - corpus['sft']:+.4f} vs SFT)")
 
 # %% [markdown]
+# (The numbers quoted in this lesson come from one development run on a shared CPU, before base models were
+# prompted with a space instead of a newline; your run prints its own.)
 # Measured on `quick` (γ = 1): base model 0.34, SFT 2.70, PPO 3.36 (+0.65), PPO-ptx 0.68. Fine-tuning on
 # demonstrations already paid a large tax, PPO added to it, and the pretraining mix won back more than PPO's
 # share: PPO-ptx moves back towards the base model on corpus text, which is also why its KL to SFT is larger
