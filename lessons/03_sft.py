@@ -18,7 +18,6 @@ from minigpt_rlhf import pretrain, sft, world
 from minigpt_rlhf.config import load_config
 from minigpt_rlhf.plots import plot_curves
 from minigpt_rlhf.runtime import build_model, load_checkpoint, read_metrics, tokenizer_from
-from minigpt_rlhf.tokenizer import format_chat
 
 preset = os.environ.get("MINIGPT_RLHF_PRESET", "quick")
 cfg = load_config(preset)

@@ -170,7 +170,7 @@ class EvalConfig:
     confidence: float = 0.95  # level of every interval
     cloze_items: int = 100  # corpus-style fact completions (the alignment-tax task); 0 = all
     corpus_windows: int = 32  # held-out corpus windows for the corpus loss (the other alignment-tax measure)
-    large_model: str = "4x4x192"  # the larger base model (2.2x the quick base model: "175B GPT-3" to our "1.3B")
+    large_model: str = "4x4x160"  # the larger base model (1.55x the quick base model: "175B GPT-3" to our "1.3B")
     large_steps: int = 0  # its pretraining steps; 0 = pretrain.steps
     biased: bool = True  # run "whose preferences?": an RM from biased labelers and PPO against it
     sweep_sizes: str = "2x2x64,4x4x128,6x4x192"  # model sizes of `minigpt-rlhf sweep`, smallest first

@@ -41,6 +41,7 @@ from tqdm import tqdm
 
 from minigpt_rlhf.config import Config
 from minigpt_rlhf.runtime import UserError, build_model, load_checkpoint, read_metrics, setup, tokenizer_from
+from minigpt_rlhf.sft import sample
 from minigpt_rlhf.tokenizer import Tokenizer, format_chat, format_plain
 
 
@@ -61,7 +62,7 @@ def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    return (max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)))  # min/max: float rounding at 0/n
 
 
 def bootstrap(values, confidence: float = 0.95, resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
@@ -86,7 +87,9 @@ def average(values, confidence: float = 0.95, resamples: int = 1000, seed: int =
     """A mean with its bootstrap interval: {mean, lo, hi, n}."""
     values = [float(v) for v in values]
     lo, hi = bootstrap(values, confidence, resamples, seed)
-    return dict(mean=sum(values) / len(values) if values else math.nan, lo=lo, hi=hi, n=len(values))
+    mean = sum(values) / len(values) if values else math.nan
+    # a constant sample's resampled means differ from its mean in the last bit: keep lo <= mean <= hi
+    return dict(mean=mean, lo=min(lo, mean), hi=max(hi, mean), n=len(values))
 
 
 # ---- compute accounting (finding 7) -----------------------------------------------------------------------------
@@ -149,45 +152,30 @@ def require_stages(run_dir: Path, stages, preset: str, command: str = "run") -> 
 
 # ---- answering the eval prompts ---------------------------------------------------------------------------------
 def prompt_ids(tok: Tokenizer, text: str, prompting: str, examples: list[str], room: int) -> list[int]:
-    """The tokens a model is shown. Few-shot examples (each ending in its separator) that would not leave
-    `room` tokens for the answer are dropped from the first one on: those nearest the question stay."""
+    """The tokens a model is shown. Few-shot examples are documents, each ended by <|end|> as in pretraining;
+    those that would not leave `room` tokens for the answer are dropped from the first one on: those nearest
+    the question stay."""
     if prompting == "chat":
         return format_chat(tok, text)
     ids = format_plain(tok, text)
     if prompting == "few_shot":
-        while examples and len(tok.encode("".join(examples))) + len(ids) > room:
-            examples = examples[1:]
-        ids = tok.encode("".join(examples)) + ids
+        shots = [tok.encode(e) + [tok.end_id] for e in examples]
+        while shots and sum(map(len, shots)) + len(ids) > room:
+            shots = shots[1:]
+        ids = [t for shot in shots for t in shot] + ids
     return ids
 
 
 class Answer(NamedTuple):
     text: str  # decoded, without special tokens
-    finished: bool  # the model ended it (<|end|>, or the few-shot separator); the judge's format score reads it
+    finished: bool  # the model ended it with <|end|>; the judge's format score reads it
 
 
-@torch.no_grad()
 def answer(model, tok: Tokenizer, prompts: list[list[int]], ec, seed: int) -> list[Answer]:
-    """One sampled response per prompt, in batches with the KV cache."""
-    device = next(model.parameters()).device
-    gen = torch.Generator(device=device).manual_seed(seed)
-    max_new = min(ec.max_new_tokens, model.config.block_size - max(len(p) for p in prompts))
-    if max_new < 1:
-        raise UserError(f"an eval prompt fills the model's whole context ({model.config.block_size} tokens): "
-                        f"lower eval.max_new_tokens or use a larger model.block_size")
-    out = []
-    for i in range(0, len(prompts), ec.batch_size):
-        g = model.generate(prompts[i : i + ec.batch_size], max_new, ec.temperature, stop_id=tok.end_id,
-                           pad_id=tok.pad_id, generator=gen)
-        out += [Answer(tok.decode(r, skip_special=True), f) for r, f in zip(g.responses, g.finished)]
-    return out
-
-
-def trim_few_shot(a: Answer, separator: str) -> Answer:
-    """A base model that has read worked examples answers, then writes the next example: the answer ends at
-    the separator, as GPT-3's did at a stop sequence."""
-    head, sep, _ = a.text.partition(separator)
-    return Answer(head, a.finished or bool(sep))
+    """One sampled response per prompt (token lists), in batches with the KV cache."""
+    gen = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    responses, finished = sample(model, tok, prompts, ec.max_new_tokens, ec.temperature, ec.batch_size, gen)
+    return [Answer(tok.decode(r, skip_special=True), f) for r, f in zip(responses, finished)]
 
 
 def write_json(path: Path, obj) -> None:
@@ -246,10 +234,10 @@ def judge_answers(prompts, answers: list[Answer], reference: list[Answer], pools
 
 # ---- the alignment tax (finding 5) -----------------------------------------------------------------------------
 @torch.no_grad()
-def corpus_losses(model, corpus: torch.Tensor, n_windows: int, batch_size: int = 16) -> list[float]:
-    """Next-token loss on each of n_windows evenly spaced block_size windows of the held-out corpus (the same
-    windows for every model). Rising after RLHF = the alignment tax on the pretraining distribution."""
-    T = model.config.block_size
+def corpus_losses(model, corpus: torch.Tensor, T: int, n_windows: int, batch_size: int = 16) -> list[float]:
+    """Next-token loss on each of n_windows evenly spaced windows of T tokens of the held-out corpus (the same
+    windows for every model; T = pretraining's window, as positions beyond it were never trained). Rising after
+    RLHF = the alignment tax on the pretraining distribution."""
     if len(corpus) <= T:
         raise UserError(f"the held-out corpus has {len(corpus)} tokens, fewer than one window of {T + 1}")
     device = next(model.parameters()).device
@@ -304,8 +292,7 @@ class Answerer:
         from minigpt_rlhf import world
 
         self.cfg, self.run_dir, self.device = cfg, Path(run_dir), device
-        self.separator = world.FEW_SHOT_SEPARATOR
-        self.examples = [e + self.separator for e in world.few_shot_prefix(cfg.data_dir).split(self.separator) if e]
+        self.examples = world.few_shot_examples(cfg.data_dir)
         self.cache = {}
 
     def model(self, stage: str):
@@ -318,10 +305,7 @@ class Answerer:
         model, tok = self.model(c.stage)
         room = model.config.block_size - self.cfg.eval.max_new_tokens
         ids = [prompt_ids(tok, p.text, c.prompting, self.examples, room) for p in prompts]
-        responses = answer(model, tok, ids, self.cfg.eval, seed)
-        if c.prompting == "few_shot":
-            responses = [trim_few_shot(a, self.separator) for a in responses]
-        return responses
+        return answer(model, tok, ids, self.cfg.eval, seed)
 
 
 HEAD_TO_HEAD = [("PPO-ptx", "GPT-3"), ("PPO-ptx", "GPT-3 large"), ("PPO-ptx", "GPT-3 large prompted"),
@@ -331,7 +315,7 @@ HEAD_TO_HEAD = [("PPO-ptx", "GPT-3"), ("PPO-ptx", "GPT-3 large"), ("PPO-ptx", "G
 def evaluate(cfg: Config, run_dir) -> Path:
     """Evaluate every contender of a run folder; write run_dir/eval/results.json and return its path."""
     from minigpt_rlhf import world
-    from minigpt_rlhf.pretrain import encode_corpus
+    from minigpt_rlhf.pretrain import encode_corpus, pretrain_window
 
     run_dir, ec = Path(run_dir), cfg.eval
     models = contenders(cfg)
@@ -354,8 +338,8 @@ def evaluate(cfg: Config, run_dir) -> Path:
         model, tok = ask.model(c.stage)
         if c.stage not in tax:  # a property of the weights, not of the prompting: once per stage
             tax[c.stage] = dict(
-                corpus_loss=average(corpus_losses(model, heldout_corpus, ec.corpus_windows), ec.confidence,
-                                    ec.bootstrap, cfg.seed),
+                corpus_loss=average(corpus_losses(model, heldout_corpus, pretrain_window(cfg, model),
+                                                  ec.corpus_windows), ec.confidence, ec.bootstrap, cfg.seed),
                 cloze=proportion(cloze_correct(model, tok, cloze, ec.batch_size), ec.confidence))
         results[c.name] = judge_answers(prompts, responses, reference, pools, ec, cfg.seed) | tax[c.stage] | dict(
             stage=c.stage, prompting=c.prompting, params=model.num_params())
@@ -442,10 +426,12 @@ def ppo_compute(stage: str, ckpt: dict, rows: list[dict], run_dir: Path) -> dict
 def reward_compute(stage: str, ckpt: dict, rows: list[dict], run_dir: Path) -> dict:
     """Collecting comparisons: the SFT (and base) model sample K responses per prompt (2·N per generated token);
     training: a forward and backward pass of the RM per response, prompt included (6·N per token). The stage
-    counts both in its final metrics row (sample_tokens, train_tokens)."""
+    counts both in its final metrics row (sample_tokens, train_tokens); sample_tokens is 0 for a stage whose
+    labelers ranked another reward stage's responses."""
     final = next(r for r in reversed(rows) if r.get("final"))
     return compute_row(stage, params_of(ckpt["model_config"]), final["train_tokens"], final["sample_tokens"],
-                       note="sample K responses + RM training")
+                       note="sample K responses + RM training" if final["sample_tokens"] else
+                       "RM training on the reward stage's responses")
 
 
 COMPUTE = {"pretrain": pretrain_compute, "sft": sft_compute, "reward": reward_compute, "ppo": ppo_compute}

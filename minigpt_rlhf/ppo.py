@@ -45,10 +45,11 @@ from tqdm import tqdm
 from minigpt_rlhf import world
 from minigpt_rlhf.config import Config, PPOConfig
 from minigpt_rlhf.model import GPT, left_pad
-from minigpt_rlhf.pretrain import corpus_loss, encode_corpus, random_windows
+from minigpt_rlhf.pretrain import corpus_loss, encode_corpus, pretrain_window, random_windows
 from minigpt_rlhf.reward import load_reward_model
 from minigpt_rlhf.runtime import (MetricsLogger, UserError, autocast, build_model, check_finite, load_checkpoint,
                                   save_checkpoint, setup, tokenizer_from)
+from minigpt_rlhf.sft import sample
 from minigpt_rlhf.tokenizer import Tokenizer, format_chat
 
 RewardFn = Callable[[list[list[int]], list[list[int]]], torch.Tensor]
@@ -401,11 +402,6 @@ def build_trainer(cfg: Config, run_dir, ptx_coef: float = 0.0, sft_stage: str = 
     return trainer, prompts
 
 
-def pretrain_window(cfg: Config, model: GPT) -> int:
-    """The window length pretraining used: the ptx term and the alignment tax are measured on such windows."""
-    return min(cfg.pretrain.seq_len, model.config.block_size)
-
-
 def heldout_corpus_loss(cfg: Config, model: GPT, heldout: torch.Tensor) -> float:
     """The alignment tax's measure: loss on the held-out corpus, on the same windows as pretraining's val_loss,
     so SFT, PPO and PPO-ptx compare with each other and with the base model's curve."""
@@ -425,19 +421,12 @@ def evaluate_policy(policy: GPT, reward_fn: RewardFn, prompts: list, tok: Tokeni
     """One response per prompt, sampled as in training (temperature 1): the mean raw RM score of the finished
     responses, the gold judge's scores, the response length and the truncation rate."""
     gen = torch.Generator(device=next(policy.parameters()).device).manual_seed(seed)
-    rm, scores, lengths, finished = [], [], [], []
-    for b in range(0, len(prompts), batch):
-        chunk = prompts[b : b + batch]
-        ids = [format_chat(tok, p.text) for p in chunk]
-        out = policy.generate(ids, max_new_tokens, temperature=1.0, stop_id=tok.end_id, pad_id=tok.pad_id,
-                              generator=gen)
-        done = [i for i, f in enumerate(out.finished) if f]
-        if done:
-            rm += reward_fn([ids[i] for i in done], [out.responses[i] for i in done]).float().tolist()
-        scores += [world.judge(p, tok.decode(r, skip_special=True), f)
-                   for p, r, f in zip(chunk, out.responses, out.finished)]
-        lengths += [len(r) for r in out.responses]
-        finished += out.finished
+    ids = [format_chat(tok, p.text) for p in prompts]
+    responses, finished = sample(policy, tok, ids, max_new_tokens, 1.0, batch, gen)
+    done = [i for i, f in enumerate(finished) if f]
+    rm = reward_fn([ids[i] for i in done], [responses[i] for i in done]).float().tolist() if done else []
+    scores = [world.judge(p, tok.decode(r, skip_special=True), f) for p, r, f in zip(prompts, responses, finished)]
+    lengths = [len(r) for r in responses]
 
     def mean(xs):
         return sum(xs) / len(xs) if xs else float("nan")

@@ -146,6 +146,12 @@ def encode_corpus(docs: list[str], tok: Tokenizer) -> torch.Tensor:
     return torch.tensor(ids, dtype=torch.long)
 
 
+def pretrain_window(cfg: Config, model: GPT) -> int:
+    """The window length pretraining trains on (positions beyond it are never trained): PPO-ptx's term and every
+    held-out corpus loss use such windows, so the alignment tax compares with pretraining's val_loss."""
+    return min(cfg.pretrain.seq_len, model.config.block_size)
+
+
 def random_windows(data: torch.Tensor, n: int, T: int, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
     """n random windows of T+1 tokens: inputs (n,T) and their next tokens (n,T)."""
     starts = torch.randint(0, len(data) - T - 1, (n,), generator=generator)
@@ -191,7 +197,7 @@ def run(cfg: Config, run_dir, stage: str = "pretrain", model_cfg: ModelConfig | 
     model = GPT(gpt_config(model_cfg or cfg.model, tok)).to(device)
     train = encode_corpus(world.load_corpus(cfg.data_dir, "train"), tok)
     val = encode_corpus(world.load_corpus(cfg.data_dir, "val"), tok)
-    T = min(c.seq_len, model.config.block_size)
+    T = pretrain_window(cfg, model)
     g = torch.Generator().manual_seed(cfg.seed + 1000 * rank)  # each rank reads its own windows
     logger = MetricsLogger(out / "metrics.jsonl", fresh=not ckpt_path.exists() and is_main())
     if is_main():

@@ -221,7 +221,9 @@ def write_report(run_dir) -> Path:
              f"(SFT + PPO-ptx) / pretraining = {100 * C['ratio']:.1f}% (paper {100 * C['paper_ratio']:.1f}%); with "
              f"the reward model: {100 * C['ratio_with_rm']:.1f}%.\n"]
     # the rule: alignment is "cheap" if it costs less than a tenth of pretraining (the paper: under 2%)
-    v7 = APPEARED if C["ratio"] < 0.1 else DIRECTION if C["ratio"] < 1 else ABSENT
+    # (a count, not an estimate: no interval, so "partly" rather than "direction only")
+    v7 = (APPEARED if C["ratio"] < 0.1 else "partly (below pretraining, above a tenth of it)" if C["ratio"] < 1
+          else ABSENT)
     summary.append(["7. alignment is cheap next to pretraining", f"{100 * C['paper_ratio']:.1f}% of pretraining",
                     f"{100 * C['ratio']:.1f}%", v7])
 

@@ -211,15 +211,19 @@ def check_fits(rc: RewardConfig, tok: Tokenizer, prompts: list, block_size: int)
 
 def make_comparisons(models: dict[str, GPT], tok: Tokenizer, train_prompts: list, val_prompts: list,
                      pool: list, rc: RewardConfig, seed: int) -> list[Comparison]:
-    """Sample responses, then have labelers rank them: train prompt i by pool[i mod |pool|]; each validation prompt
-    by a labeler of the pool and by a held-out labeler (the same responses)."""
+    """Sample responses, then have labelers rank them (see `rank`)."""
+    sampled = sample_responses(models, tok, train_prompts + val_prompts, rc, seed)
+    return rank(train_prompts + val_prompts, sampled, len(train_prompts), pool, seed)
+
+
+def rank(prompts: list, sampled: list, n_train: int, pool: list, seed: int) -> list[Comparison]:
+    """Labelers rank each prompt's sampled (responses, finished, sources): train prompt i (i < n_train) by
+    pool[i mod |pool|]; each validation prompt by a labeler of the pool and by a held-out labeler."""
     heldout = world.labelers.heldout_labelers()
     rng = random.Random(seed + 1)  # the labelers' noise
-    sampled = sample_responses(models, tok, train_prompts + val_prompts, rc, seed)
     out = []
-    for n, (prompt, (responses, finished, sources)) in enumerate(zip(train_prompts + val_prompts, sampled)):
-        val = n >= len(train_prompts)
-        raters = [("val", pool[n % len(pool)]), ("val_heldout", heldout[n % len(heldout)])] if val \
+    for n, (prompt, (responses, finished, sources)) in enumerate(zip(prompts, sampled)):
+        raters = [("val", pool[n % len(pool)]), ("val_heldout", heldout[n % len(heldout)])] if n >= n_train \
             else [("train", pool[n % len(pool)])]
         for split, lab in raters:
             out.append(Comparison(split, prompt.id, lab.id, responses, finished, sources,
@@ -467,7 +471,21 @@ def run(cfg: Config, run_dir, stage: str = "reward", sft_stage: str = "sft", lab
     out_dir.mkdir(parents=True, exist_ok=True)
 
     # 1. comparison data: K responses per prompt from several policies, ranked by labelers; sampled once
+    # another pool ranks the main RM's responses when they exist: then the two RMs differ only in whose preferences
+    shared = run_dir / "reward" / "comparisons.jsonl"
+    borrow = labelers != "train" and shared.exists()
+
     def sample():
+        if borrow:
+            first = {}
+            for c in read_comparisons(shared):
+                first.setdefault(c.prompt_id, (c.responses, c.finished, c.sources))
+            ps = train_prompts + val_prompts
+            if not all(p.id in first for p in ps):
+                raise UserError(f"{shared} was sampled with other reward.n_prompts/val_prompts: rerun the reward "
+                                f"stage with these settings (minigpt-rlhf run --from reward)")
+            print(f"the {labelers!r} labelers rank the responses of {shared}")
+            return rank(ps, [first[p.id] for p in ps], len(train_prompts), pool, cfg.seed)
         check_fits(rc, tok, train_prompts + val_prompts, sft["model_config"]["block_size"])
         models = {"sft": build_model(sft, device).eval()}
         if rc.base_share > 0:
@@ -507,8 +525,8 @@ def run(cfg: Config, run_dir, stage: str = "reward", sft_stage: str = "sft", lab
     val_comps = [c for c in comparisons if c.split == "val"]
     pools = {"val": pool, "val_heldout": world.labelers.heldout_labelers()}
     n_params = rm.trunk.num_params()
-    sample_tokens = sum(len(tok.encode(y)) + f for c in comparisons if c.split != "val_heldout"
-                        for y, f in zip(c.responses, c.finished))
+    sample_tokens = 0 if borrow else sum(len(tok.encode(y)) + f for c in comparisons if c.split != "val_heldout"
+                                         for y, f in zip(c.responses, c.finished))
     summary = dict(**metrics, **labeler_agreement(comparisons, pools, prompts, cfg.seed),
                    **gold_metrics(score_all(rm, val), val_comps, prompts),
                    demo_mean_before=demo_mean, bias=float(rm.head.bias), train_rankings=len(data),

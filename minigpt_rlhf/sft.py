@@ -60,20 +60,32 @@ def demonstrations(data_dir, split: str = "sft") -> list[tuple[world.Prompt, str
 
 # ---- sampling and the gold score --------------------------------------------------------------------------------------
 @torch.no_grad()
-def answer(model: GPT, tok: Tokenizer, texts: list[str], max_new_tokens: int, temperature: float = 0.0,
-           chat: bool = True, batch_size: int = 64, generator=None) -> tuple[list[str], list[bool]]:
-    """Batched KV-cache answers to prompt texts (chat format, or plain text for a base model): the decoded
-    responses without special tokens, and whether each ended with <|end|>."""
-    fmt = format_chat if chat else format_plain
+def sample(model: GPT, tok: Tokenizer, prompts: list[list[int]], max_new_tokens: int, temperature: float = 0.0,
+           batch_size: int = 64, generator=None) -> tuple[list[list[int]], list[bool]]:
+    """Responses to many token-list prompts, batch_size at a time with the KV cache, max_new_tokens capped to
+    the context the longest prompt leaves: the token lists (<|end|> included when emitted) and whether each
+    ended. Every stage that evaluates a model samples through here."""
+    room = model.config.block_size - max(map(len, prompts))
+    if room < 1:
+        raise UserError(f"a prompt fills the model's whole context ({model.config.block_size} tokens): shorten it "
+                        f"or use a model with a larger model.block_size")
     responses, finished = [], []
-    for i in range(0, len(texts), batch_size):
-        ids = [fmt(tok, t) for t in texts[i: i + batch_size]]
-        room = model.config.block_size - max(map(len, ids))
-        out = model.generate(ids, min(max_new_tokens, room), temperature, stop_id=tok.end_id, pad_id=tok.pad_id,
-                             generator=generator)
-        responses += [tok.decode(r, skip_special=True) for r in out.responses]
+    for i in range(0, len(prompts), batch_size):
+        out = model.generate(prompts[i : i + batch_size], min(max_new_tokens, room), temperature, stop_id=tok.end_id,
+                             pad_id=tok.pad_id, generator=generator)
+        responses += out.responses
         finished += out.finished
     return responses, finished
+
+
+def answer(model: GPT, tok: Tokenizer, texts: list[str], max_new_tokens: int, temperature: float = 0.0,
+           chat: bool = True, batch_size: int = 64, generator=None) -> tuple[list[str], list[bool]]:
+    """Answers to prompt texts (chat format, or plain text for a base model), decoded without special tokens,
+    and whether each ended with <|end|>."""
+    fmt = format_chat if chat else format_plain
+    responses, finished = sample(model, tok, [fmt(tok, t) for t in texts], max_new_tokens, temperature,
+                                 batch_size, generator)
+    return [tok.decode(r, skip_special=True) for r in responses], finished
 
 
 def gold_score(model: GPT, tok: Tokenizer, prompts: list[world.Prompt], max_new_tokens: int, chat: bool = True) -> float:
@@ -121,6 +133,7 @@ def run(cfg: Config, run_dir, stage: str = "sft", init_stage: str = "pretrain") 
     train = [encode_example(tok, p.text, r, block) for p, r in train_pairs]
     val = [encode_example(tok, p.text, r, block) for p, r in held]
     steps_per_epoch = math.ceil(len(train) / (c.batch_size * c.grad_accum))
+    mean_len = sum(len(ids) - 1 for ids, _ in train) / len(train)  # tokens a demonstration feeds the model
     total = c.epochs * steps_per_epoch
     g = torch.Generator().manual_seed(cfg.seed + 1000 * rank)
     logger = MetricsLogger(out / "metrics.jsonl", fresh=not last_path.exists() and is_main())
@@ -137,7 +150,7 @@ def run(cfg: Config, run_dir, stage: str = "sft", init_stage: str = "pretrain") 
         nonlocal best
         gold = gold_score(model, tok, [p for p, _ in held], c.max_new_tokens)
         row = dict(epoch=round(step / steps_per_epoch, 2), val_loss=round(response_loss(model, val, tok.pad_id), 4),
-                   gold=round(gold, 4), tokens=step * c.batch_size * c.grad_accum * block)
+                   gold=round(gold, 4), tokens=round(step * c.batch_size * c.grad_accum * mean_len))
         if gold > best:  # the selection rule: the epoch whose greedy answers the gold judge scores best
             best = gold
             save_checkpoint(ckpt_path, **payload(), model=model.state_dict(), step=step, gold=gold, finished=False)

@@ -151,10 +151,11 @@ def test_malformed_line_names_file_and_line(tmp_path):
         world.load_prompts(tmp_path / "nowhere", "sft")
 
 
-def test_cloze_items_and_few_shot_prefix():
+def test_cloze_items_and_few_shot_examples():
     items = world.cloze_items(DATA)
     assert len(items) == 3 * len(world.load_kb(DATA)[0])
     corpus = " ".join(world.load_corpus(DATA))
     assert sum(prefix + answer in corpus for prefix, answer in items) == len(items)
-    prefix = world.few_shot_prefix(DATA)
-    assert prefix.count(world.FEW_SHOT_SEPARATOR) == 3
+    examples = world.few_shot_examples(DATA)
+    demos = {d.response for d in world.load_demonstrations(DATA)}
+    assert len(examples) == 3 and all(any(e.endswith(" " + r) for r in demos) for e in examples)

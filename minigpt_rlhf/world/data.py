@@ -20,7 +20,6 @@ from pathlib import Path
 
 from minigpt_rlhf.tokenizer import CHARS
 from minigpt_rlhf.world import corpus as corpus_mod
-from minigpt_rlhf.world.judge import judge
 from minigpt_rlhf.world.kb import Entity, make_kb
 from minigpt_rlhf.world.labelers import agreement, heldout_labelers, training_labelers
 from minigpt_rlhf.world.tasks import (DECLINE_HARM, DECLINE_PASSAGE, HELDOUT_FAMILY, INSULTS, MIX, PAPER_MIX,
@@ -31,7 +30,6 @@ SIZES = {"sft": 2400, "rm": 1200, "ppo": 1200, "eval": 400}
 N_HELDOUT = 80  # prompts of the held-out family, in the evaluation split only
 N_DOCS = {"train": 9000, "val": 500}
 N_RM_DEMOS = 300  # rm-split prompts with a demonstration: the RM is shifted so these score 0 on average
-FEW_SHOT_SEPARATOR = "\n\n"
 MAX_PROMPT_CHARS, MAX_ANSWER_CHARS = 150, 80
 
 
@@ -194,10 +192,10 @@ def cloze_items(data_dir) -> list[tuple[str, str]]:
     return corpus_mod.cloze(load_kb(data_dir)[0])
 
 
-def few_shot_prefix(data_dir, n: int = 3) -> str:
-    """The "GPT-3 prompted" baseline's prefix: n demonstrations as plain text, `prompt answer` (the way
-    `tokenizer.format_plain` prompts a base model), separated by FEW_SHOT_SEPARATOR; the model's continuation
-    is cut at the next separator."""
+def few_shot_examples(data_dir, n: int = 3) -> list[str]:
+    """The "GPT-3 prompted" baseline's worked examples: n demonstrations as plain text, `prompt answer` (the
+    way `tokenizer.format_plain` prompts a base model). The evaluation shows each as a document of its own,
+    ended by <|end|> as in pretraining, so the base model ends its answer the same way."""
     by_id = {p.id: p for p in load_prompts(data_dir, "sft")}
     demos = [d for d in load_demonstrations(data_dir) if d.prompt_id in by_id][:n]
-    return "".join(f"{by_id[d.prompt_id].text} {d.response}{FEW_SHOT_SEPARATOR}" for d in demos)
+    return [f"{by_id[d.prompt_id].text} {d.response}" for d in demos]
