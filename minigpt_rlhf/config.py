@@ -39,8 +39,9 @@ class PretrainConfig:
     """Step 0: next-token prediction on the corpus."""
 
     steps: int = 600  # optimizer steps
-    batch_size: int = 32  # sequences per micro-batch
-    seq_len: int = 128  # tokens per training window (corpus documents are shorter than this)
+    batch_size: int = 16  # sequences per micro-batch
+    seq_len: int = 256  # tokens per training window: the whole block_size, as a shorter window leaves the later
+    #                     position embeddings untrained and a long prompt + answer reaches them (measured: gibberish)
     grad_accum: int = 1  # micro-batches per optimizer step
     lr: float = 2e-3  # peak learning rate, after warmup
     min_lr: float = 2e-4  # end of the cosine decay
@@ -138,7 +139,7 @@ class PPOConfig:
     kl_target: float = 0.0  # 0 = fixed β; > 0 = adaptive β steering the KL (nats per response) to this target
     kl_horizon: int = 1000  # adaptive controller's horizon in responses (Ziegler et al. 2019 used 10000)
     ptx_coef: float = 1.0  # γ for PPO-ptx: weight of the pretraining LM loss (the paper used 27.8); 0 = plain PPO
-    ptx_batch: int = 8  # corpus windows (pretrain.seq_len tokens, as in pretraining) per gradient step of PPO-ptx
+    ptx_batch: int = 4  # corpus windows (pretrain.seq_len tokens, as in pretraining) per gradient step of PPO-ptx
     max_new_tokens: int = 64  # response length limit; a response that does not end by then is truncated
     truncation_penalty: float = -1.0  # score of a truncated response instead of the RM's (normalised units)
     normalize_score: bool = True  # divide RM scores by their std on the SFT policy's samples, measured once
