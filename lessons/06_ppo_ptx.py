@@ -61,12 +61,10 @@ for s, loss in corpus.items():
     print(f"{s:8} held-out corpus loss {loss:.4f}  ({loss - corpus['sft']:+.4f} vs SFT)")
 
 # %% [markdown]
-# (The numbers quoted in this lesson come from one development run on a shared CPU, before base models were
-# prompted with a space instead of a newline; your run prints its own.)
-# Measured on `quick` (γ = 1): base model 0.34, SFT 2.70, PPO 3.36 (+0.65), PPO-ptx 0.68. Fine-tuning on
-# demonstrations already paid a large tax, PPO added to it, and the pretraining mix won back more than PPO's
-# share: PPO-ptx moves back towards the base model on corpus text, which is also why its KL to SFT is larger
-# (about 9 nats against PPO's 5).
+# Measured on `quick` (the README's run; γ = 1): base model 0.38, SFT 3.38, PPO 3.91 (+0.53), PPO-ptx 1.17.
+# Fine-tuning on demonstrations already paid a large tax, PPO added to it, and the pretraining mix won back
+# more than PPO's share: PPO-ptx moves back towards the base model on corpus text, undoing part of SFT's
+# forgetting too.
 
 # %% [markdown]
 # ## The tax on a corpus-style task: fact completion
@@ -95,10 +93,11 @@ for s, (acc, logp) in cloze_results.items():
 # ## What PPO-ptx keeps of the reward gain
 # Reward and gold score on evaluation prompts (one sampled response per prompt, as in training).
 #
-# Measured on `quick`: fact completion (accuracy, answer log-prob) base model 17%, −3.0; SFT 3%, −8.4; PPO 4%,
-# −11.7; PPO-ptx 7%, −3.6. RM score on
-# evaluation prompts 0.00 (SFT), 0.17 (PPO), 0.14 (PPO-ptx): the pretraining mix keeps about 80% of the reward
-# gain and removes the tax, the paper's finding 5. (Gold scores are flat for all three; see lesson 05 for why.)
+# Measured on `quick`: fact completion (accuracy, answer log-prob) base model 7.4%, −4.1; SFT 0.9%, −9.3;
+# PPO 0%, −10.4; PPO-ptx 7.4%, −5.3. RM score on evaluation prompts 0.00 (SFT), 0.21 (PPO), 0.11 (PPO-ptx):
+# the pretraining mix keeps about half of the reward gain and removes the tax, the paper's finding 5 in part.
+# The gold score falls a little for both (0.53 SFT, 0.52 PPO, 0.51 PPO-ptx) and PPO-ptx's answers shrink to
+# 7 characters ("Sure.", "Sad."): the reward gain is the RM's, not the judge's (lesson 05 says why).
 
 # %%
 rm = load_reward_model(RUN / "reward" / "ckpt.pt", device)

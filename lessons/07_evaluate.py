@@ -7,7 +7,7 @@
 # Read `minigpt_rlhf/evaluate.py` beside this lesson, then `report.py` and `pipeline.py`.
 #
 # Run as a plain script on a run folder: `python lessons/07_evaluate.py` uses `runs/quick` (made by
-# `minigpt-rlhf run --preset quick`, whose wall time is still to be measured on an idle machine);
+# `minigpt-rlhf run --preset quick`: 18 minutes on an idle 2-core CPU; the README shows that run's numbers);
 # `MINIGPT_RLHF_PRESET=micro python lessons/07_evaluate.py`
 # runs the tiny `micro` recipe first (about a minute; its models are too small to show the findings).
 # A missing or unfinished run folder is (re)made by the pipeline, which skips every finished stage.
@@ -121,7 +121,7 @@ print(f"(SFT + PPO-ptx) / pretraining = {100 * C['ratio']:.1f}%   (paper {100 * 
 # ## Finding 8: whose preferences?
 # The paper's own limitation: InstructGPT is aligned to *its* labelers and researchers, not to "human values".
 # We make that concrete. A group of labelers who share a taste (the phrase "Happy to help!" and long answers)
-# ranks the RM's comparisons; PPO optimises
+# ranks the RM's comparisons (the same responses the main RM's labelers ranked); PPO optimises
 # against that RM. If the policy inherits the bias, the biased group's win rate rises while the held-out
 # labelers' and the gold judge's do not: the model learned what *those* people like.
 
