@@ -178,17 +178,24 @@ def cmd_evaluate(args) -> None:
     print(evaluate.evaluate(config_from_args(args), args.run_dir or f"runs/{args.preset}"))
 
 
+def is_sweep(run_dir) -> bool:
+    """A `sweep` folder has one pretrain_LxHxC stage per size; a `run` folder has pretrain and pretrain_large."""
+    from pathlib import Path
+
+    return any(Path(run_dir).glob("pretrain_*x*x*"))
+
+
 def cmd_plot(args) -> None:
     from minigpt_rlhf import plots
 
-    for path in plots.plot_run(args.run):
+    for path in (plots.plot_sweep if is_sweep(args.run) else plots.plot_run)(args.run):
         print(path)
 
 
 def cmd_report(args) -> None:
     from minigpt_rlhf import report
 
-    print(report.write_report(args.run))
+    print((report.write_sweep_report if is_sweep(args.run) else report.write_report)(args.run))
 # ---- ppo (issue 7) ----------------------------------------------------------------------------------------
 def cmd_ppo(args) -> None:
     from pathlib import Path
@@ -300,12 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", default=None, help="the run folder (default runs/<preset>)")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("plot", help="redraw a run's figures from its metrics.jsonl and results.json")
-    p.add_argument("run", help="the run folder, e.g. runs/quick")
+    p = sub.add_parser("plot", help="redraw a run's or a sweep's figures from metrics.jsonl and eval/*.json")
+    p.add_argument("run", help="the run or sweep folder, e.g. runs/quick or runs/sweep_quick")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("report", help="write RUN/report.md: the paper's findings beside ours")
-    p.add_argument("run", help="the run folder, e.g. runs/quick")
+    p.add_argument("run", help="the run or sweep folder, e.g. runs/quick or runs/sweep_quick")
     p.set_defaults(func=cmd_report)
 
 

@@ -140,16 +140,21 @@ def plot_overoptimisation(curves: dict[str, list[dict]], path: Path) -> Path | N
 
 
 # ---- a run, a sweep -----------------------------------------------------------------------------------------------
+def plot_stage_curves(run_dir: Path) -> list[Path]:
+    """Every stage's training curves, from its metrics.jsonl, into run_dir/plots/curves_STAGE.png (a sweep's
+    `pretrain` is a link to one size's stage: drawn once, under that name)."""
+    (run_dir / "plots").mkdir(exist_ok=True)
+    return [plot_curves(read_metrics(m), f"{m.parent.name}: training curves",
+                        run_dir / "plots" / f"curves_{m.parent.name}.png")
+            for m in sorted(run_dir.glob("*/metrics.jsonl")) if not m.parent.is_symlink()]
+
+
 def plot_run(run_dir) -> list[Path]:
     """Every figure of a run folder into run_dir/plots/."""
     run_dir = Path(run_dir)
     res = load_results(run_dir)
     out = run_dir / "plots"
-    out.mkdir(exist_ok=True)
-    paths = []
-    for metrics in sorted(run_dir.glob("*/metrics.jsonl")):
-        stage = metrics.parent.name
-        paths.append(plot_curves(read_metrics(metrics), f"{stage}: training curves", out / f"curves_{stage}.png"))
+    paths = plot_stage_curves(run_dir)
     models = res["models"]
     series = {}
     for name, m in models.items():
@@ -186,9 +191,10 @@ def plot_sweep(out_dir) -> list[Path]:
     """Figure 1 of a model-size sweep, from eval/sweep.json."""
     out_dir = Path(out_dir)
     res = load_results(out_dir, "sweep.json")
-    (out_dir / "plots").mkdir(exist_ok=True)
+    paths = plot_stage_curves(out_dir)
     series = {}
     for row in res["rows"]:
         series.setdefault(row["method"], []).append((row["params"], row["win_rate"]))
-    return [plot_figure1(series, f"win rate against {res['reference']}, held-out labelers",
-                         out_dir / "plots" / "figure1_sweep.png")]
+    paths.append(plot_figure1(series, f"win rate against {res['reference']}, held-out labelers",
+                              out_dir / "plots" / "figure1_sweep.png"))
+    return [p for p in paths if p is not None]

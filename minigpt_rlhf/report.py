@@ -278,6 +278,23 @@ def _oneline(text: str, limit: int = 160) -> str:
 
 
 # ---- the sweep's report -------------------------------------------------------------------------------------------------
+def sweep_findings(rows: list[dict]) -> list[list[str]]:
+    """Figure 1's claims, each judged by the module's verdict rule on the win rates against the one reference."""
+    win = {(r["size"], r["method"]): r["win_rate"] for r in rows}
+    sizes = list(dict.fromkeys(r["size"] for r in rows))  # smallest first
+    small, large = sizes[0], sizes[-1]
+
+    def claim(name, paper, a, b):
+        return [name, paper, f"{pct(win[a])} vs {pct(win[b])}", better(win[a], win[b])]
+
+    return ([claim(f"PPO-ptx beats GPT-3 at {s}", "at every size", (s, "PPO-ptx"), (s, "GPT-3")) for s in sizes]
+            + [claim(f"PPO beats SFT at {s}", "at every size", (s, "PPO"), (s, "SFT")) for s in sizes]
+            + [claim(f"the smallest PPO-ptx ({small}) beats the largest GPT-3 ({large})",
+                     "1.3B PPO-ptx > 175B GPT-3", (small, "PPO-ptx"), (large, "GPT-3")),
+               claim(f"PPO-ptx gains with size ({large} vs {small})", "the win rate rises with size",
+                     (large, "PPO-ptx"), (small, "PPO-ptx"))])
+
+
 def write_sweep_report(out_dir) -> Path:
     out_dir = Path(out_dir)
     path = out_dir / "eval" / "sweep.json"
@@ -287,7 +304,9 @@ def write_sweep_report(out_dir) -> Path:
     lines = ["# minigpt-rlhf model-size sweep\n",
              f"Preset `{res['preset']}`, seed {res['seed']}. Win rate against {res['reference']}, judged by the "
              "held-out labelers (the paper's Figure 1: InstructGPT beats GPT-3 at every size; 1.3B PPO-ptx beats "
-             "175B GPT-3).\n", "![Figure 1](plots/figure1_sweep.png)\n",
+             "175B GPT-3).\n", "![Figure 1](plots/figure1_sweep.png)\n", "## Findings\n",
+             table(["finding", "paper", "ours (win rate)", "verdict"], sweep_findings(res["rows"])),
+             "## Every model\n",
              table(["size", "params", "method", "win rate", "gold overall"],
                    [[r["size"], f"{r['params']:,}", r["method"], pct(r["win_rate"]), pct(r["gold"])]
                     for r in res["rows"]])]

@@ -165,6 +165,32 @@ def test_a_finding_that_did_not_appear_says_so(tmp_path):
     assert "| 1. preferred to GPT-3 | 85 ± 3% (175B vs 175B) | 40% [30, 50] | **did not appear** |" in report
 
 
+def test_sweep_report_judges_figure_1_from_hand_made_rows(tmp_path, capsys):
+    """A sweep folder (pretrain_LxHxC stages, eval/sweep.json): `report` and `plot` recognise it, and each of
+    Figure 1's claims gets the verdict its numbers earn."""
+    win = {("1x2x16", "GPT-3"): 0.2, ("1x2x16", "SFT"): 0.4, ("1x2x16", "PPO"): 0.45, ("1x2x16", "PPO-ptx"): 0.6,
+           ("2x2x32", "GPT-3"): 0.3, ("2x2x32", "SFT"): 0.5, ("2x2x32", "PPO"): 0.4, ("2x2x32", "PPO-ptx"): 0.7}
+    rows = [dict(size=size, params=1000 * (1 + (size == "2x2x32")), method=method, win_rate=est(w, w - 0.1, w + 0.1),
+                 gold=est(0.5, 0.45, 0.55)) for (size, method), w in win.items()]
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "sweep.json").write_text(json.dumps(dict(preset="micro", seed=1, reference="SFT 2x2x32",
+                                                                  rows=rows)))
+    (tmp_path / "pretrain_1x2x16").mkdir()
+    (tmp_path / "pretrain_1x2x16" / "metrics.jsonl").write_text("".join(json.dumps({"step": i, "loss": 2 - i / 5}) + "\n"
+                                                                        for i in range(5)))
+    assert main(["report", str(tmp_path)]) == 0 and main(["plot", str(tmp_path)]) == 0
+    report = (tmp_path / "report.md").read_text()
+    assert "| PPO-ptx beats GPT-3 at 1x2x16 | at every size | 60% [50, 70] vs 20% [10, 30] | appeared |" in report
+    assert "| PPO beats SFT at 1x2x16 | at every size | 45% [35, 55] vs 40% [30, 50] | " + DIRECTION in report
+    assert "| PPO beats SFT at 2x2x32 | at every size | 40% [30, 50] vs 50% [40, 60] | " + ABSENT in report
+    assert "beats the largest GPT-3 (2x2x32) | 1.3B PPO-ptx > 175B GPT-3 | 60% [50, 70] vs 30% [20, 40] | " \
+           "appeared" in report
+    assert "| PPO-ptx gains with size (2x2x32 vs 1x2x16) | the win rate rises with size | 70% [60, 80] vs " \
+           "60% [50, 70] | " + DIRECTION in report
+    assert (tmp_path / "plots" / "figure1_sweep.png").is_file()
+    assert (tmp_path / "plots" / "curves_pretrain_1x2x16.png").is_file()
+
+
 def test_few_shot_examples_that_do_not_fit_are_dropped_first_one_first():
     from minigpt_rlhf.evaluate import prompt_ids
     from minigpt_rlhf.tokenizer import Tokenizer, format_chat, format_plain

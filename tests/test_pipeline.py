@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from minigpt_rlhf.config import load_config
-from minigpt_rlhf.pipeline import Stage, parse_shape, run, run_stages
+from minigpt_rlhf.pipeline import Stage, parse_shape, run, run_stages, sweep, sweep_shapes
 from minigpt_rlhf.evaluate import training_stages
 from minigpt_rlhf.report import SECTIONS, write_report
 from minigpt_rlhf.runtime import UserError
@@ -70,6 +70,8 @@ def test_model_shapes():
     for bad in ("3x2", "3x5x48", "axbxc", "0x1x8"):
         with pytest.raises(UserError, match="n_layer x n_head x n_embd|divisible"):
             parse_shape(bad, base)
+    with pytest.raises(UserError, match="eval.sweep_sizes.*at least three sizes"):
+        sweep_shapes(load_config("micro", ["eval.sweep_sizes=1x2x16,2x2x32"]))
 
 
 # micro, shrunk further where a stage's size does not matter to the wiring this test checks
@@ -110,3 +112,27 @@ def test_micro_pipeline_end_to_end_resume_and_from(tmp_path):
     shutil.rmtree(run_dir / "ppo_ptx")  # a run folder missing a stage: the report says which, and how to run it
     with pytest.raises(UserError, match=r"missing stage 'ppo_ptx'.*minigpt-rlhf run --preset micro"):
         write_report(run_dir)
+
+
+@pytest.mark.slow
+def test_micro_sweep_end_to_end_and_resume(tmp_path):
+    """`minigpt-rlhf sweep` on micro: every size through every stage, one RM, Figure 1 and a report with a row
+    per size and method; run again, nothing is retrained."""
+    cfg = load_config("micro", FAST)
+    sweep(cfg, tmp_path)
+    sizes = cfg.eval.sweep_sizes.split(",")
+    report = (tmp_path / "report.md").read_text()
+    assert "## Findings" in report and f"beats the largest GPT-3 ({sizes[-1]})" in report
+    for size in sizes:
+        for method in ("GPT-3", "GPT-3 prompted", "SFT", "PPO", "PPO-ptx"):
+            assert f"| {size} |" in report and f"| {method} |" in report
+        assert (tmp_path / "plots" / f"curves_ppo_ptx_{size}.png").is_file()
+    rows = json.loads((tmp_path / "eval" / "sweep.json").read_text())["rows"]
+    assert len(rows) == 5 * len(sizes) and rows[0]["params"] < rows[-1]["params"]
+    assert (tmp_path / "plots" / "figure1_sweep.png").is_file()
+    assert [p.name for p in tmp_path.glob("reward*")] == ["reward"]  # one reward model for every size
+
+    ckpts = sorted(tmp_path.glob("*/ckpt.pt"))
+    mtimes = [p.stat().st_mtime_ns for p in ckpts]
+    sweep(cfg, tmp_path)
+    assert [p.stat().st_mtime_ns for p in ckpts] == mtimes
