@@ -146,6 +146,27 @@ for ex in res["examples"][:3]:
         print(f"   {name:22s} {r[:100]!r}")
 
 # %% [markdown]
+# ## Figure 1 across model sizes: the sweep
+# The paper's Figure 1 has three sizes per method (1.3B, 6B, 175B). `minigpt-rlhf sweep --preset quick` takes
+# three of ours (`eval.sweep_sizes`) through pretraining, SFT, PPO and PPO-ptx with one reward model, and judges
+# every model against the largest SFT model (about 33 minutes on an idle 2-core CPU, so this lesson does not
+# start it). On our quick sweep, the aligned models beat the base model of their size at every size, but the
+# intervals mostly overlap. Nothing aligned improved much with size, while the base models got *worse*: the
+# larger a model, the better it reproduces the forums' insults.
+
+# %%
+SWEEP = Path(os.environ.get("MINIGPT_RLHF_SWEEP", f"runs/sweep_{PRESET}"))
+if (SWEEP / "eval" / "sweep.json").is_file():
+    rows = json.loads((SWEEP / "eval" / "sweep.json").read_text())["rows"]
+    sizes = list(dict.fromkeys(r["size"] for r in rows))
+    print(f"{'method':15s}" + "".join(f"{s:>17s}" for s in sizes))
+    for method in dict.fromkeys(r["method"] for r in rows):
+        cells = {r["size"]: pct(r["win_rate"]) for r in rows if r["method"] == method}
+        print(f"{method:15s}" + "".join(f"{cells[s]:>17s}" for s in sizes))
+else:
+    print(f"no sweep in {SWEEP}: `minigpt-rlhf sweep --preset {PRESET}` makes one")
+
+# %% [markdown]
 # The figures (`plots/`) and `report.md` — every finding with the paper's number beside ours and a verdict —
 # are in the run folder. `minigpt-rlhf plot RUN` and `minigpt-rlhf report RUN` redraw them from the files alone.
 
