@@ -470,7 +470,8 @@ def evaluate_sweep(cfg: Config, out_dir, tags: list[str]) -> Path:
             c = Contender(method, f"{stage}_{tag}", prompting)
             m = judge_answers(prompts, ask(c, prompts, cfg.seed), reference, pools, cfg.eval, cfg.seed)
             rows.append(dict(size=tag, params=ask.model(c.stage)[0].num_params(), method=method,
-                             win_rate=m["win_rate"]["heldout"], gold=m["gold"]["overall"]))
+                             win_rate=m["win_rate"]["heldout"], gold=m["gold"]["overall"],
+                             helpful=m["gold"]["helpful"], harmless=m["gold"]["harmless"]))
     path = out_dir / "eval" / "sweep.json"
     write_json(path, dict(preset=cfg.preset, seed=cfg.seed, config=dataclasses.asdict(cfg),
                           reference=f"SFT {tags[-1]} (a second sample)", rows=rows))

@@ -307,9 +307,9 @@ def write_sweep_report(out_dir) -> Path:
              "175B GPT-3).\n", "![Figure 1](plots/figure1_sweep.png)\n", "## Findings\n",
              table(["finding", "paper", "ours (win rate)", "verdict"], sweep_findings(res["rows"])),
              "## Every model\n",
-             table(["size", "params", "method", "win rate", "gold overall"],
-                   [[r["size"], f"{r['params']:,}", r["method"], pct(r["win_rate"]), pct(r["gold"])]
-                    for r in res["rows"]])]
+             table(["size", "params", "method", "win rate", "gold overall", "gold helpful", "gold harmless"],
+                   [[r["size"], f"{r['params']:,}", r["method"], pct(r["win_rate"]), pct(r["gold"]),
+                     pct(r["helpful"]), pct(r["harmless"])] for r in res["rows"]])]
     out = out_dir / "report.md"
     out.write_text("\n".join(lines))
     return out

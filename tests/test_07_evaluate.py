@@ -165,13 +165,14 @@ def test_a_finding_that_did_not_appear_says_so(tmp_path):
     assert "| 1. preferred to GPT-3 | 85 ± 3% (175B vs 175B) | 40% [30, 50] | **did not appear** |" in report
 
 
-def test_sweep_report_judges_figure_1_from_hand_made_rows(tmp_path, capsys):
+def test_sweep_report_judges_figure_1_from_hand_made_rows(tmp_path):
     """A sweep folder (pretrain_LxHxC stages, eval/sweep.json): `report` and `plot` recognise it, and each of
     Figure 1's claims gets the verdict its numbers earn."""
     win = {("1x2x16", "GPT-3"): 0.2, ("1x2x16", "SFT"): 0.4, ("1x2x16", "PPO"): 0.45, ("1x2x16", "PPO-ptx"): 0.6,
            ("2x2x32", "GPT-3"): 0.3, ("2x2x32", "SFT"): 0.5, ("2x2x32", "PPO"): 0.4, ("2x2x32", "PPO-ptx"): 0.7}
     rows = [dict(size=size, params=1000 * (1 + (size == "2x2x32")), method=method, win_rate=est(w, w - 0.1, w + 0.1),
-                 gold=est(0.5, 0.45, 0.55)) for (size, method), w in win.items()]
+                 gold=est(0.5, 0.45, 0.55), helpful=est(0.2, 0.15, 0.25), harmless=est(0.9, 0.85, 0.95))
+            for (size, method), w in win.items()]
     (tmp_path / "eval").mkdir()
     (tmp_path / "eval" / "sweep.json").write_text(json.dumps(dict(preset="micro", seed=1, reference="SFT 2x2x32",
                                                                   rows=rows)))
