@@ -113,18 +113,23 @@ class RewardModel(nn.Module):
         """r_θ(x, y) for token lists: prompt x (chat format), response y (with <|end|> if it ended). (B,) on CPU."""
         return self.score_sequences([p + r for p, r in zip(prompts, responses)])
 
-    @torch.no_grad()
-    def score_sequences(self, seqs: list[list[int]], batch: int = 64) -> torch.Tensor:
-        """r_θ of whole token sequences, in batches of similar length (less padding), in eval mode."""
-        was_training = self.training
-        self.eval()
+    def rewards(self, seqs: list[list[int]], batch: int = 64) -> torch.Tensor:
+        """r_θ of whole token sequences (B,), in the given order, computed in batches of similar length: a batch
+        pads only to its own longest sequence, far less than one batch of all of them would."""
         dev = self.head.weight.device
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
-        out = torch.empty(len(seqs))
+        out = []
         for b in range(0, len(seqs), batch):
-            chunk = order[b : b + batch]
             with autocast(dev):
-                out[chunk] = self(*left_pad([seqs[i] for i in chunk], PAD_ID, dev)).cpu()
+                out.append(self(*left_pad([seqs[i] for i in order[b : b + batch]], PAD_ID, dev)))
+        return torch.cat(out)[torch.tensor(order, device=dev).argsort()]
+
+    @torch.no_grad()
+    def score_sequences(self, seqs: list[list[int]], batch: int = 64) -> torch.Tensor:
+        """r_θ of whole token sequences in eval mode, on the CPU."""
+        was_training = self.training
+        self.eval()
+        out = self.rewards(seqs, batch).cpu()
         self.train(was_training)
         return out
 
@@ -298,11 +303,10 @@ def batches(data: list[Encoded], rc: RewardConfig, seed: int):
     return out, math.ceil(len(elements) / rc.batch_size)
 
 
-def batch_loss(rm: RewardModel, batch: list[Encoded], device) -> tuple[torch.Tensor, float]:
-    """Mean ranking loss over the batch's elements, from ONE forward pass per response."""
-    idx, real = left_pad([s for e in batch for s in e.seqs], PAD_ID, device)
-    with autocast(device):
-        r = rm(idx, real)
+def batch_loss(rm: RewardModel, batch: list[Encoded], chunk: int = 16) -> tuple[torch.Tensor, float]:
+    """Mean ranking loss over the batch's elements, from ONE forward pass per response (in chunks of similar
+    length: the quick preset's batches were 63% real tokens as one padded block, 88% in chunks of 16)."""
+    r = rm.rewards([s for e in batch for s in e.seqs], chunk)
     parts = r.split([len(e.seqs) for e in batch])
     loss = torch.stack([ranking_loss(p, e.ranking) for p, e in zip(parts, batch)]).mean()
     acc = sum(pairwise_accuracy(p.detach().cpu(), e.ranking) for p, e in zip(parts, batch)) / len(batch)
@@ -332,7 +336,6 @@ def train(rm: RewardModel, data: list[Encoded], val: list[Encoded], rankings: di
     Validation (see `validate`) every rc.eval_every steps, the curves, goes to log; save(step, optimizer) is
     called there too. state: a checkpoint's {"step", "optimizer", "torch_rng"} to resume from. Returns the last validation,
     the number of steps and of tokens trained on."""
-    device = rm.head.weight.device
     opt = torch.optim.AdamW([p for p in rm.parameters() if p.requires_grad], lr=rc.lr, weight_decay=0.0)
     steps, per_epoch = batches(data, rc, seed)
     start = state["step"] if state else 0
@@ -346,7 +349,7 @@ def train(rm: RewardModel, data: list[Encoded], val: list[Encoded], rankings: di
     bar = tqdm(range(start, len(steps)), desc="reward model" + (" (pairs)" if rc.pairs else ""), unit="step",
                initial=start, total=len(steps))
     for step in bar:
-        loss, acc = batch_loss(rm, steps[step], device)
+        loss, acc = batch_loss(rm, steps[step])
         check_finite(loss.item(), step)
         opt.zero_grad(set_to_none=True)
         loss.backward()

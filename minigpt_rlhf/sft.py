@@ -52,6 +52,21 @@ def collate(examples: list[tuple[list[int], int]], pad_id: int):
     return idx, targets, mask
 
 
+def epoch_batches(lengths: list[int], n_batches: int, generator: torch.Generator, bucket: int = 8) -> list[list[int]]:
+    """One epoch as n_batches batches of near-equal size that hold every example once, each of examples of
+    similar length, so a batch pads little: shuffle, deal into batches, sort each run of `bucket` batches'
+    examples by length and deal them again, then shuffle the batches. (Random batches of the quick preset's
+    demonstrations were 61% real tokens; these are about 91%, which makes SFT about a third faster.)"""
+    batches = list(torch.randperm(len(lengths), generator=generator).tensor_split(n_batches))
+    out = []
+    for b in range(0, n_batches, bucket):
+        group = batches[b : b + bucket]
+        pool = torch.cat(group)
+        pool = pool[torch.tensor([lengths[i] for i in pool]).argsort(stable=True)]
+        out += pool.split([len(x) for x in group])
+    return [out[i].tolist() for i in torch.randperm(n_batches, generator=generator)]
+
+
 def demonstrations(data_dir, split: str = "sft") -> list[tuple[world.Prompt, str]]:
     """(prompt, demonstration) pairs for the prompts of a split, in the split's order."""
     by_id = {p.id: p for p in world.load_prompts(data_dir, split)}
@@ -133,6 +148,9 @@ def run(cfg: Config, run_dir, stage: str = "sft", init_stage: str = "pretrain") 
     train = [encode_example(tok, p.text, r, block) for p, r in train_pairs]
     val = [encode_example(tok, p.text, r, block) for p, r in held]
     steps_per_epoch = math.ceil(len(train) / (c.batch_size * c.grad_accum))
+    if steps_per_epoch * c.grad_accum > len(train):
+        raise UserError(f"{len(train)} demonstrations cannot fill sft.grad_accum={c.grad_accum} micro-batches per "
+                        f"step: lower sft.grad_accum or raise sft.max_demos")
     mean_len = sum(len(ids) - 1 for ids, _ in train) / len(train)  # tokens a demonstration feeds the model
     total = c.epochs * steps_per_epoch
     g = torch.Generator().manual_seed(cfg.seed + 1000 * rank)
@@ -140,11 +158,14 @@ def run(cfg: Config, run_dir, stage: str = "sft", init_stage: str = "pretrain") 
     payload = stage_payload("sft", model, tok, cfg, init_stage=init_stage)
     best = load_checkpoint(ckpt_path).get("gold", -1.0) if ckpt_path.exists() else -1.0
 
+    lengths, queue = [len(ids) for ids, _ in train], []
+
     def batch():
-        # batches are drawn at random (with replacement across batches) from a generator whose state the
-        # checkpoint keeps, so a resumed run draws exactly the batches an uninterrupted one would
-        picks = torch.randint(0, len(train), (c.batch_size,), generator=g).tolist()
-        return collate([train[i] for i in picks], tok.pad_id)
+        # an epoch's batches are drawn when it starts, from a generator whose state the checkpoint keeps; the
+        # checkpoints fall on epoch boundaries, so a resumed run draws exactly the batches an uninterrupted one would
+        if not queue:
+            queue.extend(epoch_batches(lengths, steps_per_epoch * c.grad_accum, g))
+        return collate([train[i] for i in queue.pop(0)], tok.pad_id)
 
     def evaluate(step: int) -> dict:
         nonlocal best

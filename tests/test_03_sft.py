@@ -38,6 +38,21 @@ def test_changing_prompt_targets_leaves_the_loss_unchanged():
     assert model(idx, changed, mask)[1].item() != pytest.approx(loss.item(), abs=1e-3)
 
 
+def test_epoch_batches_hold_every_example_once_and_pad_less_than_random_batches():
+    lengths = torch.randint(10, 150, (1000,), generator=torch.Generator().manual_seed(0)).tolist()
+    g = torch.Generator().manual_seed(1)
+    batches = sft.epoch_batches(lengths, 32, g)
+    assert len(batches) == 32 and {len(b) for b in batches} <= {31, 32}
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+
+    def real_share(bs):  # real tokens over the tokens of the padded batches
+        return sum(lengths[i] for b in bs for i in b) / sum(len(b) * max(lengths[i] for i in b) for b in bs)
+
+    shuffled = torch.randperm(1000, generator=torch.Generator().manual_seed(2)).tensor_split(32)
+    assert real_share([b.tolist() for b in shuffled]) < 0.65 < 0.9 < real_share(batches)
+    assert sft.epoch_batches(lengths, 32, g) != batches  # the next epoch draws other batches
+
+
 def test_sft_raises_the_gold_score_over_its_starting_model(micro_run):
     _, run_dir = micro_run
     rows = [r for r in read_metrics(run_dir / "sft" / "metrics.jsonl") if "gold" in r]

@@ -74,7 +74,7 @@ def test_one_batch_element_per_prompt_equals_the_explicit_sum_over_pairs_gradien
              for i, (p, ans) in enumerate(zip(prompts, answers))]
 
     rm = tiny_rm()
-    loss, _ = batch_loss(rm, batch, torch.device("cpu"))  # K forward passes per prompt, in one padded batch
+    loss, _ = batch_loss(rm, batch, chunk=4)  # one forward pass per response, in padded chunks of 4 (the last: 1)
     loss.backward()
     fast = {n: p.grad.clone() for n, p in rm.named_parameters() if p.grad is not None}
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from minigpt_rlhf.cli import main
-from minigpt_rlhf.ppo import (KLController, gae, kl_penalised_rewards, make_batch, masked_whiten, policy_loss,
-                              response_logprobs, value_loss)
+from minigpt_rlhf.ppo import (KLController, by_length, gae, kl_penalised_rewards, make_batch, masked_whiten,
+                              policy_loss, response_logprobs, response_values, value_loss)
 from ppo_micro import PROMPTS, TOK, make_trainer, mean_reward
 from ppo_micro import one_thread  # noqa: F401 (an autouse fixture: micro tests on one thread)
 
@@ -134,6 +134,25 @@ def test_padding_never_enters_the_kl_the_reward_or_the_losses():
     dirty.seq = seq
     rows = torch.arange(8)
     assert tr.minibatch_loss(ro, rows)[0].item() == pytest.approx(tr.minibatch_loss(dirty, rows)[0].item(), abs=1e-6)
+
+
+def test_chunks_of_similar_length_give_the_whole_batchs_values_and_gradients():
+    tr = make_trainer(rollout_batch=8, max_new_tokens=12)
+    ro, _ = tr.rollout()
+    prompt_lens = ro.real[:, : ro.seq.size(1) - ro.mask.size(1)].sum(1)
+    assert len(set(prompt_lens.tolist())) > 1 and len(set(ro.mask.sum(1).tolist())) > 1, "needs ragged rows"
+    R, m = ro.mask.size(1), ro.mask
+    for model, fn in ((tr.policy, response_logprobs), (tr.value, response_values)):
+        outs, grads = [], []
+        for run in (lambda: fn(model, ro.seq, ro.real, R), lambda: by_length(lambda *a: fn(model, *a), ro.seq, ro.real, m, 3)):
+            model.zero_grad()
+            y = run()
+            w = torch.randn(y.shape, generator=torch.Generator().manual_seed(0))  # a loss that weighs every output
+            (y * w)[m].sum().backward()
+            outs.append(y[m])
+            grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+        assert torch.allclose(outs[0], outs[1], atol=1e-5)
+        assert torch.allclose(grads[0], grads[1], atol=1e-5) and grads[0].abs().sum() > 0
 
 
 def test_make_batch_lays_prompt_left_padded_and_response_right_padded():
