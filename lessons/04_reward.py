@@ -215,10 +215,10 @@ print(f"wrote {PLOTS / 'reward_ablation.png'}")
 
 # %% [markdown]
 # ## What we measured on `quick`
-# (Seed 1337; README.md, "Results", has the table.) The RM reached 56.5% pairwise accuracy on training
-# labelers' held-out rankings and 58.4% on held-out labelers' — about the same, as in the paper (72.4% vs
-# 69.6%) — but 8-13 points under the labelers' own agreement (64.4%, 71.0%): our SFT model's samples are mostly
+# (Seed 1337; README.md, "Results", has the table.) The RM reached 57.5% pairwise accuracy on training
+# labelers' held-out rankings and 56.9% on held-out labelers' — about the same, as in the paper (72.4% vs
+# 69.6%) — but 6-12 points under the labelers' own agreement (63.9%, 68.6%): our SFT model's samples are mostly
 # wrong alike, so about half of all pairs differ only by labeler noise. The ablation (96 rankings, 3 epochs)
-# showed the paper's warning in the validation loss: independent pairs drove it from 0.69 to 0.88 while K-wise
-# batches kept it at 0.69-0.72. Accuracy on this small validation set only wobbled (K-wise 53.7% after one
-# epoch, 51.2% after three; pairs 56.9% then 54.7%): within its noise of about ±4 points.
+# showed the paper's warning in the validation loss: independent pairs drove it from 0.69 to 0.87 (0.71 after
+# one epoch) while K-wise batches kept it at 0.69. Accuracy on this small validation set only wobbled (K-wise
+# 55.7% after one epoch, 53.5% after three; pairs 53.9% then 53.4%): within its noise of about ±4 points.

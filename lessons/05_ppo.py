@@ -75,11 +75,12 @@ for key in ["approx_kl", "clipfrac", "vf_loss", "explained_var"]:
 
 # %% [markdown]
 # (The numbers quoted in this lesson are those of the README's `quick` run, 2-core CPU; yours print here.)
-# Measured on `quick` (24 iterations of 32 responses, β = 0.05): the RM score of the rollouts rose from 0.03 to
-# 0.21 with the KL to SFT bounded at about 4 nats; responses shrank from 28 to 18 characters and the entropy
-# halved (0.63 → 0.30); the held-out corpus loss rose from 3.38 to 3.91 (the alignment tax, lesson 06). Updates
-# stayed gentle (approx-KL ≈ 0.02, clip fraction ≈ 0.08) and the value model learned (explained variance 0.57
-# on average over the updates).
+# Measured on `quick` (24 iterations of 32 responses, β = 0.05): the RM score of the rollouts rose from 0.002 to
+# 0.017 (0.8 of the RM's spread on SFT samples, which PPO's normalised reward shows as 0.10 → 0.94) with the KL
+# to SFT bounded at about 5 nats; responses shrank from 27 to 9 characters and the entropy fell by two thirds
+# (0.74 → 0.25); the held-out corpus loss rose from 2.76 to 3.75 (the alignment tax, lesson 06). Updates stayed
+# gentle (approx-KL ≈ 0.01, clip fraction ≈ 0.09); the value model, started from the RM, predicted poorly
+# at first (explained variance below 0 for 13 iterations), then learned (0.80 at the end).
 
 # %% [markdown]
 # ## The diagnostics, as cleanrl and lm-human-preferences plot them
@@ -121,10 +122,10 @@ print(f"rollout share: {sum(r['t_rollout'] for r in trained) / total:.0%}")
 # Training rewards are measured on the PPO prompts. Does it carry over to prompts never trained on? Sample one
 # response per evaluation prompt from SFT and from PPO, and score each with the RM and the gold judge.
 #
-# Measured on `quick`: the RM's gain carries over (−0.01 → 0.21), the gold judge's does not (0.55 → 0.51).
+# Measured on `quick`: the RM's gain carries over (0.003 → 0.017), the gold judge's does not (0.52 → 0.50).
 # The paper's finding — labelers prefer the PPO model — needs an RM that tracks what they want; ours (pairwise
-# accuracy 0.57-0.58 on held-out rankings, correlation 0.26 with the gold score) rates short, polite answers
-# highly, so PPO traded helpfulness (0.16 → 0.06) for truthfulness (0.91 → 0.97). A better RM (more rankings,
+# accuracy 0.57 on held-out rankings, correlation 0.22 with the gold score) rates short, polite answers
+# highly, so PPO traded helpfulness (0.09 → 0.02) for truthfulness (0.92 → 1.00). A better RM (more rankings,
 # lesson 04) is the lever; β only sets how far the policy may chase this one (β = 0.1 and 0.2 fared no better
 # on a development run).
 
@@ -147,14 +148,14 @@ for name, res in results.items():
 # gold score against d = sqrt(KL(π ‖ π^SFT)), the distance travelled from the start: the proxy keeps rising,
 # the gold score stalls or falls.
 #
-# Measured on `quick` (a 2-core CPU; your numbers will differ a little): the RM score rose from 0.03 to 0.21
-# by iteration 12 and crept on to 0.23 while sqrt(KL) grew to 7.8, and the gold score drifted down (0.52 at
-# the start, 0.50 at the end; one batch of 32 is noisy by about ±0.03). On evaluation prompts helpfulness fell
-# from 0.16 (SFT) to 0.06 (PPO) to 0.02 (β = 0) while truthfulness rose to 1.00: the RM had learned that short
-# answers make no false claims and that labelers like a polite closing, and the β = 0 policy ends up writing
-# fragments of it ("TH?re Hope thelp!"). The gold score hides most of the fall because the judge gives an
-# unhelpful but harmless answer about 0.5, close to where this small SFT model already sits; the samples
-# below show the damage plainly.
+# Measured on `quick` (a 2-core CPU; your numbers will differ a little): the RM score rose from 0.002 to 0.016
+# by iteration 24 and on to 0.027 while sqrt(KL) grew to 6.0, and the gold score went nowhere (0.51 at the
+# start, 0.50 at iteration 24, 0.51 at the end; one batch of 32 is noisy by about ±0.03). On evaluation prompts
+# helpfulness fell from 0.09 (SFT) to 0.02 (PPO and β = 0) while truthfulness rose to 1.00: the RM had learned
+# that short answers make no false claims, and the β = 0 policy ends up writing the same fragment to every
+# prompt ("HE BLLLLLLLLL"). The gold score hides most of the fall because the judge gives an unhelpful but
+# harmless answer about 0.5, close to where this small SFT model already sits; the samples below show the
+# damage plainly.
 
 # %%
 overopt = load_config(PRESET, ["ppo.kl_coef=0", "ppo.kl_target=0", f"ppo.iterations={2 * cfg.ppo.iterations}",

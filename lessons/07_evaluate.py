@@ -7,7 +7,7 @@
 # Read `minigpt_rlhf/evaluate.py` beside this lesson, then `report.py` and `pipeline.py`.
 #
 # Run as a plain script on a run folder: `python lessons/07_evaluate.py` uses `runs/quick` (made by
-# `minigpt-rlhf run --preset quick`: 18 minutes on an idle 2-core CPU; the README shows that run's numbers);
+# `minigpt-rlhf run --preset quick`: about 14 minutes on an idle 2-core CPU; the README shows that run's numbers);
 # `MINIGPT_RLHF_PRESET=micro python lessons/07_evaluate.py`
 # runs the tiny `micro` recipe first (about a minute; its models are too small to show the findings).
 # A missing or unfinished run folder is (re)made by the pipeline, which skips every finished stage.
