@@ -3,6 +3,7 @@ plain reference loop, and the micro run must raise a known reward by a stated ma
 
 import copy
 import math
+from functools import partial
 
 import pytest
 import torch
@@ -144,9 +145,9 @@ def test_chunks_of_similar_length_give_the_whole_batchs_values_and_gradients():
     R, m = ro.mask.size(1), ro.mask
     for model, fn in ((tr.policy, response_logprobs), (tr.value, response_values)):
         outs, grads = [], []
-        for run in (lambda: fn(model, ro.seq, ro.real, R), lambda: by_length(lambda *a: fn(model, *a), ro.seq, ro.real, m, 3)):
+        whole, chunked = fn(model, ro.seq, ro.real, R), by_length(partial(fn, model), ro.seq, ro.real, m, rows=3)
+        for y in (whole, chunked):
             model.zero_grad()
-            y = run()
             w = torch.randn(y.shape, generator=torch.Generator().manual_seed(0))  # a loss that weighs every output
             (y * w)[m].sum().backward()
             outs.append(y[m])
