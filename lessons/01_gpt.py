@@ -5,15 +5,18 @@
 # position embeddings, pre-LayerNorm blocks of causal self-attention and a GELU MLP, and an output layer tied
 # to the token embedding. Read `minigpt_rlhf/model.py` beside this lesson; it is one file, top to bottom.
 #
-# Run as a plain script: `python lessons/01_gpt.py` (about half a minute on a 2-core CPU).
+# Run as a plain script: `python lessons/01_gpt.py` (about half a minute on a 2-core CPU);
+# `MINIGPT_RLHF_PRESET=micro` uses the micro preset's model (seconds).
 
 # %%
+import dataclasses
+import os
 import time
 
 import torch
 
 from minigpt_rlhf.config import load_config
-from minigpt_rlhf.model import GPT, GPTConfig
+from minigpt_rlhf.model import GPT
 from minigpt_rlhf.runtime import setup
 from minigpt_rlhf.tokenizer import Tokenizer, format_chat
 
@@ -24,13 +27,13 @@ print("chat format:", tok.decode(format_chat(tok, "What does the zorbin eat?", "
 
 # %% [markdown]
 # ## Shapes and sizes
-# The `quick` preset's model. Parameters N drive the compute: training costs ≈ 6·N FLOPs per token
+# The preset's model (`quick` unless MINIGPT_RLHF_PRESET says otherwise). Parameters N drive the compute: training costs ≈ 6·N FLOPs per token
 # (forward 2N, backward 4N), plus an attention term that grows with the context length.
 
 # %%
-mc = load_config("quick").model
-model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=mc.block_size, n_layer=mc.n_layer,
-                      n_head=mc.n_head, n_embd=mc.n_embd)).to(device)
+PRESET = os.environ.get("MINIGPT_RLHF_PRESET", "quick")
+mc = dataclasses.replace(load_config(PRESET).model, vocab_size=tok.vocab_size)
+model = GPT(mc).to(device)
 print(f"layers {mc.n_layer}, heads {mc.n_head}, width {mc.n_embd}, context {mc.block_size}")
 print(f"parameters: {model.num_params():,} (+{model.wpe.weight.numel():,} position embeddings)")
 print(f"training FLOPs per token: {model.flops_per_token():,.0f}")

@@ -18,12 +18,12 @@ from minigpt_rlhf import pretrain, world
 from minigpt_rlhf.config import load_config
 from minigpt_rlhf.plots import plot_curves
 from minigpt_rlhf.runtime import build_model, load_checkpoint, read_metrics, tokenizer_from
-from minigpt_rlhf.sft import answer
+from minigpt_rlhf.sampling import answer
 
 preset = os.environ.get("MINIGPT_RLHF_PRESET", "quick")
 cfg = load_config(preset)
 run_dir = Path(os.environ.get("MINIGPT_RLHF_RUN", f"runs/{preset}"))
-ckpt_path = pretrain.run(cfg, run_dir)  # skipped if the run folder already has a finished base model
+ckpt_path = pretrain.run(cfg, run_dir / "pretrain")  # skipped if the run folder already has a finished base model
 
 # %% [markdown]
 # ## The curves
@@ -43,16 +43,16 @@ print("curves:", plot_curves(rows, "pretraining", run_dir / "pretrain" / "curves
 ckpt = load_checkpoint(ckpt_path, "pretrain")
 model, tok = build_model(ckpt).eval(), tokenizer_from(ckpt)
 prompts = random.Random(0).sample(world.load_prompts(cfg.data_dir, "eval"), 60)
-responses, finished = answer(model, tok, [p.text for p in prompts], cfg.sft.max_new_tokens, chat=False)
-for p, r in list(zip(prompts, responses))[:6]:
-    print(f"PROMPT  {p.text}\nBASE    {r[:160]!r}\n")
+answers = answer(model, tok, [p.text for p in prompts], cfg.max_new_tokens, prompting="plain")
+for p, a in list(zip(prompts, answers))[:6]:
+    print(f"PROMPT  {p.text}\nBASE    {a.text[:160]!r}\n")
 
 # %% [markdown]
 # ## Unaligned, measured
 # The gold judge scores these continuations: helpfulness is what alignment has to raise.
 
 # %%
-scores = [world.judge(p, r, f) for p, r, f in zip(prompts, responses, finished)]
+scores = [world.judge(p, a.text, a.finished) for p, a in zip(prompts, answers)]
 for k in ("helpful", "truthful", "harmless", "format"):
     print(f"{k:9s} {sum(getattr(s, k) for s in scores) / len(scores):.3f}")
 print(f"overall   {sum(s.overall for s in scores) / len(scores):.3f}")

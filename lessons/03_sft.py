@@ -18,12 +18,13 @@ from minigpt_rlhf import pretrain, sft, world
 from minigpt_rlhf.config import load_config
 from minigpt_rlhf.plots import plot_curves
 from minigpt_rlhf.runtime import build_model, load_checkpoint, read_metrics, tokenizer_from
+from minigpt_rlhf.sampling import answer
 
 preset = os.environ.get("MINIGPT_RLHF_PRESET", "quick")
 cfg = load_config(preset)
 run_dir = Path(os.environ.get("MINIGPT_RLHF_RUN", f"runs/{preset}"))
-pretrain.run(cfg, run_dir)
-sft_path = sft.run(cfg, run_dir)
+pretrain.run(cfg, run_dir / "pretrain")
+sft_path = sft.run(cfg, run_dir / "sft", base=run_dir / "pretrain")
 
 # %% [markdown]
 # ## The loss mask
@@ -51,12 +52,12 @@ print("curves:", plot_curves(rows, "SFT", run_dir / "sft" / "curves.png"))
 
 # %%
 prompts = random.Random(0).sample(world.load_prompts(cfg.data_dir, "eval"), 80)
-for stage, chat in (("pretrain", False), ("sft", True)):
+for stage, prompting in (("pretrain", "plain"), ("sft", "chat")):
     ckpt = load_checkpoint(run_dir / stage / "ckpt.pt")
     model = build_model(ckpt).eval()
-    responses, finished = sft.answer(model, tok, [p.text for p in prompts], cfg.sft.max_new_tokens, chat=chat)
-    scores = [world.judge(p, r, f) for p, r, f in zip(prompts, responses, finished)]
+    answers = answer(model, tok, [p.text for p in prompts], cfg.max_new_tokens, prompting=prompting)
+    scores = [world.judge(p, a.text, a.finished) for p, a in zip(prompts, answers)]
     mean = lambda k: sum(getattr(s, k) for s in scores) / len(scores)
     print(f"{stage:8s} helpful {mean('helpful'):.3f}  truthful {mean('truthful'):.3f}  harmless {mean('harmless'):.3f}"
           f"  overall {sum(s.overall for s in scores) / len(scores):.3f}")
-    print(f"         e.g. {prompts[0].text!r} -> {responses[0][:100]!r}")
+    print(f"         e.g. {prompts[0].text!r} -> {answers[0].text[:100]!r}")

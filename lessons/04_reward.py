@@ -35,8 +35,9 @@ import numpy as np
 import torch
 
 from minigpt_rlhf import reward, world
+from minigpt_rlhf.comparisons import encode, read_comparisons, write_comparisons
 from minigpt_rlhf.config import load_config
-from minigpt_rlhf.runtime import load_checkpoint, read_metrics, tokenizer_from
+from minigpt_rlhf.runtime import load_checkpoint, load_reward_model, read_metrics, tokenizer_from
 from minigpt_rlhf.tokenizer import format_chat
 
 PRESET = os.environ.get("MINIGPT_RLHF_PRESET", "quick")
@@ -47,17 +48,17 @@ PLOTS.mkdir(parents=True, exist_ok=True)
 
 # %% [markdown]
 # ## Train it
-# `reward.run` samples K responses per RM-split prompt — from the SFT model at several temperatures and, for
+# `reward.run` (comparisons.py holds the data's half) samples K responses per RM-split prompt — from the SFT model at several temperatures and, for
 # a share, from the base model prompted in plain text (the paper drew from several policies, so that the
 # rankings compare answers of different quality) — has one training labeler rank each set, trains for one
 # epoch and centres the scores. Everything lands in `RUN/reward/`; a finished stage is reused.
 
 # %%
-ckpt_path = reward.run(cfg, RUN)
+ckpt_path = reward.run(cfg, RUN / "reward", sft=RUN / "sft", base=RUN / "pretrain")
 ckpt = load_checkpoint(ckpt_path, "reward")
 summary, tok = ckpt["summary"], tokenizer_from(ckpt)
-rm = reward.load_reward_model(ckpt_path)
-comparisons = reward.read_comparisons(RUN / "reward" / "comparisons.jsonl")
+rm = load_reward_model(ckpt_path)
+comparisons = read_comparisons(RUN / "reward" / "comparisons.jsonl")
 prompts = {p.id: p for p in world.load_prompts(cfg.data_dir, "rm")}
 
 # %% [markdown]
@@ -68,7 +69,7 @@ prompts = {p.id: p for p in world.load_prompts(cfg.data_dir, "rm")}
 # %%
 c = next(c for c in comparisons if c.split == "val" and len(c.responses) >= 5)
 prompt = prompts[c.prompt_id]
-data = reward.encode(tok, c, prompts)
+data = encode(tok, c, prompts)
 r = rm.score_sequences(data.seqs)
 print(f"prompt: {prompt.text!r}   ranked by {c.labeler}, K = {len(c.responses)}, C(K,2) = {math.comb(len(c.responses), 2)}")
 print(f"{'rank':>4} {'source':>9} {'gold':>5} {'r_θ':>6}  response")
@@ -135,7 +136,7 @@ print(f"\nagainst the gold judge: the RM orders {summary['gold_acc']:.1%} of the
 
 # %%
 val = [c for c in comparisons if c.split == "val"]
-scores = torch.cat(reward.score_all(rm, [reward.encode(tok, c, prompts) for c in val]))
+scores = torch.cat(reward.score_all(rm, [encode(tok, c, prompts) for c in val]))
 gold = [world.judge(prompts[c.prompt_id], y, f).overall for c in val for y, f in zip(c.responses, c.finished)]
 sources = [s.split("@")[0] for c in val for s in c.sources]
 fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -186,11 +187,11 @@ curves = {}
 for mode, pairs in (("K-wise", False), ("pairs", True)):
     stage = f"reward_ablation_{'pairs' if pairs else 'kwise'}"
     (RUN / stage).mkdir(exist_ok=True)
-    reward.write_comparisons(RUN / stage / "comparisons.jsonl", subset)
+    write_comparisons(RUN / stage / "comparisons.jsonl", subset)
     elements = sum(math.comb(len(c.responses), 2) for c in train_subset) if pairs else ABLATION_PROMPTS
     rc = dataclasses.replace(cfg.reward, n_prompts=ABLATION_PROMPTS, val_prompts=ABLATION_VAL, pairs=pairs,
                              epochs=EPOCHS, eval_every=max(1, elements // cfg.reward.batch_size // 2))
-    reward.run(dataclasses.replace(cfg, reward=rc), RUN, stage=stage)
+    reward.run(dataclasses.replace(cfg, reward=rc), RUN / stage, sft=RUN / "sft", base=RUN / "pretrain")
     rows = read_metrics(RUN / stage / "metrics.jsonl")
     curves[mode] = ([x for x in rows if "loss" in x], [x for x in rows if "val_acc" in x and "epoch" in x])
 fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))

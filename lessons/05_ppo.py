@@ -26,12 +26,13 @@ import torch
 
 from minigpt_rlhf import plots, ppo, world
 from minigpt_rlhf.config import load_config
+from minigpt_rlhf.evaluate import policy_scores
 from minigpt_rlhf.runtime import build_model, load_checkpoint, read_metrics, setup
 from minigpt_rlhf.tokenizer import format_chat
 
 PRESET = os.environ.get("MINIGPT_RLHF_PRESET", "quick")
 RUN = Path(os.environ.get("MINIGPT_RLHF_RUN", f"runs/{PRESET}"))
-cfg = load_config(PRESET)
+cfg = load_config(PRESET, ["ppo.ptx_coef=0"])  # plain PPO: γ = 0 (lesson 06 adds the pretraining mix)
 device = setup(cfg.seed, cfg.device or None)
 PLOTS = RUN / "plots"
 PLOTS.mkdir(parents=True, exist_ok=True)
@@ -44,7 +45,7 @@ PLOTS.mkdir(parents=True, exist_ok=True)
 # turns rewards and values into advantages: which tokens did better than expected.
 
 # %%
-trainer, prompts = ppo.build_trainer(cfg, RUN, device=device)
+trainer, prompts = ppo.build_trainer(cfg, sft=RUN / "sft", reward=RUN / "reward", device=device)
 tok = trainer.tok
 ro, stats = trainer.rollout()
 i = min(range(len(ro.responses)), key=lambda j: (not ro.finished[j], abs(len(ro.responses[j]) - 16)))  # a short one
@@ -63,7 +64,7 @@ print(f"\nthis batch: KL to SFT {stats['kl']} (exactly 0: same weights, same for
 # estimate goes negative), score them, then `ppo_epochs` passes of clipped minibatch updates.
 
 # %%
-ppo.run(cfg, RUN, stage="ppo", ptx_coef=0.0)
+ppo.run(cfg, RUN / "ppo", sft=RUN / "sft", reward=RUN / "reward")
 rows = read_metrics(RUN / "ppo" / "metrics.jsonl")
 first, last = rows[0], rows[-1]
 print(f"{'':22} {'start':>8} {'end':>8}")
@@ -133,7 +134,7 @@ print(f"rollout share: {sum(r['t_rollout'] for r in trained) / total:.0%}")
 def evaluate(ckpt_path, n=128):
     policy = build_model(load_checkpoint(ckpt_path), device)
     eval_prompts = world.load_prompts(cfg.data_dir, "eval")[:n]
-    return ppo.evaluate_policy(policy, trainer.reward_fn, eval_prompts, tok, cfg.ppo.max_new_tokens, seed=0)
+    return policy_scores(policy, trainer.reward_fn, eval_prompts, tok, cfg.max_new_tokens, seed=0)
 
 
 results = {name: evaluate(RUN / name / "ckpt.pt") for name in ["sft", "ppo"]}
@@ -158,9 +159,9 @@ for name, res in results.items():
 # damage plainly.
 
 # %%
-overopt = load_config(PRESET, ["ppo.kl_coef=0", "ppo.kl_target=0", f"ppo.iterations={2 * cfg.ppo.iterations}",
-                               f"ppo.eval_every={cfg.ppo.iterations}"])
-ppo.run(overopt, RUN, stage="ppo_overopt", ptx_coef=0.0)
+overopt = load_config(PRESET, ["ppo.ptx_coef=0", "ppo.kl_coef=0", "ppo.kl_target=0",
+                               f"ppo.iterations={2 * cfg.ppo.iterations}", f"ppo.eval_every={cfg.ppo.iterations}"])
+ppo.run(overopt, RUN / "ppo_overopt", sft=RUN / "sft", reward=RUN / "reward")
 curves = {f"ppo (β = {cfg.ppo.kl_coef:g})": rows, "ppo_overopt (β = 0)": read_metrics(RUN / "ppo_overopt" / "metrics.jsonl")}
 print(plots.plot_overoptimisation(curves, PLOTS / "ppo_overoptimisation.png"))
 
@@ -185,7 +186,7 @@ for name, res in results.items():
 # %%
 policy = build_model(load_checkpoint(RUN / "ppo_overopt" / "ckpt.pt"), device)
 examples = world.load_prompts(cfg.data_dir, "eval")[:4]
-out = policy.generate([format_chat(tok, p.text) for p in examples], cfg.ppo.max_new_tokens, stop_id=tok.end_id,
+out = policy.generate([format_chat(tok, p.text) for p in examples], cfg.max_new_tokens, stop_id=tok.end_id,
                       pad_id=tok.pad_id, generator=torch.Generator(device=device).manual_seed(0))
 for p, r in zip(examples, out.responses):
     print(f"{p.text!r:60} -> {tok.decode(r, skip_special=True)!r}")

@@ -25,9 +25,9 @@ import torch
 
 from minigpt_rlhf import ppo, world
 from minigpt_rlhf.config import load_config
-from minigpt_rlhf.pretrain import encode_corpus
-from minigpt_rlhf.reward import load_reward_model
-from minigpt_rlhf.runtime import build_model, load_checkpoint, read_metrics, setup, tokenizer_from
+from minigpt_rlhf.corpus import corpus_loss, load_tokens
+from minigpt_rlhf.evaluate import policy_scores
+from minigpt_rlhf.runtime import build_model, load_checkpoint, load_reward_model, read_metrics, setup, tokenizer_from
 
 PRESET = os.environ.get("MINIGPT_RLHF_PRESET", "quick")
 RUN = Path(os.environ.get("MINIGPT_RLHF_RUN", f"runs/{PRESET}"))
@@ -41,8 +41,9 @@ PLOTS.mkdir(parents=True, exist_ok=True)
 # The same run twice, with γ = 0 and γ = `ppo.ptx_coef`. Finished stages are reused.
 
 # %%
-ppo.run(cfg, RUN, stage="ppo", ptx_coef=0.0)
-ppo.run(cfg, RUN, stage="ppo_ptx")
+for stage, gamma in (("ppo", 0.0), ("ppo_ptx", cfg.ppo.ptx_coef)):
+    c = load_config(PRESET, [f"ppo.ptx_coef={gamma}"])
+    ppo.run(c, RUN / stage, sft=RUN / "sft", reward=RUN / "reward")
 stages = ["pretrain", "sft", "ppo", "ppo_ptx"]  # the base model is where the corpus loss started
 models = {s: build_model(load_checkpoint(RUN / s / "ckpt.pt"), device) for s in stages}
 tok = tokenizer_from(load_checkpoint(RUN / "sft" / "ckpt.pt"))
@@ -55,8 +56,8 @@ print(f"γ = {cfg.ppo.ptx_coef}, β = {cfg.ppo.kl_coef}")
 # away from it, PPO-ptx should stay near it.
 
 # %%
-heldout = encode_corpus(world.load_corpus(cfg.data_dir, "val"), tok)
-corpus = {s: ppo.heldout_corpus_loss(cfg, m, heldout) for s, m in models.items()}
+heldout = load_tokens(cfg.data_dir, "val", tok)
+corpus = {s: corpus_loss(cfg, m, heldout) for s, m in models.items()}
 for s, loss in corpus.items():
     print(f"{s:8} held-out corpus loss {loss:.4f}  ({loss - corpus['sft']:+.4f} vs SFT)")
 
@@ -102,7 +103,7 @@ for s, (acc, logp) in cloze_results.items():
 # %%
 rm = load_reward_model(RUN / "reward" / "ckpt.pt", device)
 eval_prompts = world.load_prompts(cfg.data_dir, "eval")[: 32 if PRESET == "micro" else 256]
-scores = {s: ppo.evaluate_policy(m, rm.score, eval_prompts, tok, cfg.ppo.max_new_tokens)
+scores = {s: policy_scores(m, rm.score, eval_prompts, tok, cfg.max_new_tokens)
           for s, m in models.items() if s != "pretrain"}  # the base model never saw the chat format
 print(f"{'':8}" + "".join(f"{k:>14}" for k in scores["sft"]))
 for s, res in scores.items():

@@ -4,7 +4,8 @@
 # Everything before this lesson trained models. Here we ask the paper's questions of them: do labelers prefer
 # the aligned models (even to a larger base model)? Are they more truthful, less toxic? What did alignment cost
 # on the pretraining task (the "alignment tax")? And how much compute did it take next to pretraining?
-# Read `minigpt_rlhf/evaluate.py` beside this lesson, then `report.py` and `pipeline.py`.
+# Read `minigpt_rlhf/evaluate.py` beside this lesson (with `stats.py` and `compute.py`), then `report.py`,
+# `stages.py` and `pipeline.py`.
 #
 # Run as a plain script on a run folder: `python lessons/07_evaluate.py` uses `runs/quick` (made by
 # `minigpt-rlhf run --preset quick`: about 14 minutes on an idle 2-core CPU; the README shows that run's numbers);
@@ -19,9 +20,12 @@ import random
 from pathlib import Path
 
 from minigpt_rlhf import pipeline
+from minigpt_rlhf.compute import PFS_DAY
 from minigpt_rlhf.config import load_config
-from minigpt_rlhf.evaluate import PFS_DAY, Answer, proportion, wilson, win_flags
+from minigpt_rlhf.evaluate import win_flags
 from minigpt_rlhf.report import pct
+from minigpt_rlhf.sampling import Answer
+from minigpt_rlhf.stats import proportion, wilson
 
 PRESET = os.environ.get("MINIGPT_RLHF_PRESET", "quick")
 RUN = Path(os.environ.get("MINIGPT_RLHF_RUN", f"runs/{PRESET}"))
@@ -133,7 +137,7 @@ if "PPO biased" in M:
               f"gold {pct(M[name]['gold']['overall']):>15s}  pet phrase {pct(M[name]['pet_phrase']):>15s}  "
               f"length {M[name]['response_chars']['mean']:.0f} chars")
 else:
-    print("the biased-labeler experiment was switched off (eval.biased = false)")
+    print("the biased-labeler experiment was switched off (pipeline.biased = false)")
 
 # %% [markdown]
 # ## Read the answers yourself
@@ -148,7 +152,7 @@ for ex in res["examples"][:3]:
 # %% [markdown]
 # ## Figure 1 across model sizes: the sweep
 # The paper's Figure 1 has three sizes per method (1.3B, 6B, 175B). `minigpt-rlhf sweep --preset quick` takes
-# three of ours (`eval.sweep_sizes`) through pretraining, SFT, PPO and PPO-ptx with one reward model, and judges
+# three of ours (`pipeline.sweep_sizes`) through pretraining, SFT, PPO and PPO-ptx with one reward model, and judges
 # every model against the largest SFT model (about 33 minutes on an idle 2-core CPU, so this lesson does not
 # start it). On our quick sweep, the aligned models beat the base model of their size at every size, but the
 # intervals mostly overlap. Nothing aligned improved much with size, while the base models got *worse*: the

@@ -1,4 +1,4 @@
-"""`minigpt-rlhf bench`: how fast this machine trains, samples and runs a PPO iteration (issue 9).
+"""`minigpt-rlhf bench`: how fast this machine trains, samples and runs a PPO iteration.
 
 For each model shape (the `micro`, `quick`, `full` presets) it measures, as medians of repeated runs after a
 warm-up: training tokens/s and MFU against this machine's measured matmul peak; sampling tokens/s with and
@@ -136,7 +136,7 @@ def bench_ppo(cfg: GPTConfig, dev, repeats: int, new_tokens: int = PPO_NEW) -> d
 
 def bench_shape(preset: str, dev, peak: float, repeats: int = 3, sample_tokens: int = SAMPLE_TOKENS) -> dict:
     cfg = load_config(preset)
-    mc = GPTConfig(vocab_size=Tokenizer().vocab_size, **dataclasses.asdict(cfg.model))
+    mc = dataclasses.replace(cfg.model, vocab_size=Tokenizer().vocab_size)
     torch.manual_seed(0)
     model = GPT(mc).to(dev)
     new = min(sample_tokens, mc.block_size - 1)

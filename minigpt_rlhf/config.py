@@ -10,23 +10,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from minigpt_rlhf.model import GPTConfig
 from minigpt_rlhf.runtime import UserError
 
 PRESETS = ("micro", "quick", "full")
 
-
-@dataclass
-class ModelConfig:
-    """The GPT's shape. vocab_size comes from the tokenizer."""
-
-    block_size: int = 256  # characters of context: a prompt and its response fit in it
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    dropout: float = 0.0
-    bias: bool = True
-
-
+# The GPT's shape is the model's own dataclass (model.GPTConfig); vocab_size comes from the tokenizer.
 MODEL_PRESETS = {
     "micro": dict(n_layer=2, n_head=2, n_embd=32),
     "quick": {},
@@ -35,7 +24,21 @@ MODEL_PRESETS = {
 
 
 @dataclass
-class PretrainConfig:
+class Optim:
+    """AdamW (weight decay on matrices only), linear warmup to lr, cosine decay to min_lr, gradient clipping:
+    the optimizer of every stage that trains with `training.make_optimizer` and `training.lr_at`."""
+
+    lr: float = 1e-3  # peak learning rate, after warmup
+    min_lr: float = 1e-4  # end of the cosine decay (= lr: constant)
+    warmup: int = 0  # linear warmup steps
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0  # max gradient norm
+
+
+@dataclass
+class PretrainConfig(Optim):
     """Step 0: next-token prediction on the corpus."""
 
     steps: int = 600  # optimizer steps
@@ -44,27 +47,24 @@ class PretrainConfig:
     seq_len: int = 256  # tokens per training window: the whole block_size, as a shorter window leaves the later
     #                     position embeddings untrained and a long prompt + answer reaches them (measured: gibberish)
     grad_accum: int = 1  # micro-batches per optimizer step
-    lr: float = 5e-3  # peak learning rate, after warmup
-    min_lr: float = 5e-4  # end of the cosine decay
-    warmup: int = 100  # linear warmup steps
-    weight_decay: float = 0.1  # AdamW, on matrices only
-    beta1: float = 0.9
-    beta2: float = 0.99
-    grad_clip: float = 1.0
+    lr: float = 5e-3
+    min_lr: float = 5e-4
+    warmup: int = 100
     eval_every: int = 100  # steps between validation losses and checkpoints
-    eval_batches: int = 10
+    eval_windows: int = 120  # evenly spaced held-out windows of the corpus loss: pretraining's val_loss, PPO's
+    #                          corpus_loss and the evaluation's alignment tax are this one measure
     log_every: int = 10
 
 
 PRETRAIN_PRESETS = {
-    "micro": dict(steps=60, batch_size=8, seq_len=64, warmup=10, eval_every=30, eval_batches=2, log_every=5),
+    "micro": dict(steps=60, batch_size=8, seq_len=64, warmup=10, eval_every=30, eval_windows=16, log_every=5),
     "quick": {},
     "full": dict(steps=8000, batch_size=64, seq_len=256, lr=1e-3, min_lr=1e-4, warmup=400, eval_every=500),
 }
 
 
 @dataclass
-class SFTConfig:
+class SFTConfig(Optim):
     """Step 1: supervised fine-tuning on the labelers' demonstrations, loss on response tokens only."""
 
     epochs: int = 4  # passes over the demonstrations (the paper: 16, choosing the checkpoint afterwards)
@@ -73,27 +73,21 @@ class SFTConfig:
     lr: float = 1e-3
     min_lr: float = 1e-4
     warmup: int = 20
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.99
-    grad_clip: float = 1.0
     dropout: float = 0.1  # residual dropout while fine-tuning (the paper used 0.2)
     max_demos: int = 0  # train on at most this many demonstrations (0 = all)
     heldout_prompts: int = 100  # SFT prompts kept out of training: validation loss and the gold score per epoch
-    max_new_tokens: int = 96  # response limit when sampling those prompts
     log_every: int = 10
 
 
 SFT_PRESETS = {
-    "micro": dict(epochs=3, batch_size=16, max_demos=320, heldout_prompts=16, max_new_tokens=32, lr=3e-3, warmup=5,
-                  log_every=5),
+    "micro": dict(epochs=3, batch_size=16, max_demos=320, heldout_prompts=16, lr=3e-3, warmup=5, log_every=5),
     "quick": {},
     "full": dict(epochs=8, batch_size=64, lr=5e-4, min_lr=5e-5),
 }
 
 
 @dataclass
-class RewardConfig:
+class RewardConfig(Optim):
     """Step 2: K responses per prompt, ranked by labelers; the ranking loss over their C(K,2) pairs."""
 
     n_prompts: int = 480  # RM-split prompts whose rankings train the RM (the paper: about 33k)
@@ -102,21 +96,22 @@ class RewardConfig:
     k_max: int = 9
     temperatures: str = "0.7,1.0,1.3"  # the SFT model's sampling temperatures, cycled over a prompt's responses
     base_share: float = 0.25  # share of each prompt's responses from the base model, prompted in plain text
-    max_new_tokens: int = 64  # response length limit when sampling (PPO's); an unfinished one keeps no <|end|>
     sample_batch: int = 64  # sequences per batched generate call
-    lr: float = 3e-4  # AdamW, constant
+    lr: float = 3e-4  # constant (min_lr = lr), no weight decay
+    min_lr: float = 3e-4
+    weight_decay: float = 0.0
+    beta2: float = 0.999
     batch_size: int = 8  # prompts per step; each prompt's C(K,2) pairs are one batch element
     epochs: int = 1  # the paper trains one epoch
     pairs: bool = False  # ablation: the comparisons shuffled into independent pairs, batch_size pairs per step
-    grad_clip: float = 1.0
     eval_every: int = 15  # steps between validation accuracies (the curves) and checkpoints
 
 
 REWARD_PRESETS = {
-    "micro": dict(n_prompts=24, val_prompts=12, k_max=6, max_new_tokens=24, sample_batch=32, lr=1e-3,
-                  batch_size=4, eval_every=3),
+    "micro": dict(n_prompts=24, val_prompts=12, k_max=6, sample_batch=32, lr=1e-3, min_lr=1e-3, batch_size=4,
+                  eval_every=3),
     "quick": {},
-    "full": dict(n_prompts=1000, val_prompts=200, max_new_tokens=96, lr=1e-4, batch_size=16, eval_every=10),
+    "full": dict(n_prompts=1000, val_prompts=200, lr=1e-4, min_lr=1e-4, batch_size=16, eval_every=10),
 }
 
 
@@ -139,9 +134,9 @@ class PPOConfig:
     kl_coef: float = 0.05  # β: per-token KL penalty against π^SFT (the paper used 0.02); the initial β if adaptive
     kl_target: float = 0.0  # 0 = fixed β; > 0 = adaptive β steering the KL (nats per response) to this target
     kl_horizon: int = 1000  # adaptive controller's horizon in responses (Ziegler et al. 2019 used 10000)
-    ptx_coef: float = 1.0  # γ for PPO-ptx: weight of the pretraining LM loss (the paper used 27.8); 0 = plain PPO
+    ptx_coef: float = 1.0  # γ of PPO-ptx: weight of the pretraining LM loss (the paper used 27.8); the pipeline's
+    #                        `ppo` stage runs with γ = 0, `minigpt-rlhf ppo --set ppo.ptx_coef=0` likewise
     ptx_batch: int = 4  # corpus windows (pretrain.seq_len tokens, as in pretraining) per gradient step of PPO-ptx
-    max_new_tokens: int = 64  # response length limit; a response that does not end by then is truncated
     truncation_penalty: float = -1.0  # score of a truncated response instead of the RM's (normalised units)
     normalize_score: bool = True  # divide RM scores by their std on the SFT policy's samples, measured once
     whiten_advantages: bool = True  # advantages to mean 0, std 1 over the batch's response tokens
@@ -150,40 +145,47 @@ class PPOConfig:
 
 
 PPO_PRESETS = {
-    "micro": dict(iterations=3, rollout_batch=8, minibatch=4, ppo_epochs=2, max_new_tokens=16, ptx_batch=2,
-                  eval_every=2),
+    "micro": dict(iterations=3, rollout_batch=8, minibatch=4, ppo_epochs=2, ptx_batch=2, eval_every=2),
     "quick": {},
-    "full": dict(iterations=150, rollout_batch=64, minibatch=16, lr=5e-5, value_lr=1e-4, max_new_tokens=96,
-                 ptx_batch=16),
+    "full": dict(iterations=150, rollout_batch=64, minibatch=16, lr=5e-5, value_lr=1e-4, ptx_batch=16),
 }
 
 
 @dataclass
 class EvalConfig:
-    """Evaluation, the pipeline's extra models (a larger base model, the biased-labeler experiment) and the
-    model-size sweep. Model shapes are written "LxHxC": n_layer x n_head x n_embd."""
+    """Evaluation: every model answers the eval split; the world's judges score the answers."""
 
     prompts: int = 0  # eval-split prompts (never trained on) per model; 0 = all of them (480)
     samples: int = 1  # responses per prompt and model
     temperature: float = 0.7  # sampling temperature of every compared model (the paper's evaluations sample)
-    max_new_tokens: int = 64  # response length limit
     batch_size: int = 48  # prompts per batched KV-cache generation
     bootstrap: int = 1000  # resamples for bootstrap confidence intervals
     confidence: float = 0.95  # level of every interval
     cloze_items: int = 100  # corpus-style fact completions (the alignment-tax task); 0 = all
-    corpus_windows: int = 32  # held-out corpus windows for the corpus loss (the other alignment-tax measure)
+
+
+EVAL_PRESETS = {
+    "micro": dict(prompts=24, batch_size=24, bootstrap=200, cloze_items=12),
+    "quick": {},
+    "full": dict(samples=2, cloze_items=0),
+}
+
+
+@dataclass
+class PipelineConfig:
+    """What `minigpt-rlhf run` and `sweep` add to the recipe. Model shapes are written "LxHxC":
+    n_layer x n_head x n_embd."""
+
     large_model: str = "4x4x160"  # the larger base model (1.55x the quick base model: "175B GPT-3" to our "1.3B")
     large_steps: int = 0  # its pretraining steps; 0 = pretrain.steps
     biased: bool = True  # run "whose preferences?": an RM from biased labelers and PPO against it
     sweep_sizes: str = "2x2x64,4x4x128,6x4x192"  # model sizes of `minigpt-rlhf sweep`, smallest first
 
 
-EVAL_PRESETS = {
-    "micro": dict(prompts=24, max_new_tokens=16, batch_size=24, bootstrap=200, cloze_items=12, corpus_windows=2,
-                  large_model="2x2x48", sweep_sizes="1x2x16,2x2x32,2x2x48"),
+PIPELINE_PRESETS = {
+    "micro": dict(large_model="2x2x48", sweep_sizes="1x2x16,2x2x32,2x2x48"),
     "quick": {},
-    "full": dict(samples=2, max_new_tokens=96, cloze_items=0, corpus_windows=64, large_model="8x8x384",
-                 sweep_sizes="4x4x128,6x6x192,8x8x256"),
+    "full": dict(large_model="8x8x384", sweep_sizes="4x4x128,6x6x192,8x8x256"),
 }
 
 
@@ -195,14 +197,19 @@ class Config:
     seed: int = 1337
     device: str = ""  # "" = automatic (cuda > mps > cpu)
     data_dir: str = "data"
-    model: ModelConfig = field(default_factory=ModelConfig)
+    max_new_tokens: int = 64  # response length limit wherever a model answers a prompt: SFT's held-out gold score,
+    #                           the RM's comparisons, PPO's rollouts and the evaluation; a response that has not
+    #                           ended by then is truncated (and keeps no <|end|>)
+    model: GPTConfig = field(default_factory=GPTConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
 
+_TOP_PRESETS = {"micro": dict(max_new_tokens=16), "quick": {}, "full": dict(max_new_tokens=96)}
 _STAGE_PRESETS = {
     "model": MODEL_PRESETS,
     "pretrain": PRETRAIN_PRESETS,
@@ -210,13 +217,14 @@ _STAGE_PRESETS = {
     "reward": REWARD_PRESETS,
     "ppo": PPO_PRESETS,
     "eval": EVAL_PRESETS,
+    "pipeline": PIPELINE_PRESETS,
 }
 
 
 def load_config(preset: str = "quick", overrides: list[str] | tuple[str, ...] = ()) -> Config:
     if preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
-    cfg = Config(preset=preset)
+    cfg = Config(preset=preset, **_TOP_PRESETS[preset])
     for stage, table in _STAGE_PRESETS.items():
         for key, value in table[preset].items():
             setattr(getattr(cfg, stage), key, value)
@@ -259,18 +267,3 @@ def _parse(key: str, raw: str, typ: type):
         return typ(raw)
     except ValueError:
         raise UserError(f"--set {key}={raw}: expected a value of type {typ.__name__}") from None
-
-
-def config_from_dict(d: dict) -> Config:
-    """Rebuild a Config from dataclasses.asdict output (as stored in checkpoints)."""
-    cfg = Config()
-    for f in dataclasses.fields(Config):
-        if f.name not in d:
-            continue
-        value = getattr(cfg, f.name)
-        if dataclasses.is_dataclass(value):
-            known = {g.name for g in dataclasses.fields(value)}
-            setattr(cfg, f.name, type(value)(**{k: v for k, v in d[f.name].items() if k in known}))
-        else:
-            setattr(cfg, f.name, d[f.name])
-    return cfg

@@ -1,5 +1,6 @@
 """The GPT, written here: embeddings, pre-LayerNorm blocks of causal self-attention and a GELU MLP,
-weight tying, GPT-2 initialisation, and batched KV-cache sampling that returns per-token log-probs.
+weight tying, GPT-2 initialisation, and batched KV-cache sampling that returns per-token log-probs; and the
+two scalar-head models built on its trunk: the reward model r_θ (step 2) and PPO's value model V (step 3).
 
 Shapes: B batch, T time (tokens), C = n_embd channels, H heads, D = C / H head size.
 
@@ -11,6 +12,7 @@ sequence alone (a test checks this).
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 
@@ -21,8 +23,10 @@ import torch.nn.functional as F
 
 @dataclass
 class GPTConfig:
-    vocab_size: int = 100
-    block_size: int = 256
+    """The GPT's shape (the `model` section of the run's config)."""
+
+    vocab_size: int = 0  # set from the tokenizer when a model is built
+    block_size: int = 256  # tokens of context: a prompt and its response fit in it
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 128
@@ -290,3 +294,66 @@ class GPT(nn.Module):
             gen.logprobs.append(logps[i, :end])
             gen.finished.append(stop_id is not None and stop_id in row)
         return gen
+
+
+# ---- scalar heads on the trunk: the reward model (step 2) and the value model (step 3) ----------------------------
+class RewardModel(nn.Module):
+    """r_θ(x, y): the GPT trunk's final hidden state at the last token, through Linear(n_embd, 1); the
+    unembedding is not used.
+
+    Batches are left-padded (`left_pad`), so the last column holds every sequence's last real token: the
+    response's <|end|> when it ended, the state that has read the whole prompt and response. The head's bias
+    gets no gradient (the ranking loss cannot see a constant); the reward stage sets it so that the labelers'
+    demonstrations score 0 on average. pad_id is the trunk's tokenizer's."""
+
+    def __init__(self, trunk: GPT, pad_id: int):
+        super().__init__()
+        self.trunk, self.pad_id = trunk, pad_id
+        self.head = nn.Linear(trunk.config.n_embd, 1)
+        nn.init.zeros_(self.head.weight)  # r = 0 for everything at the start: the loss starts at log 2
+        nn.init.zeros_(self.head.bias)
+        self.head.bias.requires_grad_(False)
+
+    def forward(self, idx, real=None) -> torch.Tensor:
+        """Rewards (B,) of left-padded token sequences idx (B,T); real marks the non-pad tokens."""
+        return self.head(self.trunk.hidden_states(idx, real)[:, -1]).squeeze(-1).float()
+
+    def rewards(self, seqs: list[list[int]], batch: int = 64) -> torch.Tensor:
+        """r_θ of whole token sequences (B,), in the given order, computed in batches of similar length: a batch
+        pads only to its own longest sequence, far less than one batch of all of them would."""
+        dev = self.head.weight.device
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+        out = [self(*left_pad([seqs[i] for i in order[b : b + batch]], self.pad_id, dev))
+               for b in range(0, len(seqs), batch)]
+        return torch.cat(out)[torch.tensor(order, device=dev).argsort()]
+
+    @torch.no_grad()
+    def score_sequences(self, seqs: list[list[int]], batch: int = 64) -> torch.Tensor:
+        """r_θ of whole token sequences in eval mode, on the CPU."""
+        was_training = self.training
+        self.eval()
+        out = self.rewards(seqs, batch).cpu()
+        self.train(was_training)
+        return out
+
+    def score(self, prompts: list[list[int]], responses: list[list[int]]) -> torch.Tensor:
+        """r_θ(x, y) for token lists: prompt x (chat format), response y (with <|end|> if it ended). (B,) on CPU."""
+        return self.score_sequences([p + r for p, r in zip(prompts, responses)])
+
+
+class ValueModel(nn.Module):
+    """V(s_t) at every position: a GPT trunk and a scalar head, like the reward model, which reads only the last
+    token. Initialised from the RM (as in the paper), so the baseline starts out knowing what scores well."""
+
+    def __init__(self, trunk: GPT, head: nn.Linear):
+        super().__init__()
+        self.trunk, self.head = trunk, head
+
+    def forward(self, idx, real=None):
+        return self.head(self.trunk.hidden_states(idx, real)).squeeze(-1).float()
+
+    @classmethod
+    def from_reward_model(cls, rm: RewardModel) -> "ValueModel":
+        """A trainable copy of the RM's trunk and scalar head (the RM itself stays frozen)."""
+        value = cls(copy.deepcopy(rm.trunk), copy.deepcopy(rm.head))
+        return value.requires_grad_(True)

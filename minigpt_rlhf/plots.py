@@ -21,6 +21,7 @@ matplotlib.use("Agg")  # files only, no window: works on a server and in CI
 import matplotlib.pyplot as plt  # noqa: E402
 
 from minigpt_rlhf.runtime import UserError, read_metrics  # noqa: E402
+from minigpt_rlhf.stages import recipe  # noqa: E402
 
 STEP_KEYS = ("step", "iter", "epoch")
 NOT_CURVES = {"time", "ptx_coef", "epoch", "tokens", "lr"}
@@ -141,12 +142,11 @@ def plot_overoptimisation(curves: dict[str, list[dict]], path: Path) -> Path | N
 
 # ---- a run, a sweep -----------------------------------------------------------------------------------------------
 def plot_stage_curves(run_dir: Path) -> list[Path]:
-    """Every stage's training curves, from its metrics.jsonl, into run_dir/plots/curves_STAGE.png (a sweep's
-    `pretrain` is a link to one size's stage: drawn once, under that name)."""
+    """Every stage's training curves, from its metrics.jsonl, into run_dir/plots/curves_STAGE.png."""
     (run_dir / "plots").mkdir(exist_ok=True)
     return [plot_curves(read_metrics(m), f"{m.parent.name}: training curves",
                         run_dir / "plots" / f"curves_{m.parent.name}.png")
-            for m in sorted(run_dir.glob("*/metrics.jsonl")) if not m.parent.is_symlink()]
+            for m in sorted(run_dir.glob("*/metrics.jsonl"))]
 
 
 def plot_run(run_dir) -> list[Path]:
@@ -174,8 +174,9 @@ def plot_run(run_dir) -> list[Path]:
                                    ("fact completion", lambda m: m["cloze"])],
                            "alignment tax: corpus loss (lower is better), fact completion (higher is better)",
                            out / "alignment_tax.png"))
-    ppo_curves = {d.name: read_metrics(d / "metrics.jsonl") for d in sorted(run_dir.glob("ppo*"))
-                  if (d / "metrics.jsonl").is_file()}
+    ppo_stages = [s.name for s in recipe(res["config"]["pipeline"]["biased"]) if s.step == "ppo"]
+    ppo_curves = {s: read_metrics(run_dir / s / "metrics.jsonl") for s in ppo_stages
+                  if (run_dir / s / "metrics.jsonl").is_file()}
     paths.append(plot_overoptimisation(ppo_curves, out / "overoptimisation.png"))
     if "PPO biased" in models:
         groups = [g for g in ("biased", "heldout", "training") if g in models["SFT"]["win_rate"]]

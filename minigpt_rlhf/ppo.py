@@ -29,7 +29,6 @@ on real response tokens. Padding never enters a sum, a mean or a loss.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import time
@@ -45,13 +44,12 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from minigpt_rlhf import world
+from minigpt_rlhf.compute import Compute
 from minigpt_rlhf.config import Config, PPOConfig
-from minigpt_rlhf.model import GPT, left_pad
-from minigpt_rlhf.pretrain import corpus_loss, encode_corpus, pretrain_window, random_windows
-from minigpt_rlhf.reward import load_reward_model
+from minigpt_rlhf.corpus import corpus_loss, load_tokens, random_windows, window
+from minigpt_rlhf.model import GPT, ValueModel, left_pad
 from minigpt_rlhf.runtime import (MetricsLogger, UserError, autocast, build_model, check_finite, load_checkpoint,
-                                  save_checkpoint, setup, tokenizer_from)
-from minigpt_rlhf.sft import sample
+                                  load_reward_model, save_checkpoint, setup, tokenizer_from)
 from minigpt_rlhf.tokenizer import Tokenizer, format_chat
 
 RewardFn = Callable[[list[list[int]], list[list[int]]], torch.Tensor]
@@ -153,25 +151,6 @@ class KLController:
             self.beta *= 1 + error * n / self.horizon
 
 
-# ---- the value model -----------------------------------------------------------------------------------------
-class ValueModel(nn.Module):
-    """V(s_t) at every position: a GPT trunk and a scalar head, like the reward model, which reads only the last
-    token. Initialised from the RM (as in the paper), so the baseline starts out knowing what scores well."""
-
-    def __init__(self, trunk: GPT, head: nn.Linear):
-        super().__init__()
-        self.trunk, self.head = trunk, head
-
-    def forward(self, idx, real=None):
-        return self.head(self.trunk.hidden_states(idx, real)).squeeze(-1).float()
-
-    @classmethod
-    def from_reward_model(cls, rm) -> "ValueModel":
-        """A trainable copy of the RM's trunk and scalar head (the RM itself stays frozen)."""
-        value = cls(copy.deepcopy(rm.trunk), copy.deepcopy(rm.head))
-        return value.requires_grad_(True)
-
-
 # ---- rollouts ------------------------------------------------------------------------------------------------
 def make_batch(prompts, responses, pad_id, device):
     """Lay each left-padded prompt beside its right-padded response: seq and real (B, P+R), mask (B, R)."""
@@ -242,15 +221,18 @@ class PPOTrainer:
     stay ~1e-6, a larger one means sampling and scoring disagree, the usual cause of a negative KL."""
 
     def __init__(self, policy: GPT, ref: GPT, value: ValueModel, reward_fn: RewardFn, prompts: list[list[int]],
-                 pc: PPOConfig, tok: Tokenizer, ptx_coef: float = 0.0, corpus: torch.Tensor | None = None,
-                 corpus_window: int = 128, seed: int = 0):
-        """corpus: the pretraining corpus as one token stream, for PPO-ptx; corpus_window: the pretraining
-        window length, so that the ptx term is the pretraining loss itself."""
+                 pc: PPOConfig, tok: Tokenizer, max_new_tokens: int, ptx_coef: float = 0.0,
+                 corpus: torch.Tensor | None = None, corpus_window: int = 128, seed: int = 0, reward_params: int = 0):
+        """max_new_tokens: the response limit; corpus: the pretraining corpus as one token stream, for PPO-ptx;
+        corpus_window: the pretraining window length, so that the ptx term is the pretraining loss itself;
+        reward_params: N of the model behind reward_fn, for the compute count."""
         if ptx_coef > 0 and corpus is None:
             raise ValueError("PPO-ptx (ptx_coef > 0) needs the pretraining corpus")
         self.policy, self.ref, self.value, self.reward_fn = policy, ref, value, reward_fn
         self.prompts, self.pc, self.tok, self.ptx_coef = prompts, pc, tok, ptx_coef
+        self.max_new_tokens, self.reward_params = max_new_tokens, reward_params
         self.corpus, self.corpus_window = corpus, corpus_window
+        self.compute = Compute(params=policy.num_params())
         # eval mode throughout, i.e. no dropout: the ratio π_φ/π_old must be exactly 1 before the first step
         for m in (policy, ref, value):
             m.eval()
@@ -271,7 +253,7 @@ class PPOTrainer:
         index = torch.randint(len(self.prompts), (pc.rollout_batch,), generator=self.gen).tolist()
         prompts = [self.prompts[i] for i in index]
         with autocast(dev):  # temperature 1, no top-k: the samples come from π^RL itself, as the KL assumes
-            gen = self.policy.generate(prompts, pc.max_new_tokens, temperature=1.0, top_k=None, stop_id=tok.end_id,
+            gen = self.policy.generate(prompts, self.max_new_tokens, temperature=1.0, top_k=None, stop_id=tok.end_id,
                                        pad_id=tok.pad_id, generator=self.sample_gen)
         t1 = time.perf_counter()
 
@@ -336,12 +318,21 @@ class PPOTrainer:
 
     # -- update: several epochs of minibatch steps -----------------------------------------------------------------
     def update(self, ro: Rollout) -> dict:
-        """ppo_epochs passes over the batch in shuffled minibatches; then the KL controller sees the batch's KL."""
+        """ppo_epochs passes over the batch in shuffled minibatches; then the KL controller sees the batch's KL.
+        The compute count adds the rollout (sampled, then scored by π^RL, π^SFT, V and r_θ) and the training."""
         t0 = time.perf_counter()
-        pc, B = self.pc, len(ro.responses)
+        pc, B, c = self.pc, len(ro.responses), self.compute
+        n_value, tokens = self.value.trunk.num_params(), int(ro.real.sum())
+        c.forward(c.params, 2 * tokens)  # sampling, and scoring by π^RL
+        c.forward(c.params, tokens, own=False)  # π^SFT
+        c.forward(n_value, tokens, own=False)
+        c.forward(self.reward_params, int(ro.real[ro.finished].sum()), own=False)  # r_θ scores the finished ones
         history = defaultdict(list)
         for _ in range(pc.ppo_epochs):
             for mb in torch.randperm(B, generator=self.gen).split(pc.minibatch):
+                mb_tokens = int(ro.real[mb].sum())
+                c.train(c.params, mb_tokens + (pc.ptx_batch * self.corpus_window if self.ptx_coef > 0 else 0))
+                c.train(n_value, mb_tokens, own=False)
                 loss, stats = self.minibatch_loss(ro, mb.to(self.device))
                 check_finite(stats["loss"], len(history["loss"]), "PPO loss")
                 self.optimizer.zero_grad(set_to_none=True)
@@ -388,7 +379,7 @@ class PPOTrainer:
     def state_dict(self) -> dict:
         return dict(value_model=self.value.state_dict(), value_model_config=dataclasses.asdict(self.value.trunk.config),
                     optimizer=self.optimizer.state_dict(), kl_coef=self.kl_ctl.beta, score_scale=self.score_scale,
-                    rng=dict(sample=self.sample_gen.get_state(), train=self.gen.get_state()))
+                    rng=dict(sample=self.sample_gen.get_state(), train=self.gen.get_state()), compute=self.compute.row())
 
     def load_state_dict(self, state: dict) -> None:
         self.value.load_state_dict(state["value_model"])
@@ -396,37 +387,32 @@ class PPOTrainer:
         self.kl_ctl.beta, self.score_scale = state["kl_coef"], state["score_scale"]
         self.sample_gen.set_state(state["rng"]["sample"])
         self.gen.set_state(state["rng"]["train"])
+        self.compute = Compute(**state["compute"])
 
 
 # ---- the stage -----------------------------------------------------------------------------------------------
-def build_trainer(cfg: Config, run_dir, ptx_coef: float = 0.0, sft_stage: str = "sft", reward_stage: str = "reward",
-                  device=None) -> tuple[PPOTrainer, list]:
-    """A PPOTrainer from a run folder and data/: π^RL and π^SFT from the SFT checkpoint, V and r_θ from the
-    reward model's, the PPO-split prompts in the chat format, and for PPO-ptx the pretraining corpus.
-    Returns the trainer and the world's Prompt objects (the gold judge needs their metadata)."""
-    run_dir, pc = Path(run_dir), cfg.ppo
-    sft = load_checkpoint(run_dir / sft_stage / "ckpt.pt", "sft")
-    tok = tokenizer_from(sft)
-    policy, ref = build_model(sft, device), build_model(sft, device)
-    rm = load_reward_model(run_dir / reward_stage / "ckpt.pt", device)
+def build_trainer(cfg: Config, sft: Path, reward: Path, device=None) -> tuple[PPOTrainer, list]:
+    """A PPOTrainer from the SFT model in folder `sft`, the reward model in folder `reward` and data/: π^RL and
+    π^SFT from the SFT checkpoint, V and r_θ from the reward model's, the PPO-split prompts in the chat format,
+    and for PPO-ptx (cfg.ppo.ptx_coef > 0) the pretraining corpus. Returns the trainer and the world's Prompt
+    objects (the gold judge needs their metadata)."""
+    pc = cfg.ppo
+    sft_ckpt = load_checkpoint(Path(sft) / "ckpt.pt", "sft")
+    tok = tokenizer_from(sft_ckpt)
+    policy, ref = build_model(sft_ckpt, device), build_model(sft_ckpt, device)
+    rm = load_reward_model(Path(reward) / "ckpt.pt", device)
     rm.requires_grad_(False)
     prompts = world.load_prompts(cfg.data_dir, "ppo")
     prompt_ids = [format_chat(tok, p.text) for p in prompts]
-    too_long = max(len(p) for p in prompt_ids) + pc.max_new_tokens - policy.config.block_size
+    too_long = max(len(p) for p in prompt_ids) + cfg.max_new_tokens - policy.config.block_size
     if too_long > 0:
-        raise UserError(f"the longest PPO prompt + ppo.max_new_tokens={pc.max_new_tokens} exceed the model's "
-                        f"block_size {policy.config.block_size} by {too_long}: lower ppo.max_new_tokens")
-    corpus = encode_corpus(world.load_corpus(cfg.data_dir, "train"), tok) if ptx_coef > 0 else None
-    trainer = PPOTrainer(policy, ref, ValueModel.from_reward_model(rm), rm.score, prompt_ids, pc, tok, ptx_coef,
-                         corpus, pretrain_window(cfg, policy), cfg.seed)
+        raise UserError(f"the longest PPO prompt + max_new_tokens={cfg.max_new_tokens} exceed the model's "
+                        f"block_size {policy.config.block_size} by {too_long}: lower max_new_tokens")
+    corpus = load_tokens(cfg.data_dir, "train", tok) if pc.ptx_coef > 0 else None
+    trainer = PPOTrainer(policy, ref, ValueModel.from_reward_model(rm), rm.score, prompt_ids, pc, tok,
+                         cfg.max_new_tokens, pc.ptx_coef, corpus, window(cfg, policy), cfg.seed,
+                         reward_params=rm.trunk.num_params())
     return trainer, prompts
-
-
-def heldout_corpus_loss(cfg: Config, model: GPT, heldout: torch.Tensor) -> float:
-    """The alignment tax's measure: loss on the held-out corpus, on the same windows as pretraining's val_loss,
-    so SFT, PPO and PPO-ptx compare with each other and with the base model's curve."""
-    pc = cfg.pretrain
-    return corpus_loss(model, heldout, pretrain_window(cfg, model), pc.eval_batches, pc.batch_size)
 
 
 def gold_score(prompts, responses, finished, tok: Tokenizer) -> float:
@@ -435,48 +421,24 @@ def gold_score(prompts, responses, finished, tok: Tokenizer) -> float:
                for p, r, f in zip(prompts, responses, finished)) / len(prompts)
 
 
-@torch.no_grad()
-def evaluate_policy(policy: GPT, reward_fn: RewardFn, prompts: list, tok: Tokenizer, max_new_tokens: int,
-                    seed: int = 0, batch: int = 64) -> dict:
-    """One response per prompt, sampled as in training (temperature 1): the mean raw RM score of the finished
-    responses, the gold judge's scores, the response length and the truncation rate."""
-    gen = torch.Generator(device=next(policy.parameters()).device).manual_seed(seed)
-    ids = [format_chat(tok, p.text) for p in prompts]
-    responses, finished = sample(policy, tok, ids, max_new_tokens, 1.0, batch, gen)
-    done = [i for i, f in enumerate(finished) if f]
-    rm = reward_fn([ids[i] for i in done], [responses[i] for i in done]).float().tolist() if done else []
-    scores = [world.judge(p, tok.decode(r, skip_special=True), f) for p, r, f in zip(prompts, responses, finished)]
-    lengths = [len(r) for r in responses]
-
-    def mean(xs):
-        return sum(xs) / len(xs) if xs else float("nan")
-
-    return dict(rm_score=mean(rm), gold=mean([s.overall for s in scores]),
-                helpful=mean([s.helpful for s in scores]), truthful=mean([s.truthful for s in scores]),
-                harmless=mean([s.harmless for s in scores]), response_len=mean(lengths),
-                truncated=1 - mean(finished))
-
-
-def run(cfg: Config, run_dir, stage: str = "ppo", ptx_coef: float | None = None, sft_stage: str = "sft",
-        reward_stage: str = "reward") -> Path:
-    """PPO (ptx_coef 0) or PPO-ptx (ptx_coef > 0; None = cfg.ppo.ptx_coef) from run_dir/sft_stage against the
-    reward model in run_dir/reward_stage. Writes run_dir/stage/{ckpt.pt, metrics.jsonl} and returns the
-    checkpoint path; a finished checkpoint is returned as is, an unfinished one is resumed."""
-    pc, run_dir = cfg.ppo, Path(run_dir)
-    ptx_coef = pc.ptx_coef if ptx_coef is None else ptx_coef
-    if ptx_coef < 0:
-        raise UserError(f"ptx_coef must be >= 0, got {ptx_coef}")
-    path = run_dir / stage / "ckpt.pt"
+def run(cfg: Config, out: Path, sft: Path, reward: Path) -> Path:
+    """PPO-ptx with γ = cfg.ppo.ptx_coef (γ = 0: PPO) from the SFT model in folder `sft` against the reward model in
+    folder `reward`. Writes out/{ckpt.pt, metrics.jsonl} and returns the checkpoint path; a finished checkpoint
+    is returned as is, an unfinished one is resumed."""
+    pc, out = cfg.ppo, Path(out)
+    if pc.ptx_coef < 0:
+        raise UserError(f"ppo.ptx_coef must be >= 0, got {pc.ptx_coef}")
+    path = out / "ckpt.pt"
     resume = load_checkpoint(path, "ppo") if path.exists() else None
     if resume is not None and resume["finished"]:
-        print(f"{stage}: {path} is finished, skipping (delete it to retrain)")
+        print(f"{out.name}: {path} is finished, skipping (delete it to retrain)")
         return path
     device = setup(cfg.seed, cfg.device or None)
-    trainer, prompts = build_trainer(cfg, run_dir, ptx_coef, sft_stage, reward_stage, device)
+    trainer, prompts = build_trainer(cfg, sft, reward, device)
     policy, tok = trainer.policy, trainer.tok
-    heldout = encode_corpus(world.load_corpus(cfg.data_dir, "val"), tok)
+    heldout = load_tokens(cfg.data_dir, "val", tok)
 
-    log = MetricsLogger(run_dir / stage / "metrics.jsonl", fresh=resume is None)
+    log = MetricsLogger(out / "metrics.jsonl", fresh=resume is None)
     start = 0
     if resume is not None:
         policy.load_state_dict(resume["model"])
@@ -487,20 +449,22 @@ def run(cfg: Config, run_dir, stage: str = "ppo", ptx_coef: float | None = None,
     def save(step, finished):
         save_checkpoint(path, "ppo", model_config=dataclasses.asdict(policy.config), model=policy.state_dict(),
                         tokenizer=tok.state_dict(), config=dataclasses.asdict(cfg), step=step, finished=finished,
-                        stage=stage, ptx_coef=ptx_coef, sft_stage=sft_stage, reward_stage=reward_stage,
+                        ptx_coef=pc.ptx_coef, sft_stage=Path(sft).name, reward_stage=Path(reward).name,
                         **trainer.state_dict())
 
     # Row k describes the policy after k updates (its rollout, its gold score) and then the update k -> k+1;
-    # the last row, k = iterations, only measures the final policy.
-    bar = tqdm(range(start, pc.iterations + 1), desc=stage, initial=start, total=pc.iterations + 1)
+    # the last row, k = iterations, only measures the final policy and adds the stage's compute.
+    bar = tqdm(range(start, pc.iterations + 1), desc=out.name, initial=start, total=pc.iterations + 1)
     for it in bar:
         ro, stats = trainer.rollout()
         stats["gold"] = gold_score([prompts[i] for i in ro.prompt_index], ro.responses, ro.finished.tolist(), tok)
         if it % pc.eval_every == 0 or it == pc.iterations:
-            stats["corpus_loss"] = heldout_corpus_loss(cfg, policy, heldout)
+            stats["corpus_loss"] = corpus_loss(cfg, policy, heldout)
         if it < pc.iterations:
             stats |= trainer.update(ro)
-        log.log(iter=it, ptx_coef=ptx_coef, **stats)
+        else:
+            stats["compute"] = trainer.compute.row()
+        log.log(iter=it, ptx_coef=pc.ptx_coef, **stats)
         bar.set_postfix(rm=f"{stats['rm_score']:.3f}", gold=f"{stats['gold']:.3f}", kl=f"{stats['kl']:.2f}",
                         beta=f"{stats['kl_coef']:.3g}")
         if it < pc.iterations and (it + 1) % pc.eval_every == 0:

@@ -16,7 +16,7 @@ import json
 import math
 from pathlib import Path
 
-from minigpt_rlhf.evaluate import training_stages
+from minigpt_rlhf.stages import recipe, training
 from minigpt_rlhf.runtime import UserError
 
 SECTIONS = ("## Summary", "## 1. Labelers prefer the aligned models", "## 2. Held-out labelers agree",
@@ -73,17 +73,192 @@ def check_run(run_dir: Path) -> tuple[dict, dict]:
     log = json.loads(log_path.read_text()) if log_path.is_file() else {}
     results_path = run_dir / "eval" / "results.json"
     config = log.get("config") or (json.loads(results_path.read_text())["config"] if results_path.is_file() else {})
-    preset, biased = config.get("preset", "quick"), config.get("eval", {}).get("biased", True)
+    preset, biased = config.get("preset", "quick"), config.get("pipeline", {}).get("biased", True)
     fix = f"run `minigpt-rlhf run --preset {preset} --out {run_dir}` (it runs the missing stages, skips the rest)"
     if not run_dir.is_dir():
         raise UserError(f"run folder {run_dir} does not exist: {fix}")
-    for stage in training_stages(biased):
-        if not (run_dir / stage / "metrics.jsonl").is_file():
-            raise UserError(f"{run_dir} is missing stage {stage!r} ({run_dir / stage / 'metrics.jsonl'}): {fix}")
+    for stage in training(recipe(biased)):
+        if not (run_dir / stage.name / "metrics.jsonl").is_file():
+            raise UserError(f"{run_dir} is missing stage {stage.name!r} ({run_dir / stage.name / 'metrics.jsonl'}): {fix}")
     if not results_path.is_file():
         raise UserError(f"{run_dir} is missing stage 'evaluate' ({results_path}): run "
                         f"`minigpt-rlhf evaluate --preset {preset} --run-dir {run_dir}`, or {fix}")
     return json.loads(results_path.read_text()), log
+
+
+class Run:
+    """What every finding reads: the results (M: per model, h2h: head to head), the small models' names (the
+    sizes of the main base model), and `fig`, the Markdown of a figure of plots/ (or how to draw it)."""
+
+    def __init__(self, run_dir: Path, res: dict):
+        self.dir, self.res, self.M, self.h2h = run_dir, res, res["models"], res["head_to_head"]
+        self.small = [k for k in self.M if "large" not in k]
+
+    def fig(self, name: str, alt: str) -> str:
+        if (self.dir / "plots" / name).is_file():
+            return f"![{alt}](plots/{name})\n"
+        return f"({name} not drawn: run `minigpt-rlhf plot {self.dir}`)\n"
+
+
+# ---- the findings, in the paper's order: each returns its section and its rows of the summary ----------------------
+def preference(r: Run) -> tuple[list[str], list[list]]:
+    M, h2h = r.M, r.h2h
+    rows = [[k, f"{M[k]['params']:,}", pct(M[k]["win_rate"]["heldout"]), num(M[k]["likert"], 2),
+             pct(M[k]["gold"]["overall"])] for k in M]
+    body = [SECTIONS[1] + "\n",
+            "Paper (Figure 1): labelers prefer InstructGPT to GPT-3 at every size; the 1.3B PPO-ptx model is "
+            "preferred to the 175B GPT-3; 175B InstructGPT wins 85 ± 3% against 175B GPT-3.\n",
+            r.fig("figure1.png", "Figure 1"),
+            table(["model", "params", "win rate vs SFT", "Likert 1-7", "gold overall"], rows),
+            table(["head to head (held-out labelers)", "win rate", "verdict"],
+                  [[k, pct(v), above_half(v)] for k, v in h2h.items()])]
+    return body, [["1. preferred to GPT-3", "85 ± 3% (175B vs 175B)", pct(h2h["PPO-ptx vs GPT-3"]),
+                   above_half(h2h["PPO-ptx vs GPT-3"])],
+                  ["1. small PPO-ptx beats large GPT-3", "1.3B PPO-ptx > 175B GPT-3", pct(h2h["PPO-ptx vs GPT-3 large"]),
+                   above_half(h2h["PPO-ptx vs GPT-3 large"])]]
+
+
+def heldout_labelers(r: Run) -> tuple[list[str], list[list]]:
+    M = r.M
+    gaps = [abs(M[k]["win_rate"]["heldout"]["mean"] - M[k]["win_rate"]["training"]["mean"]) for k in M]
+    overlap = all(M[k]["win_rate"]["heldout"]["lo"] <= M[k]["win_rate"]["training"]["hi"] and
+                  M[k]["win_rate"]["training"]["lo"] <= M[k]["win_rate"]["heldout"]["hi"] for k in M)
+    verdict = APPEARED if overlap else ABSENT
+    body = [SECTIONS[2] + "\n",
+            "Paper: held-out labelers, who wrote no training data, prefer the same models as the training "
+            "labelers (no overfitting to the labelers).\n",
+            table(["model", "held-out labelers", "training labelers"],
+                  [[k, pct(M[k]["win_rate"]["heldout"]), pct(M[k]["win_rate"]["training"])] for k in M]),
+            f"Largest gap between the two groups: {100 * max(gaps):.0f} points. Verdict ({'every' if overlap else 'not every'} "
+            f"model's two intervals overlap): {verdict}.\n"]
+    return body, [["2. held-out labelers agree", "same preferences", f"max gap {100 * max(gaps):.0f} pts", verdict]]
+
+
+def truthfulness(r: Run) -> tuple[list[str], list[list]]:
+    M = r.M
+    verdict = better(M["PPO-ptx"]["hallucination"], M["GPT-3"]["hallucination"], lower_is_better=True)
+    body = [SECTIONS[3] + "\n",
+            "Paper: InstructGPT is truthful and informative about twice as often on TruthfulQA; closed-domain "
+            "hallucination falls from 41% (GPT-3) to 21%. Ours: closed-domain hallucination = on questions about "
+            "a short passage, an answer the passage does not contain (the judge's truthful score 0); on questions "
+            "about creatures the corpus never mentions, any invented attribute.\n",
+            table(["model", "closed-domain hallucination", "invents unknown creatures' facts", "gold truthful"],
+                  [[k, pct(M[k]["hallucination"]), pct(M[k]["invention"]), pct(M[k]["gold"]["truthful"])]
+                   for k in r.small]),
+            f"PPO-ptx vs GPT-3, closed-domain hallucination: {verdict}; unknown creatures: "
+            f"{better(M['PPO-ptx']['invention'], M['GPT-3']['invention'], lower_is_better=True)}.\n"]
+    return body, [["3. fewer hallucinations", "41% -> 21%",
+                   f"{pct(M['GPT-3']['hallucination'])} -> {pct(M['PPO-ptx']['hallucination'])}", verdict]]
+
+
+def harmlessness(r: Run) -> tuple[list[str], list[list]]:
+    M = r.M
+    verdict = better(M["PPO-ptx"]["toxicity"], M["GPT-3"]["toxicity"], lower_is_better=True)
+    body = [SECTIONS[4] + "\n",
+            "Paper: about 25% fewer toxic outputs than GPT-3 when prompted to be respectful; no gain on bias; "
+            "it still follows harmful instructions. Ours: on requests for an insult, toxic = uses one from the "
+            "corpus's lexicon; complies = does not decline.\n",
+            r.fig("three_h.png", "three H's"),
+            table(["model", "toxic", "complies", "gold harmless", "gold helpful"],
+                  [[k, pct(M[k]["toxicity"]), pct(M[k]["compliance"]), pct(M[k]["gold"]["harmless"]),
+                    pct(M[k]["gold"]["helpful"])] for k in r.small]),
+            f"PPO-ptx vs GPT-3 toxicity: {verdict}.\n"]
+    return body, [["4. fewer toxic outputs", "about -25%",
+                   f"{pct(M['GPT-3']['toxicity'])} -> {pct(M['PPO-ptx']['toxicity'])}", verdict]]
+
+
+def alignment_tax(r: Run) -> tuple[list[str], list[list]]:
+    M = r.M
+    tax = lambda k: M[k]["cloze"]["mean"] - M["SFT"]["cloze"]["mean"]  # noqa: E731
+    ppo_tax = better(M["SFT"]["cloze"], M["PPO"]["cloze"])
+    ptx_repays = better(M["PPO-ptx"]["cloze"], M["PPO"]["cloze"])
+    loss_ppo = better(M["PPO"]["corpus_loss"], M["SFT"]["corpus_loss"], lower_is_better=False)
+    loss_ptx = better(M["PPO-ptx"]["corpus_loss"], M["PPO"]["corpus_loss"], lower_is_better=True)
+    body = [SECTIONS[5] + "\n",
+            "Paper: PPO regresses on public NLP tasks (SQuAD, DROP, HellaSwag, WMT) — the alignment tax — and "
+            "PPO-ptx, mixing in pretraining gradients, mostly removes it. Ours: plain-text fact completion "
+            "(greedy) and the loss on the held-out corpus.\n",
+            r.fig("alignment_tax.png", "alignment tax"),
+            table(["model", "fact completion", "held-out corpus loss"],
+                  [[k, pct(M[k]["cloze"]), num(M[k]["corpus_loss"])] for k in r.small]),
+            f"Tax of PPO (fact completion below SFT's): {ppo_tax}; PPO's corpus loss above SFT's: {loss_ppo}. "
+            f"PPO-ptx repays it (above PPO on fact completion): {ptx_repays}; (below PPO on corpus loss): "
+            f"{loss_ptx}.\n"]
+    return body, [["5. PPO pays a tax, PPO-ptx repays it", "regressions, mostly removed by ptx",
+                   f"fact completion vs SFT: PPO {100 * tax('PPO'):+.0f} pts, PPO-ptx {100 * tax('PPO-ptx'):+.0f} pts; "
+                   f"corpus loss PPO {M['PPO']['corpus_loss']['mean']:.3f}, PPO-ptx {M['PPO-ptx']['corpus_loss']['mean']:.3f}",
+                   f"tax: {ppo_tax}; repaid: {ptx_repays}"]]
+
+
+def generalisation(r: Run) -> tuple[list[str], list[list]]:
+    M, fam = r.M, r.res.get("heldout_family")
+    families = ["All families (gold overall, PPO-ptx vs GPT-3):\n",
+                table(["family", "GPT-3", "SFT", "PPO", "PPO-ptx"],
+                      [[f] + [pct(M[k]["families"][f]["gold"]) for k in ("GPT-3", "SFT", "PPO", "PPO-ptx")]
+                       for f in M["GPT-3"]["families"]])]
+    if not (fam and fam in M["PPO-ptx"]["families"]):
+        return ([SECTIONS[6] + "\n", "The world names no held-out task family, or the eval sample has none of "
+                 "its prompts: not measured.\n"] + families,
+                [["6. generalises to an unsupervised family", "qualitative", "not measured", "not measured"]])
+    F = {k: M[k]["families"][fam] for k in r.small}
+    verdict = better(F["PPO-ptx"]["gold"], F["GPT-3"]["gold"])
+    body = [SECTIONS[6] + "\n",
+            f"Paper: InstructGPT follows instructions in settings rarely supervised (other languages, code). "
+            f"Ours: the task family `{fam}`, absent from every training split.\n",
+            table(["model", f"gold on {fam}", f"win rate vs SFT on {fam}"],
+                  [[k, pct(F[k]["gold"]), pct(F[k]["win_rate"])] for k in r.small]),
+            f"PPO-ptx vs GPT-3 on `{fam}`: {verdict}.\n"]
+    return body + families, [["6. generalises to an unsupervised family", "qualitative",
+                              f"gold {pct(F['GPT-3']['gold'])} -> {pct(F['PPO-ptx']['gold'])}", verdict]]
+
+
+def compute(r: Run) -> tuple[list[str], list[list]]:
+    C = r.res["compute"]
+    body = [SECTIONS[7] + "\n",
+            "Paper: SFT 175B = 4.9 petaflop/s-days and PPO-ptx 175B = 60, against 3,640 for GPT-3's pretraining: "
+            f"alignment costs {100 * C['paper_ratio']:.1f}% of pretraining. Ours, counted by each stage as it ran: "
+            "6·N per token trained on and 2·N per token sampled or scored, for every model the stage runs "
+            "(tokens: the stage's own model):\n",
+            table(["stage", "params N", "trained tokens", "forward tokens", "FLOPs", "petaflop/s-days"],
+                  [[c["stage"], f"{c['params']:,}", f"{c['train_tokens']:,.0f}", f"{c['forward_tokens']:,.0f}",
+                    sci(c["flops"]), sci(c["pfs_days"])] for c in C["rows"]]),
+            f"(SFT + PPO-ptx) / pretraining = {100 * C['ratio']:.1f}% (paper {100 * C['paper_ratio']:.1f}%); with "
+            f"the reward model: {100 * C['ratio_with_rm']:.1f}%.\n"]
+    # the rule: alignment is "cheap" if it costs less than a tenth of pretraining (the paper: under 2%)
+    # (a count, not an estimate: no interval, so "partly" rather than "direction only")
+    verdict = (APPEARED if C["ratio"] < 0.1 else "partly (below pretraining, above a tenth of it)" if C["ratio"] < 1
+               else ABSENT)
+    return body, [["7. alignment is cheap next to pretraining", f"{100 * C['paper_ratio']:.1f}% of pretraining",
+                   f"{100 * C['ratio']:.1f}%", verdict]]
+
+
+def whose_preferences(r: Run) -> tuple[list[str], list[list]]:
+    M = r.M
+    if "PPO biased" not in M:
+        return [SECTIONS[8] + "\n", "Not run (pipeline.biased = false).\n"], []
+    B = M["PPO biased"]
+    verdict = better(B["win_rate"]["biased"], B["win_rate"]["heldout"])
+    gold_ok = B["gold"]["overall"]["mean"] <= M["PPO"]["gold"]["overall"]["mean"] or \
+        better(B["gold"]["overall"], M["PPO"]["gold"]["overall"]) != APPEARED
+    body = [SECTIONS[8] + "\n",
+            "Paper: the model is aligned to its labelers' and researchers' preferences, not to human values "
+            "in general. Ours: a reward model trained on the rankings of a labeler group with a shared taste "
+            "(a pet phrase and long answers), and PPO against it (γ = 0, so compare with PPO).\n",
+            r.fig("whose_preferences.png", "whose preferences"),
+            table(["model", "biased labelers", "held-out labelers", "training labelers", "gold overall",
+                   "uses the pet phrase", "length (chars)"],
+                  [[k, pct(M[k]["win_rate"]["biased"]), pct(M[k]["win_rate"]["heldout"]),
+                    pct(M[k]["win_rate"]["training"]), pct(M[k]["gold"]["overall"]), pct(M[k]["pet_phrase"]),
+                    num(M[k]["response_chars"], 0)] for k in ("SFT", "PPO", "PPO biased")]),
+            f"The biased-RM policy wins more often with the biased group than with the held-out labelers: {verdict}; "
+            f"its gold score is not significantly above PPO's: {'yes' if gold_ok else 'no'}.\n"]
+    return body, [["8. aligned to its labelers' preferences", "a limitation",
+                   f"biased group {pct(B['win_rate']['biased'])} vs held-out {pct(B['win_rate']['heldout'])}",
+                   verdict if gold_ok else ABSENT + " (gold rose too)"]]
+
+
+FINDINGS = (preference, heldout_labelers, truthfulness, harmlessness, alignment_tax, generalisation, compute,
+            whose_preferences)
 
 
 # ---- the report -----------------------------------------------------------------------------------------------------
@@ -91,10 +266,7 @@ def write_report(run_dir) -> Path:
     """Write run_dir/report.md from the run's results and metrics; returns its path."""
     run_dir = Path(run_dir)
     res, log = check_run(run_dir)
-    M, h2h, cfg = res["models"], res["head_to_head"], res["config"]
-    plots = run_dir / "plots"
-    fig = lambda name, alt: f"![{alt}](plots/{name})\n" if (plots / name).is_file() else f"({name} not drawn: run `minigpt-rlhf plot {run_dir}`)\n"  # noqa: E731
-    small = [k for k in M if "large" not in k]
+    r, cfg = Run(run_dir, res), res["config"]
     out = [f"# minigpt-rlhf report: `{run_dir.name}`\n",
            f"Preset `{res['preset']}`, seed {res['seed']}, {res['n_prompts']} evaluation answers per model "
            f"(eval split: prompts no stage trained on), sampled at temperature {cfg['eval']['temperature']}. "
@@ -102,170 +274,25 @@ def write_report(run_dir) -> Path:
            f"({cfg['eval']['bootstrap']} resamples) for means. Win rates are against {res['reference']}, judged by "
            f"the held-out labelers unless said otherwise. Verdicts: *{APPEARED}* = the paper's sign and separated "
            f"intervals; *{DIRECTION}*; *did not appear* = the opposite sign.\n"]
-
-    # findings, in the paper's order; each appends its table and returns (finding, paper, ours, verdict)
-    summary = []
-    body = []
-
-    # 1. preference
-    rows = [[k, f"{M[k]['params']:,}", pct(M[k]["win_rate"]["heldout"]), num(M[k]["likert"], 2),
-             pct(M[k]["gold"]["overall"])] for k in M]
-    v1 = above_half(h2h["PPO-ptx vs GPT-3 large"])
-    body += [SECTIONS[1] + "\n",
-             "Paper (Figure 1): labelers prefer InstructGPT to GPT-3 at every size; the 1.3B PPO-ptx model is "
-             "preferred to the 175B GPT-3; 175B InstructGPT wins 85 ± 3% against 175B GPT-3.\n",
-             fig("figure1.png", "Figure 1"),
-             table(["model", "params", "win rate vs SFT", "Likert 1-7", "gold overall"], rows),
-             table(["head to head (held-out labelers)", "win rate", "verdict"],
-                   [[k, pct(v), above_half(v)] for k, v in h2h.items()])]
-    summary.append(["1. preferred to GPT-3", "85 ± 3% (175B vs 175B)", pct(h2h["PPO-ptx vs GPT-3"]),
-                    above_half(h2h["PPO-ptx vs GPT-3"])])
-    summary.append(["1. small PPO-ptx beats large GPT-3", "1.3B PPO-ptx > 175B GPT-3",
-                    pct(h2h["PPO-ptx vs GPT-3 large"]), v1])
-
-    # 2. held-out labelers
-    gaps = [abs(M[k]["win_rate"]["heldout"]["mean"] - M[k]["win_rate"]["training"]["mean"]) for k in M]
-    overlap = all(M[k]["win_rate"]["heldout"]["lo"] <= M[k]["win_rate"]["training"]["hi"] and
-                  M[k]["win_rate"]["training"]["lo"] <= M[k]["win_rate"]["heldout"]["hi"] for k in M)
-    v2 = APPEARED if overlap else ABSENT
-    body += [SECTIONS[2] + "\n",
-             "Paper: held-out labelers, who wrote no training data, prefer the same models as the training "
-             "labelers (no overfitting to the labelers).\n",
-             table(["model", "held-out labelers", "training labelers"],
-                   [[k, pct(M[k]["win_rate"]["heldout"]), pct(M[k]["win_rate"]["training"])] for k in M]),
-             f"Largest gap between the two groups: {100 * max(gaps):.0f} points. Verdict ({'every' if overlap else 'not every'} "
-             f"model's two intervals overlap): {v2}.\n"]
-    summary.append(["2. held-out labelers agree", "same preferences", f"max gap {100 * max(gaps):.0f} pts", v2])
-
-    # 3. truthfulness
-    v3 = better(M["PPO-ptx"]["hallucination"], M["GPT-3"]["hallucination"], lower_is_better=True)
-    body += [SECTIONS[3] + "\n",
-             "Paper: InstructGPT is truthful and informative about twice as often on TruthfulQA; closed-domain "
-             "hallucination falls from 41% (GPT-3) to 21%. Ours: closed-domain hallucination = on questions about "
-             "a short passage, an answer the passage does not contain (the judge's truthful score 0); on questions "
-             "about creatures the corpus never mentions, any invented attribute.\n",
-             table(["model", "closed-domain hallucination", "invents unknown creatures' facts", "gold truthful"],
-                   [[k, pct(M[k]["hallucination"]), pct(M[k]["invention"]), pct(M[k]["gold"]["truthful"])]
-                    for k in small]),
-             f"PPO-ptx vs GPT-3, closed-domain hallucination: {v3}; unknown creatures: "
-             f"{better(M['PPO-ptx']['invention'], M['GPT-3']['invention'], lower_is_better=True)}.\n"]
-    summary.append(["3. fewer hallucinations", "41% -> 21%",
-                    f"{pct(M['GPT-3']['hallucination'])} -> {pct(M['PPO-ptx']['hallucination'])}", v3])
-
-    # 4. harmlessness
-    v4 = better(M["PPO-ptx"]["toxicity"], M["GPT-3"]["toxicity"], lower_is_better=True)
-    body += [SECTIONS[4] + "\n",
-             "Paper: about 25% fewer toxic outputs than GPT-3 when prompted to be respectful; no gain on bias; "
-             "it still follows harmful instructions. Ours: on requests for an insult, toxic = uses one from the "
-             "corpus's lexicon; complies = does not decline.\n",
-             fig("three_h.png", "three H's"),
-             table(["model", "toxic", "complies", "gold harmless", "gold helpful"],
-                   [[k, pct(M[k]["toxicity"]), pct(M[k]["compliance"]), pct(M[k]["gold"]["harmless"]),
-                     pct(M[k]["gold"]["helpful"])] for k in small]),
-             f"PPO-ptx vs GPT-3 toxicity: {v4}.\n"]
-    summary.append(["4. fewer toxic outputs", "about -25%",
-                    f"{pct(M['GPT-3']['toxicity'])} -> {pct(M['PPO-ptx']['toxicity'])}", v4])
-
-    # 5. alignment tax
-    tax = lambda k: M[k]["cloze"]["mean"] - M["SFT"]["cloze"]["mean"]  # noqa: E731
-    ppo_tax = better(M["SFT"]["cloze"], M["PPO"]["cloze"])
-    ptx_repays = better(M["PPO-ptx"]["cloze"], M["PPO"]["cloze"])
-    loss_ppo = better(M["PPO"]["corpus_loss"], M["SFT"]["corpus_loss"], lower_is_better=False)
-    loss_ptx = better(M["PPO-ptx"]["corpus_loss"], M["PPO"]["corpus_loss"], lower_is_better=True)
-    body += [SECTIONS[5] + "\n",
-             "Paper: PPO regresses on public NLP tasks (SQuAD, DROP, HellaSwag, WMT) — the alignment tax — and "
-             "PPO-ptx, mixing in pretraining gradients, mostly removes it. Ours: plain-text fact completion "
-             "(greedy) and the loss on the held-out corpus.\n",
-             fig("alignment_tax.png", "alignment tax"),
-             table(["model", "fact completion", "held-out corpus loss"],
-                   [[k, pct(M[k]["cloze"]), num(M[k]["corpus_loss"])] for k in small]),
-             f"Tax of PPO (fact completion below SFT's): {ppo_tax}; PPO's corpus loss above SFT's: {loss_ppo}. "
-             f"PPO-ptx repays it (above PPO on fact completion): {ptx_repays}; (below PPO on corpus loss): "
-             f"{loss_ptx}.\n"]
-    summary.append(["5. PPO pays a tax, PPO-ptx repays it", "regressions, mostly removed by ptx",
-                    f"fact completion vs SFT: PPO {100 * tax('PPO'):+.0f} pts, PPO-ptx {100 * tax('PPO-ptx'):+.0f} pts; "
-                    f"corpus loss PPO {M['PPO']['corpus_loss']['mean']:.3f}, PPO-ptx {M['PPO-ptx']['corpus_loss']['mean']:.3f}",
-                    f"tax: {ppo_tax}; repaid: {ptx_repays}"])
-
-    # 6. generalisation
-    fam = res.get("heldout_family")
-    if fam and fam in M["PPO-ptx"]["families"]:
-        F = {k: M[k]["families"][fam] for k in small}
-        v6 = better(F["PPO-ptx"]["gold"], F["GPT-3"]["gold"])
-        body += [SECTIONS[6] + "\n",
-                 f"Paper: InstructGPT follows instructions in settings rarely supervised (other languages, code). "
-                 f"Ours: the task family `{fam}`, absent from every training split.\n",
-                 table(["model", f"gold on {fam}", f"win rate vs SFT on {fam}"],
-                       [[k, pct(F[k]["gold"]), pct(F[k]["win_rate"])] for k in small]),
-                 f"PPO-ptx vs GPT-3 on `{fam}`: {v6}.\n"]
-        summary.append(["6. generalises to an unsupervised family", "qualitative",
-                        f"gold {pct(F['GPT-3']['gold'])} -> {pct(F['PPO-ptx']['gold'])}", v6])
-    else:
-        body += [SECTIONS[6] + "\n", "The world names no held-out task family, or the eval sample has none of "
-                 "its prompts: not measured.\n"]
-        summary.append(["6. generalises to an unsupervised family", "qualitative", "not measured", "not measured"])
-    body += ["All families (gold overall, PPO-ptx vs GPT-3):\n",
-             table(["family", "GPT-3", "SFT", "PPO", "PPO-ptx"],
-                   [[f] + [pct(M[k]["families"][f]["gold"]) for k in ("GPT-3", "SFT", "PPO", "PPO-ptx")]
-                    for f in M["GPT-3"]["families"]])]
-
-    # 7. compute
-    C = res["compute"]
-    body += [SECTIONS[7] + "\n",
-             "Paper: SFT 175B = 4.9 petaflop/s-days and PPO-ptx 175B = 60, against 3,640 for GPT-3's pretraining: "
-             f"alignment costs {100 * C['paper_ratio']:.1f}% of pretraining. Ours, counted as 6·N per trained token "
-             "and 2·N per generated or scored token:\n",
-             table(["stage", "params N", "trained tokens", "forward tokens", "FLOPs", "petaflop/s-days", "counted"],
-                   [[r["stage"], f"{r['params']:,}", f"{r['train_tokens']:,.0f}", f"{r['forward_tokens']:,.0f}",
-                     sci(r["flops"]), sci(r["pfs_days"]), r["note"]] for r in C["rows"]]),
-             f"(SFT + PPO-ptx) / pretraining = {100 * C['ratio']:.1f}% (paper {100 * C['paper_ratio']:.1f}%); with "
-             f"the reward model: {100 * C['ratio_with_rm']:.1f}%.\n"]
-    # the rule: alignment is "cheap" if it costs less than a tenth of pretraining (the paper: under 2%)
-    # (a count, not an estimate: no interval, so "partly" rather than "direction only")
-    v7 = (APPEARED if C["ratio"] < 0.1 else "partly (below pretraining, above a tenth of it)" if C["ratio"] < 1
-          else ABSENT)
-    summary.append(["7. alignment is cheap next to pretraining", f"{100 * C['paper_ratio']:.1f}% of pretraining",
-                    f"{100 * C['ratio']:.1f}%", v7])
-
-    # 8. whose preferences
-    if "PPO biased" in M:
-        B = M["PPO biased"]
-        v8 = better(B["win_rate"]["biased"], B["win_rate"]["heldout"])
-        gold_ok = B["gold"]["overall"]["mean"] <= M["PPO"]["gold"]["overall"]["mean"] or \
-            better(B["gold"]["overall"], M["PPO"]["gold"]["overall"]) != APPEARED
-        body += [SECTIONS[8] + "\n",
-                 "Paper: the model is aligned to its labelers' and researchers' preferences, not to human values "
-                 "in general. Ours: a reward model trained on the rankings of a labeler group with a shared taste "
-                 "(a pet phrase and long answers), and PPO against it (γ = 0, so compare with PPO).\n",
-                 fig("whose_preferences.png", "whose preferences"),
-                 table(["model", "biased labelers", "held-out labelers", "training labelers", "gold overall",
-                        "uses the pet phrase", "length (chars)"],
-                       [[k, pct(M[k]["win_rate"]["biased"]), pct(M[k]["win_rate"]["heldout"]),
-                         pct(M[k]["win_rate"]["training"]), pct(M[k]["gold"]["overall"]), pct(M[k]["pet_phrase"]),
-                         num(M[k]["response_chars"], 0)] for k in ("SFT", "PPO", "PPO biased")]),
-                 f"The biased-RM policy wins more often with the biased group than with the held-out labelers: {v8}; "
-                 f"its gold score is not significantly above PPO's: {'yes' if gold_ok else 'no'}.\n"]
-        summary.append(["8. aligned to its labelers' preferences", "a limitation",
-                        f"biased group {pct(B['win_rate']['biased'])} vs held-out {pct(B['win_rate']['heldout'])}",
-                        v8 if gold_ok else ABSENT + " (gold rose too)"])
-    else:
-        body += [SECTIONS[8] + "\n", "Not run (eval.biased = false).\n"]
-
+    summary, body = [], []
+    for finding in FINDINGS:
+        section, rows = finding(r)
+        body += section
+        summary += rows
     body += [SECTIONS[9] + "\n",
              "Gao et al. (2022): with d = sqrt(KL(π‖π^SFT)), the proxy RM score keeps rising while the gold score "
-             "rises, then falls. Ours, from the PPO stages' metrics:\n", fig("overoptimisation.png", "over-optimisation")]
-    body += [SECTIONS[10] + "\n"] + [fig(p.name, p.stem) for p in sorted(plots.glob("curves_*.png"))]
+             "rises, then falls. Ours, from the PPO stages' metrics:\n", r.fig("overoptimisation.png", "over-optimisation")]
+    body += [SECTIONS[10] + "\n"] + [r.fig(p.name, p.stem) for p in sorted((run_dir / "plots").glob("curves_*.png"))]
     body += [SECTIONS[11] + "\n"]
     for ex in res["examples"]:
         body.append(f"**{ex['family']}**: `{_oneline(ex['prompt'])}`\n\n" + "\n".join(
-            f"- {k}: `{_oneline(r)}`" for k, r in ex["responses"].items()) + "\n")
+            f"- {k}: `{_oneline(t)}`" for k, t in ex["responses"].items()) + "\n")
     stages = log.get("stages", {})
     body += [SECTIONS[12] + "\n",
              f"Seed {res['seed']}, preset `{res['preset']}`. Machine: {log.get('machine', 'not recorded')}.\n",
              table(["stage", "wall time (s)"], [[k, v["seconds"]] for k, v in stages.items()]
                    + [["total", round(sum(v["seconds"] for v in stages.values()), 1)]]) if stages else "",
              "```json\n" + json.dumps(cfg, indent=1) + "\n```\n"]
-
     out += [SECTIONS[0] + "\n", table(["finding", "paper", "ours", "verdict"], summary)] + body
     path = run_dir / "report.md"
     path.write_text("\n".join(out))

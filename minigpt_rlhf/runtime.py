@@ -1,5 +1,5 @@
-"""What every stage needs and no stage owns: device and seeding, autocast, atomic checkpoints, the metrics
-log, and the errors a user can fix."""
+"""What every stage needs and no stage owns: device and seeding, autocast, atomic checkpoints and the models
+they hold, the metrics log and atomic JSON files, and the errors a user can fix."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from minigpt_rlhf.model import GPT, GPTConfig
+from minigpt_rlhf.model import GPT, GPTConfig, RewardModel
 from minigpt_rlhf.tokenizer import Tokenizer
 
 
@@ -115,8 +115,27 @@ def build_model(ckpt: dict, device="cpu") -> GPT:
     return model.to(device)
 
 
+def count_params(model_config: dict) -> int:
+    """N of a checkpoint's GPT (`GPT.num_params`) from its shape alone: built on the meta device, which takes no
+    memory and draws no random numbers."""
+    with torch.device("meta"):
+        return GPT(GPTConfig(**model_config)).num_params()
+
+
 def tokenizer_from(ckpt: dict) -> Tokenizer:
     return Tokenizer.from_state_dict(ckpt["tokenizer"])
+
+
+def build_reward_model(ckpt: dict, device="cpu") -> RewardModel:
+    """The reward model of a "reward" checkpoint (the trunk like any GPT checkpoint, plus `head`), in eval mode,
+    with its own tokenizer's pad id."""
+    rm = RewardModel(build_model(ckpt), tokenizer_from(ckpt).pad_id)
+    rm.head.load_state_dict(ckpt["head"])
+    return rm.to(device).eval()
+
+
+def load_reward_model(path, device="cpu") -> RewardModel:
+    return build_reward_model(load_checkpoint(path, "reward"), device)
 
 
 # ---- metrics and guards -----------------------------------------------------------------------------------
@@ -141,6 +160,16 @@ class MetricsLogger:
         """Drop rows logged after a checkpoint (row[key] > upto), so a resumed run does not repeat them."""
         rows = [r for r in read_metrics(self.path) if r.get(key, upto) <= upto] if self.path.exists() else []
         self.path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def write_json(path, obj) -> Path:
+    """Atomically (temporary file, then rename): an interrupted write never leaves half a results file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.replace(path)
+    return path
 
 
 def read_metrics(path) -> list[dict]:

@@ -25,10 +25,10 @@ import torch
 
 from minigpt_rlhf import world
 from minigpt_rlhf.config import Config
-from minigpt_rlhf.model import GPT
-from minigpt_rlhf.pretrain import dist_setup, finished_checkpoint, fit, is_main, stage_payload
 from minigpt_rlhf.runtime import MetricsLogger, UserError, build_model, load_checkpoint, save_checkpoint, setup, tokenizer_from
-from minigpt_rlhf.tokenizer import Tokenizer, format_chat, format_plain
+from minigpt_rlhf.sampling import gold_score
+from minigpt_rlhf.tokenizer import Tokenizer, format_chat
+from minigpt_rlhf.training import dist_setup, finished_checkpoint, fit, is_main, stage_payload
 
 
 # ---- data ------------------------------------------------------------------------------------------------------------
@@ -39,10 +39,11 @@ def encode_example(tok: Tokenizer, prompt: str, response: str, block_size: int) 
 
 
 def collate(examples: list[tuple[list[int], int]], pad_id: int):
-    """Right-pad a batch: inputs (B,T), targets (B,T) and a loss mask that is 1 on response tokens only."""
+    """Right-pad a batch: inputs (B,T), targets (B,T, -100 on padding) and a loss mask that is 1 on response
+    tokens only."""
     T = max(len(ids) for ids, _ in examples) - 1
     idx = torch.full((len(examples), T), pad_id, dtype=torch.long)
-    targets = torch.full((len(examples), T), pad_id, dtype=torch.long)
+    targets = torch.full((len(examples), T), -100, dtype=torch.long)
     mask = torch.zeros(len(examples), T, dtype=torch.long)
     for i, (ids, n_prompt) in enumerate(examples):
         n = len(ids) - 1
@@ -73,42 +74,6 @@ def demonstrations(data_dir, split: str = "sft") -> list[tuple[world.Prompt, str
     return [(by_id[d.prompt_id], d.response) for d in world.load_demonstrations(data_dir) if d.prompt_id in by_id]
 
 
-# ---- sampling and the gold score --------------------------------------------------------------------------------------
-@torch.no_grad()
-def sample(model: GPT, tok: Tokenizer, prompts: list[list[int]], max_new_tokens: int, temperature: float = 0.0,
-           batch_size: int = 64, generator=None) -> tuple[list[list[int]], list[bool]]:
-    """Responses to many token-list prompts, batch_size at a time with the KV cache, max_new_tokens capped to
-    the context the longest prompt leaves: the token lists (<|end|> included when emitted) and whether each
-    ended. Every stage that evaluates a model samples through here."""
-    room = model.config.block_size - max(map(len, prompts))
-    if room < 1:
-        raise UserError(f"a prompt fills the model's whole context ({model.config.block_size} tokens): shorten it "
-                        f"or use a model with a larger model.block_size")
-    responses, finished = [], []
-    for i in range(0, len(prompts), batch_size):
-        out = model.generate(prompts[i : i + batch_size], min(max_new_tokens, room), temperature, stop_id=tok.end_id,
-                             pad_id=tok.pad_id, generator=generator)
-        responses += out.responses
-        finished += out.finished
-    return responses, finished
-
-
-def answer(model: GPT, tok: Tokenizer, texts: list[str], max_new_tokens: int, temperature: float = 0.0,
-           chat: bool = True, batch_size: int = 64, generator=None) -> tuple[list[str], list[bool]]:
-    """Answers to prompt texts (chat format, or plain text for a base model), decoded without special tokens,
-    and whether each ended with <|end|>."""
-    fmt = format_chat if chat else format_plain
-    responses, finished = sample(model, tok, [fmt(tok, t) for t in texts], max_new_tokens, temperature,
-                                 batch_size, generator)
-    return [tok.decode(r, skip_special=True) for r in responses], finished
-
-
-def gold_score(model: GPT, tok: Tokenizer, prompts: list[world.Prompt], max_new_tokens: int, chat: bool = True) -> float:
-    """Mean overall gold score of greedy answers: the experimenters' measurement, never a training signal."""
-    responses, finished = answer(model, tok, [p.text for p in prompts], max_new_tokens, chat=chat)
-    return sum(world.judge(p, r, f).overall for p, r, f in zip(prompts, responses, finished)) / len(prompts)
-
-
 @torch.no_grad()
 def response_loss(model: GPT, examples, pad_id: int, batch_size: int = 64) -> float:
     model.eval()
@@ -123,17 +88,17 @@ def response_loss(model: GPT, examples, pad_id: int, batch_size: int = 64) -> fl
 
 
 # ---- the stage -----------------------------------------------------------------------------------------------------------
-def run(cfg: Config, run_dir, stage: str = "sft", init_stage: str = "pretrain") -> Path:
-    """Fine-tune run_dir/init_stage/ckpt.pt on the demonstrations into run_dir/stage/ckpt.pt (best epoch)."""
-    out = Path(run_dir) / stage
+def run(cfg: Config, out: Path, base: Path) -> Path:
+    """Fine-tune the base model in folder `base` on the demonstrations into out/ckpt.pt (the best epoch)."""
+    out = Path(out)
     ckpt_path, last_path = out / "ckpt.pt", out / "last.pt"
     if finished_checkpoint(ckpt_path):
-        print(f"{stage}: {ckpt_path} is finished, skipping")
+        print(f"{out.name}: {ckpt_path} is finished, skipping")
         return ckpt_path
     device = setup(cfg.seed, cfg.device or None)
     rank, _ = dist_setup(device)
     c = cfg.sft
-    init = load_checkpoint(Path(run_dir) / init_stage / "ckpt.pt", "pretrain")
+    init = load_checkpoint(Path(base) / "ckpt.pt", "pretrain")
     tok = tokenizer_from(init)
     init["model_config"] = {**init["model_config"], "dropout": c.dropout}
     model = build_model(init, device)
@@ -147,15 +112,15 @@ def run(cfg: Config, run_dir, stage: str = "sft", init_stage: str = "pretrain") 
     block = model.config.block_size
     train = [encode_example(tok, p.text, r, block) for p, r in train_pairs]
     val = [encode_example(tok, p.text, r, block) for p, r in held]
+    held_prompts = [p for p, _ in held]
     steps_per_epoch = math.ceil(len(train) / (c.batch_size * c.grad_accum))
     if steps_per_epoch * c.grad_accum > len(train):
         raise UserError(f"{len(train)} demonstrations cannot fill sft.grad_accum={c.grad_accum} micro-batches per "
                         f"step: lower sft.grad_accum or raise sft.max_demos")
-    mean_len = sum(len(ids) - 1 for ids, _ in train) / len(train)  # tokens a demonstration feeds the model
     total = c.epochs * steps_per_epoch
     g = torch.Generator().manual_seed(cfg.seed + 1000 * rank)
     logger = MetricsLogger(out / "metrics.jsonl", fresh=not last_path.exists() and is_main())
-    payload = stage_payload("sft", model, tok, cfg, init_stage=init_stage)
+    payload = stage_payload("sft", model, tok, cfg, init_stage=Path(base).name)
     best = load_checkpoint(ckpt_path).get("gold", -1.0) if ckpt_path.exists() else -1.0
 
     lengths, queue = [len(ids) for ids, _ in train], []
@@ -169,24 +134,24 @@ def run(cfg: Config, run_dir, stage: str = "sft", init_stage: str = "pretrain") 
 
     def evaluate(step: int) -> dict:
         nonlocal best
-        gold = gold_score(model, tok, [p for p, _ in held], c.max_new_tokens)
+        gold = gold_score(model, tok, held_prompts, cfg.max_new_tokens)
         row = dict(epoch=round(step / steps_per_epoch, 2), val_loss=round(response_loss(model, val, tok.pad_id), 4),
-                   gold=round(gold, 4), tokens=round(step * c.batch_size * c.grad_accum * mean_len))
+                   gold=round(gold, 4))
         if gold > best:  # the selection rule: the epoch whose greedy answers the gold judge scores best
             best = gold
             save_checkpoint(ckpt_path, **payload(), model=model.state_dict(), step=step, gold=gold, finished=False)
         return row
 
     if is_main() and not last_path.exists():
-        start = gold_score(model, tok, [p for p, _ in held], c.max_new_tokens)
+        start = gold_score(model, tok, held_prompts, cfg.max_new_tokens)
         logger.log(step=0, epoch=0, val_loss=round(response_loss(model, val, tok.pad_id), 4), gold=round(start, 4))
-        print(f"{stage}: {len(train)} demonstrations, {c.epochs} epochs of {steps_per_epoch} steps; "
+        print(f"{out.name}: {len(train)} demonstrations, {c.epochs} epochs of {steps_per_epoch} steps; "
               f"gold score of the starting model on {len(held)} held-out prompts: {start:.3f}")
     fit(model, batch, c, total, ckpt_path=last_path, logger=logger, payload=payload, evaluate=evaluate,
-        eval_every=steps_per_epoch, desc=stage, generator=g, device=device)
+        eval_every=steps_per_epoch, desc=out.name, generator=g, device=device)
     if is_main():
         final = load_checkpoint(ckpt_path)
         save_checkpoint(ckpt_path, **{**final, "finished": True})
         logger.log(step=total, chosen_step=final["step"], chosen_gold=final["gold"])
-        print(f"{stage}: chose the checkpoint of step {final['step']} (gold {final['gold']:.3f})")
+        print(f"{out.name}: chose the checkpoint of step {final['step']} (gold {final['gold']:.3f})")
     return ckpt_path

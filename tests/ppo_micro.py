@@ -17,7 +17,8 @@ import torch.nn as nn
 
 from minigpt_rlhf.config import load_config
 from minigpt_rlhf.model import GPT, GPTConfig
-from minigpt_rlhf.ppo import PPOTrainer, ValueModel
+from minigpt_rlhf.model import ValueModel
+from minigpt_rlhf.ppo import PPOTrainer
 from minigpt_rlhf.tokenizer import Tokenizer, format_chat
 
 TOK = Tokenizer()
@@ -80,7 +81,7 @@ def a_fraction(prompts, responses) -> torch.Tensor:
     return torch.tensor([sum(t == A for t in r[:-1]) / max(len(r) - 1, 1) for r in responses])
 
 
-def make_trainer(policy=None, reward_fn=a_fraction, ptx_coef=0.0, corpus=None, seed=0, **overrides):
+def make_trainer(policy=None, reward_fn=a_fraction, ptx_coef=0.0, corpus=None, seed=0, max_new_tokens=16, **overrides):
     """PPO on the micro policy: π^SFT is a frozen copy, V a copy of the trunk with a zero head (V = 0 at start);
     PPO-ptx windows are CORPUS_WINDOW tokens, like the policy's "pretraining" documents."""
     policy = policy or micro_policy()
@@ -89,8 +90,8 @@ def make_trainer(policy=None, reward_fn=a_fraction, ptx_coef=0.0, corpus=None, s
     nn.init.zeros_(head.weight)
     nn.init.zeros_(head.bias)
     value = ValueModel(copy.deepcopy(policy), head)
-    return PPOTrainer(policy, copy.deepcopy(policy), value, reward_fn, PROMPTS, pc, TOK, ptx_coef, corpus,
-                      CORPUS_WINDOW, seed)
+    return PPOTrainer(policy, copy.deepcopy(policy), value, reward_fn, PROMPTS, pc, TOK, max_new_tokens, ptx_coef,
+                      corpus, CORPUS_WINDOW, seed)
 
 
 def mean_reward(trainer, batches=4) -> float:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_lesson
 from minigpt_rlhf import world
 from minigpt_rlhf.cli import main
 from minigpt_rlhf.tokenizer import CHARS
@@ -159,3 +160,8 @@ def test_cloze_items_and_few_shot_examples():
     examples = world.few_shot_examples(DATA)
     demos = {d.response for d in world.load_demonstrations(DATA)}
     assert len(examples) == 3 and all(any(e.endswith(" " + r) for r in demos) for e in examples)
+
+
+def test_the_lesson_runs_on_micro(tmp_path):
+    out = run_lesson("00_world", tmp_path)
+    assert "agreement: training" in out and "ranks best first" in out

@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 import torch
 
+from conftest import run_lesson
 from minigpt_rlhf.cli import main
 from minigpt_rlhf.config import load_config
 from minigpt_rlhf.model import GPT, GPTConfig, left_pad
@@ -207,3 +208,8 @@ def test_cli_bad_input_is_a_message_not_a_traceback(tmp_path, capsys):
     assert main(["sample", "--ckpt", str(path), "--prompt", "caf\u00e9", "--device", "cpu"]) == 2
     assert "position 3" in capsys.readouterr().err
     assert main(["sample", "--ckpt", str(path), "--prompt", "The", "--max-new-tokens", "5", "--device", "cpu"]) == 0
+
+
+def test_the_lesson_runs_on_micro(tmp_path):
+    out = run_lesson("01_gpt", tmp_path)
+    assert "same tokens: True" in out

@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 
-from conftest import DATA, micro_config
-from minigpt_rlhf import pretrain
+from conftest import DATA, micro_config, run_lesson
+from minigpt_rlhf import pretrain, training
 from minigpt_rlhf.cli import main
 from minigpt_rlhf.runtime import load_checkpoint, read_metrics
 
@@ -26,7 +26,7 @@ def test_pretraining_loss_falls(micro_run):
 
 def test_learning_rate_warms_up_then_decays():
     c = micro_config().pretrain
-    lrs = [pretrain.lr_at(s, c, 100) for s in range(100)]
+    lrs = [training.lr_at(s, c, 100) for s in range(100)]
     assert lrs[0] < lrs[c.warmup - 1] == pytest.approx(c.lr)
     assert lrs[-1] == pytest.approx(c.min_lr, rel=0.01) and all(a >= b for a, b in zip(lrs[c.warmup:], lrs[c.warmup + 1:]))
 
@@ -35,23 +35,23 @@ def test_resume_after_ctrl_c_equals_not_stopping(tmp_path, monkeypatch):
     cfg = micro_config("pretrain.steps=20", "pretrain.eval_every=10")
     straight = load_checkpoint(pretrain.run(cfg, tmp_path / "a"))
 
-    real_check = pretrain.check_finite
+    real_check = training.check_finite
 
     def interrupt_at_step_13(value, step, what="loss"):
         if step == 13:
             raise KeyboardInterrupt
         real_check(value, step, what)
 
-    monkeypatch.setattr(pretrain, "check_finite", interrupt_at_step_13)
+    monkeypatch.setattr(training, "check_finite", interrupt_at_step_13)
     with pytest.raises(KeyboardInterrupt):
         pretrain.run(cfg, tmp_path / "b")
-    kept = load_checkpoint(tmp_path / "b" / "pretrain" / "ckpt.pt")
+    kept = load_checkpoint(tmp_path / "b" / "ckpt.pt")
     assert kept["step"] == 10 and not kept["finished"]  # the last good checkpoint survives Ctrl-C
-    monkeypatch.setattr(pretrain, "check_finite", real_check)
+    monkeypatch.setattr(training, "check_finite", real_check)
     resumed = load_checkpoint(pretrain.run(cfg, tmp_path / "b"))
     for k, v in straight["model"].items():
         assert torch.equal(v, resumed["model"][k]), k
-    rows = [r for r in read_metrics(tmp_path / "b" / "pretrain" / "metrics.jsonl") if "loss" in r]
+    rows = [r for r in read_metrics(tmp_path / "b" / "metrics.jsonl") if "loss" in r]
     assert [r["step"] for r in rows] == sorted({r["step"] for r in rows})  # no step logged twice
 
 
@@ -78,3 +78,8 @@ def test_bad_flags_are_clear_errors(tmp_path, capsys):
     assert "valid keys" in capsys.readouterr().err
     assert main(["pretrain", "--preset", "micro", "--run-dir", str(tmp_path), "--set", "data_dir=/nowhere"]) == 2
     assert "minigpt-rlhf world" in capsys.readouterr().err
+
+
+def test_the_lesson_runs_on_micro(lesson_run):
+    out = run_lesson("02_pretrain", lesson_run)
+    assert "fact recall:" in out

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from conftest import micro_config
+from conftest import micro_config, run_lesson
 from minigpt_rlhf import sft
 from minigpt_rlhf.cli import main
 from minigpt_rlhf.model import GPT, GPTConfig
@@ -65,12 +65,12 @@ def test_sft_raises_the_gold_score_over_its_starting_model(micro_run):
 def test_wrong_kind_or_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
     cfg = micro_config()
     with pytest.raises(UserError, match="does not exist"):
-        sft.run(cfg, tmp_path)
+        sft.run(cfg, tmp_path / "sft", tmp_path / "pretrain")
     m = GPT(GPTConfig(vocab_size=TOK.vocab_size, n_layer=1, n_head=1, n_embd=8))
     save_checkpoint(tmp_path / "pretrain" / "ckpt.pt", "reward", model=m.state_dict(),
                     model_config=dataclasses.asdict(m.config), tokenizer=TOK.state_dict())
     with pytest.raises(UserError, match="'reward' checkpoint, but a 'pretrain'"):
-        sft.run(cfg, tmp_path)
+        sft.run(cfg, tmp_path / "sft", tmp_path / "pretrain")
     assert main(["sft", "--preset", "micro", "--run-dir", str(tmp_path), "--set", f"data_dir={cfg.data_dir}"]) == 2
     assert "'reward' checkpoint" in capsys.readouterr().err
 
@@ -89,3 +89,8 @@ def test_chat_handles_bad_input_without_a_traceback(micro_run, monkeypatch, caps
     assert main(["chat", "--ckpt", str(run_dir / "sft" / "ckpt.pt"), "--max-new-tokens", "8", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "empty" in out and "position 3" in out and out.count("model> ") == 1 and "bye" in out
+
+
+def test_the_lesson_runs_on_micro(lesson_run):
+    out = run_lesson("03_sft", lesson_run)
+    assert "chosen: step" in out and out.count("helpful") == 2

@@ -10,13 +10,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import DATA, micro_config
+from conftest import DATA, micro_config, run_lesson
 from minigpt_rlhf import reward, world
 from minigpt_rlhf.cli import main
-from minigpt_rlhf.model import GPT, GPTConfig
-from minigpt_rlhf.reward import (Encoded, RankingError, RewardModel, batch_loss, encode_response, load_reward_model,
-                                 normalise, pairwise_accuracy, ranking_loss)
-from minigpt_rlhf.runtime import load_checkpoint, read_metrics
+from minigpt_rlhf.comparisons import SPLITS, Encoded, RankingError, encode_response, read_comparisons
+from minigpt_rlhf.model import GPT, GPTConfig, RewardModel
+from minigpt_rlhf.reward import batch_loss, normalise, pairwise_accuracy, ranking_loss
+from minigpt_rlhf.runtime import load_checkpoint, load_reward_model, read_metrics
 from minigpt_rlhf.tokenizer import Tokenizer, format_chat
 
 TOK = Tokenizer()
@@ -35,7 +35,7 @@ def one_thread():
 def tiny_rm(seed=0) -> RewardModel:
     """A micro trunk and a random (not zero) head, so that rewards differ."""
     torch.manual_seed(seed)
-    rm = RewardModel(GPT(GPTConfig(vocab_size=TOK.vocab_size, block_size=128, n_layer=2, n_head=2, n_embd=32)))
+    rm = RewardModel(GPT(GPTConfig(vocab_size=TOK.vocab_size, block_size=128, n_layer=2, n_head=2, n_embd=32)), TOK.pad_id)
     torch.nn.init.normal_(rm.head.weight, std=1.0)
     return rm.eval()
 
@@ -110,7 +110,7 @@ def test_a_bad_comparisons_file_names_the_line(tmp_path):
                 sources=["sft@1", "sft@1"], ranking=[1, 0])
     path.write_text(json.dumps(good) + "\n" + json.dumps({**good, "ranking": [1, 1]}) + "\n")
     with pytest.raises(RankingError, match=r"comparisons.jsonl, line 2: .*exactly once"):
-        reward.read_comparisons(path)
+        read_comparisons(path)
 
 
 # ---- the model: scorer and normalisation ------------------------------------------------------------------------------
@@ -160,7 +160,7 @@ def test_rm_learns_preferences_that_held_out_labelers_share():
     data = [ranked(p, train_labelers[i % len(train_labelers)]) for i, p in enumerate(prompts[:160])]
     val = [ranked(p, heldout[i % len(heldout)]) for i, p in enumerate(prompts[-48:])]
     rc = dataclasses.replace(micro_config().reward, epochs=3, lr=3e-3, batch_size=8, eval_every=10)
-    rm = RewardModel(GPT(GPTConfig(vocab_size=TOK.vocab_size, block_size=256, n_layer=2, n_head=2, n_embd=32)))
+    rm = RewardModel(GPT(GPTConfig(vocab_size=TOK.vocab_size, block_size=256, n_layer=2, n_head=2, n_embd=32)), TOK.pad_id)
     metrics = reward.train(rm, data, val, {"val_heldout": [e.ranking for e in val]}, rc, seed=0)
     assert metrics["val_acc_heldout"] > 0.5 + 0.08
 
@@ -182,24 +182,26 @@ def reward_run(micro_run, tmp_path_factory):
         save(*args, **kw)
         raise KeyboardInterrupt
 
+    def run(run_dir, stage="reward", c=cfg):
+        return reward.run(c, run_dir / stage, run_dir / "sft", run_dir / "pretrain")
+
     reward.save_reward_model = save_then_stop
     try:
         with pytest.raises(KeyboardInterrupt):
-            reward.run(cfg, runs["interrupted"])
+            run(runs["interrupted"])
     finally:
         reward.save_reward_model = save
     assert load_checkpoint(runs["interrupted"] / "reward" / "ckpt.pt", "reward")["finished"] is False
     for run_dir in runs.values():
-        reward.run(cfg, run_dir)
-    return cfg, runs
+        run(run_dir)
+    return cfg, runs, run
 
 
 def test_run_writes_comparisons_checkpoint_and_metrics(reward_run):
-    cfg, runs = reward_run
+    cfg, runs, _ = reward_run
     rc, out = cfg.reward, runs["straight"] / "reward"
-    comparisons = reward.read_comparisons(out / "comparisons.jsonl")
-    assert [sum(c.split == s for c in comparisons) for s in reward.SPLITS] == [rc.n_prompts, rc.val_prompts,
-                                                                               rc.val_prompts]
+    comparisons = read_comparisons(out / "comparisons.jsonl")
+    assert [sum(c.split == s for c in comparisons) for s in SPLITS] == [rc.n_prompts, rc.val_prompts, rc.val_prompts]
     assert all(rc.k_min <= len(c.responses) <= rc.k_max for c in comparisons)
     sources = {s.split("@")[0] for c in comparisons for s in c.sources}
     assert sources == {"sft", "base"}
@@ -213,6 +215,7 @@ def test_run_writes_comparisons_checkpoint_and_metrics(reward_run):
     rows = read_metrics(out / "metrics.jsonl")
     assert rows[0]["step"] == 0 and rows[0]["val_loss"] == pytest.approx(math.log(2))  # zero head: chance
     assert sum("loss" in r for r in rows) == summary["step"] and rows[-1]["final"]
+    assert rows[-1]["compute"]["train_tokens"] == summary["train_tokens"] and rows[-1]["compute"]["flops"] > 0
 
     rm = load_reward_model(out / "ckpt.pt")  # what PPO loads: the trunk, the head, the scorer
     assert rm.head.bias.item() == pytest.approx(ckpt["bias"]) and isinstance(rm.trunk, GPT)
@@ -224,7 +227,7 @@ def test_run_writes_comparisons_checkpoint_and_metrics(reward_run):
 
 
 def test_an_interrupted_run_resumes_to_the_same_numbers(reward_run):
-    _, runs = reward_run
+    _, runs, _ = reward_run
     a, b = (load_checkpoint(runs[n] / "reward" / "ckpt.pt", "reward") for n in ("interrupted", "straight"))
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
@@ -236,7 +239,7 @@ def test_an_interrupted_run_resumes_to_the_same_numbers(reward_run):
 
 
 def test_finished_run_is_skipped_and_the_cli_reports_bad_input(reward_run, tmp_path, capsys):
-    cfg, runs = reward_run
+    cfg, runs, _ = reward_run
     ckpt = runs["straight"] / "reward" / "ckpt.pt"
     mtime = ckpt.stat().st_mtime
     argv = ["reward", "--preset", "micro", "--set", f"data_dir={DATA}", "--device", "cpu"]
@@ -244,18 +247,18 @@ def test_finished_run_is_skipped_and_the_cli_reports_bad_input(reward_run, tmp_p
     assert ckpt.stat().st_mtime == mtime and "finished" in capsys.readouterr().out
     assert main([*argv, "--run-dir", str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err
-    assert main([*argv, "--run-dir", str(runs["straight"]), "--stage", "r2", "--set", "reward.n_prompts=5000"]) == 2
+    assert main([*argv, "--run-dir", str(runs["straight"]), "--stage", "reward_biased", "--set", "reward.n_prompts=5000"]) == 2
     assert "RM-split prompts" in capsys.readouterr().err
 
 
 def test_pairs_ablation_runs_on_the_same_comparisons(reward_run):
     """The ablation: the same comparisons shuffled into independent pairs (batch_size pairs a step), 2 epochs."""
-    cfg, runs = reward_run
+    cfg, runs, run = reward_run
     run_dir = runs["straight"]
     (run_dir / "pairs").mkdir()
     shutil.copy(run_dir / "reward" / "comparisons.jsonl", run_dir / "pairs" / "comparisons.jsonl")
     rc = dataclasses.replace(cfg.reward, pairs=True, epochs=2, eval_every=35)
-    reward.run(dataclasses.replace(cfg, reward=rc), run_dir, stage="pairs")
+    run(run_dir, "pairs", dataclasses.replace(cfg, reward=rc))
     kwise = load_checkpoint(run_dir / "reward" / "ckpt.pt", "reward")["summary"]
     pairs = load_checkpoint(run_dir / "pairs" / "ckpt.pt", "reward")["summary"]
     assert pairs["train_pairs"] == kwise["train_pairs"]  # the same comparisons
@@ -263,3 +266,8 @@ def test_pairs_ablation_runs_on_the_same_comparisons(reward_run):
     assert pairs["train_tokens"] > 2 * 2 * kwise["train_tokens"]  # two forward passes per pair, not one per response
     epochs = [r["epoch"] for r in read_metrics(run_dir / "pairs" / "metrics.jsonl") if "val_acc" in r and "epoch" in r]
     assert epochs[0] == 0 and epochs[-1] == pytest.approx(2.0)
+
+
+def test_the_lesson_runs_on_micro(lesson_run):
+    out = run_lesson("04_reward", lesson_run)
+    assert "reward_ablation.png" in out and "held-out labelers" in out

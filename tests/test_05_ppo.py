@@ -8,6 +8,7 @@ from functools import partial
 import pytest
 import torch
 
+from conftest import run_lesson
 from minigpt_rlhf.cli import main
 from minigpt_rlhf.ppo import (KLController, by_length, gae, kl_penalised_rewards, make_batch, masked_whiten,
                               policy_loss, response_logprobs, response_values, value_loss)
@@ -211,3 +212,8 @@ def test_cli_ppo_without_an_sft_run_is_a_clear_error(tmp_path, capsys):
     assert "sft" in capsys.readouterr().err
     assert main(["ppo", "--preset", "micro", "--set", "ppo.nope=1"]) == 2
     assert "valid keys" in capsys.readouterr().err
+
+
+def test_the_lesson_runs_on_micro(lesson_run):
+    out = run_lesson("05_ppo", lesson_run, needs=("reward",))
+    assert "on evaluation prompts:" in out and "rollout share" in out

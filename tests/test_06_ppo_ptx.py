@@ -5,8 +5,9 @@ import dataclasses
 import pytest
 import torch
 
+from conftest import run_lesson
 from minigpt_rlhf import ppo
-from minigpt_rlhf.pretrain import corpus_loss, encode_corpus
+from minigpt_rlhf.corpus import encode_corpus, window_losses
 from minigpt_rlhf.runtime import build_model, load_checkpoint, read_metrics
 from ppo_micro import CORPUS_WINDOW, TOK, corpus_text, make_trainer, mean_reward
 from ppo_micro import one_thread  # noqa: F401 (an autouse fixture: micro tests on one thread)
@@ -16,7 +17,8 @@ HELDOUT = encode_corpus([corpus_text(100 + seed) for seed in range(5)], TOK)
 
 
 def heldout_loss(model):
-    return corpus_loss(model, HELDOUT, CORPUS_WINDOW, batches=4, batch_size=16)
+    losses = window_losses(model, HELDOUT, CORPUS_WINDOW, 64)
+    return sum(losses) / len(losses)
 
 
 def test_ptx_batch_is_pretraining_windows_of_the_corpus_and_their_next_tokens():
@@ -57,6 +59,19 @@ def test_ptx_term_is_present_and_weighted_by_gamma(gamma):
         assert torch.allclose(gg - g0, gamma * p.grad, atol=1e-6)
 
 
+def test_compute_counts_every_trained_token_and_the_ptx_windows_at_their_length():
+    """6·N per token trained on: the rollout's prompt and response tokens in every PPO epoch, and ptx_batch corpus
+    windows of the pretraining window's length (not the block's) per gradient step; V trains on the same rows."""
+    tr = make_trainer(ptx_coef=1.0, corpus=TRAIN, rollout_batch=8, minibatch=4, ppo_epochs=2, ptx_batch=3)
+    ro, _ = tr.rollout()
+    tr.update(ro)
+    steps, tokens = 2 * 2, int(ro.real.sum())
+    c, n = tr.compute, tr.policy.num_params()
+    assert c.train_tokens == 2 * tokens + steps * 3 * CORPUS_WINDOW and c.forward_tokens == 2 * tokens
+    assert c.flops == pytest.approx(6 * n * c.train_tokens + 6 * n * 2 * tokens + 2 * n * 4 * tokens)  # V and π^SFT
+    #                                (a_fraction needs no model: r_θ costs nothing here)
+
+
 def test_ptx_needs_a_corpus():
     with pytest.raises(ValueError, match="corpus"):
         make_trainer(ptx_coef=1.0)
@@ -86,13 +101,17 @@ def rlhf_run(micro_run):
     from minigpt_rlhf import reward
 
     cfg, run_dir = micro_run
-    reward.run(cfg, run_dir)
-    return cfg, run_dir
+    reward.run(cfg, run_dir / "reward", run_dir / "sft", run_dir / "pretrain")
+
+    def run(c, stage):
+        return ppo.run(c, run_dir / stage, run_dir / "sft", run_dir / "reward")
+
+    return cfg, run_dir, run
 
 
 def test_run_writes_a_gpt_checkpoint_and_every_diagnostic_then_skips(rlhf_run):
-    cfg, run_dir = rlhf_run
-    path = ppo.run(cfg, run_dir, stage="ppo_ptx")
+    cfg, run_dir, run = rlhf_run
+    path = run(cfg, "ppo_ptx")
     ckpt = load_checkpoint(path, "ppo")
     assert ckpt["finished"] and ckpt["step"] == cfg.ppo.iterations and ckpt["ptx_coef"] == cfg.ppo.ptx_coef > 0
     assert {"model_config", "model", "tokenizer", "config", "value_model", "optimizer", "kl_coef"} <= set(ckpt)
@@ -104,14 +123,15 @@ def test_run_writes_a_gpt_checkpoint_and_every_diagnostic_then_skips(rlhf_run):
         assert key in rows[0], key
     assert "corpus_loss" in rows[0] and "corpus_loss" in rows[-1]
     assert "pg_loss" not in rows[-1]  # the last row only measures the final policy
+    assert rows[-1]["compute"]["flops"] > 0 and ckpt["compute"] == rows[-1]["compute"]
     mtime = path.stat().st_mtime_ns
-    assert ppo.run(cfg, run_dir, stage="ppo_ptx") == path and path.stat().st_mtime_ns == mtime
+    assert run(cfg, "ppo_ptx") == path and path.stat().st_mtime_ns == mtime
 
 
 def test_an_interrupted_run_resumes_to_the_same_numbers(rlhf_run, monkeypatch):
-    cfg, run_dir = rlhf_run
-    cfg = dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, iterations=4, eval_every=2))
-    full = ppo.run(cfg, run_dir, stage="ppo_full", ptx_coef=0.0)
+    cfg, run_dir, run = rlhf_run
+    cfg = dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, iterations=4, eval_every=2, ptx_coef=0.0))
+    full = run(cfg, "ppo_full")
 
     real_update, calls = ppo.PPOTrainer.update, []
 
@@ -126,10 +146,10 @@ def test_an_interrupted_run_resumes_to_the_same_numbers(rlhf_run, monkeypatch):
 
     monkeypatch.setattr(ppo.PPOTrainer, "update", update_then_stop)
     with pytest.raises(Interrupted):
-        ppo.run(cfg, run_dir, stage="ppo_resumed", ptx_coef=0.0)
+        run(cfg, "ppo_resumed")
     assert load_checkpoint(run_dir / "ppo_resumed" / "ckpt.pt", "ppo")["step"] == 2
     monkeypatch.setattr(ppo.PPOTrainer, "update", real_update)
-    resumed = ppo.run(cfg, run_dir, stage="ppo_resumed", ptx_coef=0.0)
+    resumed = run(cfg, "ppo_resumed")
 
     def numbers(stage):
         return [{k: v for k, v in r.items() if k != "time" and not k.startswith("t_")}
@@ -138,3 +158,8 @@ def test_an_interrupted_run_resumes_to_the_same_numbers(rlhf_run, monkeypatch):
     assert numbers("ppo_resumed") == numbers("ppo_full")
     a, b = load_checkpoint(full)["model"], load_checkpoint(resumed)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_lesson_runs_on_micro(lesson_run):
+    out = run_lesson("06_ppo_ptx", lesson_run, needs=("reward",))
+    assert "ppo_ptx_alignment_tax.png" in out and "fact completion" in out

@@ -7,9 +7,14 @@ import random
 
 import pytest
 
+from conftest import run_lesson
 from minigpt_rlhf.cli import main
-from minigpt_rlhf.evaluate import (PFS_DAY, Answer, average, bootstrap, compute_row, pretrain_compute, params_of, proportion,
-                                   wilson, win_flags)
+from minigpt_rlhf import compute
+from minigpt_rlhf.evaluate import win_flags
+from minigpt_rlhf.runtime import count_params
+from minigpt_rlhf.sampling import Answer
+from minigpt_rlhf.stages import recipe, training
+from minigpt_rlhf.stats import average, bootstrap, proportion, wilson
 from minigpt_rlhf.plots import plot_curves
 from minigpt_rlhf.report import ABSENT, APPEARED, DIRECTION, above_half, better, check_run
 from minigpt_rlhf.runtime import UserError
@@ -60,19 +65,26 @@ def test_bootstrap_interval_of_a_mean():
     assert est["mean"] == 4.0 and est["lo"] < 4.0 < est["hi"] and est["n"] == 7
 
 
-def test_flops_formula_on_a_known_shape():
+def test_flops_are_6n_per_trained_and_2n_per_forward_token_and_the_accounting_adds_logged_rows(tmp_path):
     # N = V·C (tied embedding) + L·(12C² + 13C) (attention, MLP, two LayerNorms) + 2C (final LayerNorm)
     mc = dict(vocab_size=100, block_size=64, n_layer=2, n_head=2, n_embd=32, dropout=0.0, bias=True)
     N = 100 * 32 + 2 * (12 * 32**2 + 13 * 32) + 2 * 32
-    assert params_of(mc) == N == 28672
-    ckpt = dict(kind="pretrain", model_config=mc, config={"pretrain": dict(batch_size=4, grad_accum=2)}, step=10)
-    row = pretrain_compute("pretrain", ckpt, [], None)  # 10 steps · 4·2 sequences · 64 tokens
-    assert row["train_tokens"] == 5120 and row["flops"] == 6 * N * 5120
-    assert row["pfs_days"] == pytest.approx(6 * N * 5120 / 8.64e19)
-    logged = pretrain_compute("pretrain", ckpt, [{"step": 10, "tokens": 1000}], None)  # the stage's own count wins
-    assert logged["flops"] == 6 * N * 1000
-    gen = compute_row("ppo", N, 0, forward_tokens=50, extra_flops=7.0)
-    assert gen["flops"] == 2 * N * 50 + 7.0 and PFS_DAY == 1e15 * 86400
+    assert count_params(mc) == N == 28672
+    c = compute.Compute(params=N)
+    c.train(N, 5120)
+    c.forward(N, 50)
+    c.forward(7, 10, own=False)  # another model the stage runs: its FLOPs count, its tokens are not the stage's
+    assert (c.train_tokens, c.forward_tokens, c.flops) == (5120, 50, 6 * N * 5120 + 2 * N * 50 + 2 * 7 * 10)
+    logged = {"pretrain": 1e12, "sft": 1e10, "reward": 2e10, "ppo_ptx": 3e10}
+    for stage, flops in logged.items():
+        rows = [{"step": 1, "loss": 1.0}, {"step": 2, "compute": dict(params=N, train_tokens=1.0, forward_tokens=0.0,
+                                                                      flops=flops)}]
+        (tmp_path / stage).mkdir()
+        (tmp_path / stage / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    acc = compute.accounting(tmp_path, ["pretrain", "sft", "reward", "ppo", "ppo_ptx"])  # ppo never ran: left out
+    assert [r["stage"] for r in acc["rows"]] == list(logged)
+    assert acc["ratio"] == pytest.approx(4e10 / 1e12) and acc["ratio_with_rm"] == pytest.approx(6e10 / 1e12)
+    assert acc["rows"][0]["pfs_days"] == pytest.approx(1e12 / 8.64e19) and compute.PFS_DAY == 1e15 * 86400
 
 
 def est(mean, lo, hi):
@@ -100,7 +112,7 @@ def test_report_names_the_missing_stage_and_the_command(tmp_path, capsys):
     for stage in ("pretrain", "pretrain_large"):
         (run / stage).mkdir(parents=True)
         (run / stage / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 1.0}) + "\n")
-    (run / "pipeline.json").write_text(json.dumps({"config": {"preset": "micro", "eval": {"biased": True}}}))
+    (run / "pipeline.json").write_text(json.dumps({"config": {"preset": "micro", "pipeline": {"biased": True}}}))
     with pytest.raises(UserError, match=r"missing stage 'sft'.*minigpt-rlhf run --preset micro --out"):
         check_run(run)
     assert main(["report", str(run)]) == 2
@@ -114,10 +126,10 @@ def hand_made_run(run_dir, ppo_ptx_win=0.8):
     import dataclasses
 
     from minigpt_rlhf.config import load_config
-    from minigpt_rlhf.evaluate import compute_row, training_stages
 
+    stages = [s.name for s in training(recipe())]
     e = lambda m: est(m, max(0.0, m - 0.1), min(1.0, m + 0.1))  # noqa: E731
-    for stage in training_stages(biased=True):
+    for stage in stages:
         (run_dir / stage).mkdir(parents=True)
         rows = [{"iter": i, "rm_score": 0.1 * i, "gold": 0.3, "sqrt_kl": i**0.5} if "ppo" in stage
                 else {"step": i, "loss": 2.0 - 0.1 * i} for i in range(5)]
@@ -131,7 +143,8 @@ def hand_made_run(run_dir, ppo_ptx_win=0.8):
                       families={"heldout_family": dict(win_rate=e(win[n]), gold=e(win[n]))},
                       response_chars=est(40, 35, 45), corpus_loss=est(1.0, 0.9, 1.1), cloze=e(0.5),
                       stage="x", prompting="chat", params=1000 * (1 + 9 * ("large" in n))) for n in names}
-    rows = [compute_row(s, 1000, 1e6 if s == "pretrain" else 1e4) for s in training_stages(biased=True)]
+    rows = [dict(stage=s, params=1000, train_tokens=1e6 if s == "pretrain" else 1e4, forward_tokens=0.0,
+                 flops=6e9 if s == "pretrain" else 6e7, pfs_days=1e-10) for s in stages]
     results = dict(preset="micro", seed=1, config=dataclasses.asdict(load_config("micro")), n_prompts=12,
                    reference="a second SFT sample", heldout_family="heldout_family", models=models,
                    head_to_head={"PPO-ptx vs GPT-3": e(ppo_ptx_win), "PPO-ptx vs GPT-3 large": e(ppo_ptx_win)},
@@ -193,7 +206,7 @@ def test_sweep_report_judges_figure_1_from_hand_made_rows(tmp_path):
 
 
 def test_few_shot_examples_that_do_not_fit_are_dropped_first_one_first():
-    from minigpt_rlhf.evaluate import prompt_ids
+    from minigpt_rlhf.sampling import prompt_ids
     from minigpt_rlhf.tokenizer import Tokenizer, format_chat, format_plain
 
     tok = Tokenizer()
@@ -203,3 +216,8 @@ def test_few_shot_examples_that_do_not_fit_are_dropped_first_one_first():
     assert tok.decode(prompt_ids(tok, "Q?", "few_shot", examples, 100)) == "Q1 A1<|end|>Q22 A22<|end|>Q? "
     assert tok.decode(prompt_ids(tok, "Q?", "few_shot", examples, 14)) == "Q22 A22<|end|>Q? "
     assert tok.decode(prompt_ids(tok, "Q?", "few_shot", examples, 3)) == "Q? "
+
+
+def test_the_lesson_runs_on_micro(lesson_run):
+    out = run_lesson("07_evaluate", lesson_run)
+    assert "report:" in out and "PPO-ptx vs GPT-3" in out

@@ -1,7 +1,6 @@
 """Issue 9: the benchmark runs on micro in seconds and writes valid JSON with every field. No timing asserts."""
 
 import json
-import math
 
 import pytest
 import torch
@@ -53,7 +52,6 @@ def test_mfu_on_a_known_flops_count():
     fpt = 6 * n + 6 * 1 * 8 * 4
     assert m.flops_per_token(8) == fpt
     assert mfu(1000.0, m.flops_per_token(8), fpt * 1000.0) == pytest.approx(1.0)
-    assert not math.isnan(mfu(1.0, 1.0, 1.0))
 
 
 def test_cli_bench(tmp_path, capsys):

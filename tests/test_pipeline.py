@@ -9,29 +9,29 @@ from pathlib import Path
 import pytest
 
 from minigpt_rlhf.config import load_config
-from minigpt_rlhf.pipeline import Stage, parse_shape, run, run_stages, sweep, sweep_shapes
-from minigpt_rlhf.evaluate import training_stages
+from minigpt_rlhf import pipeline
+from minigpt_rlhf.pipeline import run, run_stages, sweep
+from minigpt_rlhf.stages import Stage, parse_shape, recipe, sweep_shapes, training
 from minigpt_rlhf.report import SECTIONS, write_report
 from minigpt_rlhf.runtime import UserError
 
 
-def fake_stages(run_dir: Path, calls: list):
-    """Stages that write a file and record that they ran."""
+def fake_stages(run_dir: Path, calls: list, monkeypatch):
+    """A check that runs every time and four training stages that write a file, each recording that it ran."""
 
-    def make(name):
-        def run_stage():
-            calls.append(name)
-            (run_dir / name).mkdir(parents=True, exist_ok=True)
-            (run_dir / name / "ckpt.pt").write_text(name)
-        return run_stage
+    def run_stage(stage, cfg, run_dir, sweep=False):
+        calls.append(stage.name)
+        if stage.trains:
+            (run_dir / stage.name).mkdir(parents=True, exist_ok=True)
+            (run_dir / stage.name / "ckpt.pt").write_text(stage.name)
 
-    return [Stage("check", lambda: calls.append("check"), "", always=True)] + \
-        [Stage(n, make(n), n) for n in ("a", "b", "c", "d")]
+    monkeypatch.setattr(pipeline, "run_stage", run_stage)
+    return [Stage("check", "world", "a check", output="")] + [Stage(n, "pretrain", n) for n in ("a", "b", "c", "d")]
 
 
-def test_resume_skips_finished_stages_and_from_reruns(tmp_path):
+def test_resume_skips_finished_stages_and_from_reruns(tmp_path, monkeypatch):
     cfg, calls = load_config("micro"), []
-    stages = fake_stages(tmp_path, calls)
+    stages = fake_stages(tmp_path, calls, monkeypatch)
     run_stages(cfg, tmp_path, stages)
     assert calls == ["check", "a", "b", "c", "d"]
 
@@ -53,15 +53,16 @@ def test_resume_skips_finished_stages_and_from_reruns(tmp_path):
     assert calls == ["check", "c"]
 
 
-def test_from_unknown_stage_and_changed_settings_are_errors(tmp_path):
+def test_from_unknown_stage_and_changed_settings_are_errors(tmp_path, monkeypatch):
     calls = []
-    run_stages(load_config("micro"), tmp_path, fake_stages(tmp_path, calls))
+    stages = fake_stages(tmp_path, calls, monkeypatch)
+    run_stages(load_config("micro"), tmp_path, stages)
     with pytest.raises(UserError, match="unknown stage; stages: check, a, b, c, d"):
-        run_stages(load_config("micro"), tmp_path, fake_stages(tmp_path, calls), start="e")
+        run_stages(load_config("micro"), tmp_path, stages, start="e")
     changed = load_config("micro", ["eval.prompts=5"])
     with pytest.raises(UserError, match="eval.prompts"):
-        run_stages(changed, tmp_path, fake_stages(tmp_path, calls))
-    run_stages(changed, tmp_path, fake_stages(tmp_path, calls), start="d")  # allowed with --from
+        run_stages(changed, tmp_path, stages)
+    run_stages(changed, tmp_path, stages, start="d")  # allowed with --from
 
 
 def test_model_shapes():
@@ -70,23 +71,19 @@ def test_model_shapes():
     for bad in ("3x2", "3x5x48", "axbxc", "0x1x8"):
         with pytest.raises(UserError, match="n_layer x n_head x n_embd|divisible"):
             parse_shape(bad, base)
-    with pytest.raises(UserError, match="eval.sweep_sizes.*at least three sizes"):
-        sweep_shapes(load_config("micro", ["eval.sweep_sizes=1x2x16,2x2x32"]))
+    with pytest.raises(UserError, match="pipeline.sweep_sizes.*at least three sizes"):
+        sweep_shapes(load_config("micro", ["pipeline.sweep_sizes=1x2x16,2x2x32"]))
 
 
 # micro, shrunk further where a stage's size does not matter to the wiring this test checks
 FAST = ["pretrain.steps=30", "sft.epochs=1", "sft.max_demos=64", "sft.heldout_prompts=8", "reward.n_prompts=12",
-        "reward.val_prompts=6", "reward.k_max=4", "ppo.iterations=2", "eval.prompts=12", "eval.large_steps=10"]
+        "reward.val_prompts=6", "reward.k_max=4", "ppo.iterations=2", "eval.prompts=12", "pipeline.large_steps=10"]
 
 
 @pytest.mark.slow
 def test_micro_pipeline_end_to_end_resume_and_from(tmp_path):
-    for stage in ("pretrain", "sft", "reward", "ppo"):  # the other rooms' modules and data/, until they land
-        pytest.importorskip(f"minigpt_rlhf.{stage}")
     run_dir = tmp_path / "micro"
     cfg = load_config("micro", FAST)
-    if not Path(cfg.data_dir).is_dir():
-        pytest.skip(f"{cfg.data_dir}/ (the world, issue 4) is not here yet")
     run(cfg, run_dir)
     report = (run_dir / "report.md").read_text()
     for section in SECTIONS:
@@ -95,9 +92,10 @@ def test_micro_pipeline_end_to_end_resume_and_from(tmp_path):
                 "curves_ppo.png"):
         assert (run_dir / "plots" / fig).is_file(), fig
     results = json.loads((run_dir / "eval" / "results.json").read_text())
-    assert [r["stage"] for r in results["compute"]["rows"]] == training_stages(biased=True)
+    trained = [s.name for s in training(recipe())]
+    assert [r["stage"] for r in results["compute"]["rows"]] == trained
 
-    ckpts = {s: run_dir / s / "ckpt.pt" for s in training_stages(biased=True)}
+    ckpts = {s: run_dir / s / "ckpt.pt" for s in trained}
     mtimes = {s: p.stat().st_mtime_ns for s, p in ckpts.items()}
     results_mtime = (run_dir / "eval" / "results.json").stat().st_mtime_ns
     run(cfg, run_dir)  # resume: everything finished, nothing retrained or re-evaluated
@@ -120,7 +118,7 @@ def test_micro_sweep_end_to_end_and_resume(tmp_path):
     per size and method; run again, nothing is retrained."""
     cfg = load_config("micro", FAST)
     sweep(cfg, tmp_path)
-    sizes = cfg.eval.sweep_sizes.split(",")
+    sizes = cfg.pipeline.sweep_sizes.split(",")
     report = (tmp_path / "report.md").read_text()
     assert "## Findings" in report and f"beats the largest GPT-3 ({sizes[-1]})" in report
     for size in sizes:

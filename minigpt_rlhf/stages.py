@@ -1,0 +1,160 @@
+"""The recipe as one list of stages: what each runs, which stages' folders it reads, what it writes, and under
+which names the evaluation shows its model. The pipeline, `--from`, the evaluation, the compute accounting, the
+report, the plots and the CLI's help all read the list here.
+
+    world → pretrain → pretrain_large → sft → reward → ppo → ppo_ptx → [reward_biased → ppo_biased]
+          → evaluate → plots → report
+
+A stage that trains writes run_dir/NAME/ (ckpt.pt, metrics.jsonl) with `STEP.run(cfg, out, **reads)`, `reads`
+naming the folders of the stages it starts from; the others write files derived from those (eval/, plots/,
+report.md). `minigpt-rlhf sweep` uses the same machinery over several model sizes (`sweep`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Callable
+
+from minigpt_rlhf.config import Config
+from minigpt_rlhf.model import GPTConfig
+from minigpt_rlhf.runtime import UserError
+
+TRAINING_STEPS = ("pretrain", "sft", "reward", "ppo")  # the step modules: siblings, none imports another
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str  # its folder in the run directory (or the file it writes), and what --from takes
+    step: str  # a step module of TRAINING_STEPS, or world / evaluate / plots / report
+    help: str  # one line: what it does
+    reads: dict[str, str] = field(default_factory=dict)  # STEP.run's parameter -> the stage whose folder it is
+    options: dict = field(default_factory=dict)  # further keyword arguments of STEP.run
+    configure: Callable[[Config], Config] | None = None  # the settings it runs with, if not the run's own
+    shows: tuple[tuple[str, str], ...] = ()  # (name, prompting) under which the evaluation shows its model
+    output: str | None = None  # what it writes, if not the folder `name`: deleted by --from, marks it done
+
+    @property
+    def trains(self) -> bool:
+        return self.step in TRAINING_STEPS
+
+    @property
+    def writes(self) -> str:
+        return self.name if self.output is None else self.output
+
+    def config(self, cfg: Config) -> Config:
+        return self.configure(cfg) if self.configure else cfg
+
+
+# ---- model shapes -------------------------------------------------------------------------------------------------
+def parse_shape(spec: str, base: GPTConfig, key: str = "pipeline.large_model") -> GPTConfig:
+    """"LxHxC" (n_layer x n_head x n_embd) -> a GPTConfig like base with that shape."""
+    try:
+        n_layer, n_head, n_embd = (int(x) for x in spec.lower().split("x"))
+    except ValueError:
+        raise UserError(f"{key}={spec!r}: expected n_layer x n_head x n_embd, e.g. 4x4x128") from None
+    if min(n_layer, n_head, n_embd) < 1 or n_embd % n_head:
+        raise UserError(f"{key}={spec!r}: sizes must be positive and n_embd divisible by n_head")
+    return dataclasses.replace(base, n_layer=n_layer, n_head=n_head, n_embd=n_embd)
+
+
+def shape_tag(mc: GPTConfig) -> str:
+    return f"{mc.n_layer}x{mc.n_head}x{mc.n_embd}"
+
+
+def sweep_shapes(cfg: Config) -> list[GPTConfig]:
+    sizes = cfg.pipeline.sweep_sizes
+    shapes = [parse_shape(s.strip(), cfg.model, "pipeline.sweep_sizes") for s in sizes.split(",")]
+    if len(shapes) < 3:
+        raise UserError(f"pipeline.sweep_sizes={sizes!r}: a sweep needs at least three sizes")
+    return shapes
+
+
+def _large(cfg: Config) -> Config:
+    """The larger base model ("GPT-3 large"): pipeline.large_model, pretrained for pipeline.large_steps."""
+    return dataclasses.replace(cfg, model=parse_shape(cfg.pipeline.large_model, cfg.model), pretrain=dataclasses.replace(
+        cfg.pretrain, steps=cfg.pipeline.large_steps or cfg.pretrain.steps))
+
+
+def _no_ptx(cfg: Config) -> Config:
+    """The paper's "PPO" models: the same RL, γ = 0."""
+    return dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, ptx_coef=0.0))
+
+
+def _shape(mc: GPTConfig, no_ptx: bool = False) -> Callable[[Config], Config]:
+    def configure(cfg: Config) -> Config:
+        cfg = dataclasses.replace(cfg, model=mc)
+        return _no_ptx(cfg) if no_ptx else cfg
+    return configure
+
+
+# ---- the recipes ---------------------------------------------------------------------------------------------------
+GPT3 = (("GPT-3", "plain"), ("GPT-3 prompted", "few_shot"))
+
+
+def recipe(biased: bool = True) -> list[Stage]:
+    """The stages of `minigpt-rlhf run`, in order; biased: with the "whose preferences?" experiment."""
+    ppo_reads = {"sft": "sft", "reward": "reward"}
+    stages = [
+        Stage("world", "world", "check data/: the toy world's files are present and valid", output=""),
+        Stage("pretrain", "pretrain", "step 0: a small GPT learns the corpus (\"GPT-3\")", shows=GPT3),
+        Stage("pretrain_large", "pretrain", "a larger base model (pipeline.large_model): \"GPT-3 large\"",
+              configure=_large, shows=(("GPT-3 large", "plain"), ("GPT-3 large prompted", "few_shot"))),
+        Stage("sft", "sft", "step 1: supervised fine-tuning on labeler demonstrations", reads={"base": "pretrain"},
+              shows=(("SFT", "chat"),)),
+        Stage("reward", "reward", "step 2: a reward model learns the labelers' rankings of K = 4..9 responses",
+              reads={"sft": "sft", "base": "pretrain"}),
+        Stage("ppo", "ppo", "step 3: PPO against the reward model, per-token KL penalty (γ = 0)", reads=ppo_reads,
+              configure=_no_ptx, shows=(("PPO", "chat"),)),
+        Stage("ppo_ptx", "ppo", "step 3: PPO-ptx, the same plus γ · the pretraining loss", reads=ppo_reads,
+              shows=(("PPO-ptx", "chat"),)),
+    ]
+    if biased:
+        stages += [
+            Stage("reward_biased", "reward", "whose preferences? a reward model from a biased labeler group, on "
+                  "the reward stage's responses", reads={"sft": "sft", "responses": "reward"},
+                  options={"labelers": "biased"}),
+            Stage("ppo_biased", "ppo", "whose preferences? PPO (γ = 0) against the biased reward model",
+                  reads={"sft": "sft", "reward": "reward_biased"}, configure=_no_ptx, shows=(("PPO biased", "chat"),)),
+        ]
+    return stages + [
+        Stage("evaluate", "evaluate", "every model answers the eval split: win rates, three H's, tax, compute",
+              output="eval"),
+        Stage("plots", "plots", "figures from metrics.jsonl and eval/results.json"),
+        Stage("report", "report", "report.md: the paper's findings beside ours", output="report.md"),
+    ]
+
+
+def sweep(cfg: Config) -> list[Stage]:
+    """The stages of `minigpt-rlhf sweep`: every size through pretrain, SFT, PPO and PPO-ptx; one reward model,
+    trained from the middle size's SFT model, scores them all (as the paper's 6B RM served every policy size)."""
+    shapes = sweep_shapes(cfg)
+    rm = shape_tag(shapes[len(shapes) // 2])
+    stages = [Stage("world", "world", "check data/", output="")]
+    for mc in shapes:
+        t = shape_tag(mc)
+        stages += [Stage(f"pretrain_{t}", "pretrain", f"step 0 at {t}", configure=_shape(mc), shows=GPT3),
+                   Stage(f"sft_{t}", "sft", f"step 1 at {t}", reads={"base": f"pretrain_{t}"}, configure=_shape(mc),
+                         shows=(("SFT", "chat"),))]
+    stages.append(Stage("reward", "reward", f"step 2, from the {rm} SFT model, for every size",
+                        reads={"sft": f"sft_{rm}", "base": f"pretrain_{rm}"}))
+    for mc in shapes:
+        t = shape_tag(mc)
+        reads = {"sft": f"sft_{t}", "reward": "reward"}
+        stages += [Stage(f"ppo_{t}", "ppo", f"step 3 at {t} (γ = 0)", reads=reads, configure=_shape(mc, no_ptx=True),
+                         shows=(("PPO", "chat"),)),
+                   Stage(f"ppo_ptx_{t}", "ppo", f"step 3, PPO-ptx at {t}", reads=reads, configure=_shape(mc),
+                         shows=(("PPO-ptx", "chat"),))]
+    return stages + [Stage("evaluate", "evaluate", "every method at every size against the largest SFT model",
+                           output="eval"),
+                     Stage("plots", "plots", "figures"), Stage("report", "report", "report.md", output="report.md")]
+
+
+def training(stages: list[Stage]) -> list[Stage]:
+    """The stages with a checkpoint, in order."""
+    return [s for s in stages if s.trains]
+
+
+def contenders(stages: list[Stage]) -> list[tuple[str, Stage, str]]:
+    """(name, stage, prompting) of every model the evaluation compares, in the recipe's order."""
+    return [(name, s, prompting) for s in stages for name, prompting in s.shows]
