@@ -129,6 +129,8 @@ class PPOConfig:
     #                         place of cleanrl's vf_coef (a loss weight matters only for a shared network)
     clip_eps: float = 0.2  # ε: the policy ratio is clipped to [1 − ε, 1 + ε]
     clip_value: float = 0.2  # the value moves at most this far from its rollout value per update (reward units)
+    baseline: str = "value"  # "value": PPO's value model and GAE; "group": GRPO, group_size answers per prompt
+    group_size: int = 8  # GRPO's G (rollout_batch answers = rollout_batch / G prompts)
     gae_gamma: float = 1.0  # discount: 1 in the bandit (the episode is one response; lm-human-preferences)
     gae_lambda: float = 0.95  # GAE λ: 0 = one-step TD, 1 = Monte-Carlo return
     kl_coef: float = 0.05  # β: per-token KL penalty against π^SFT (the paper used 0.02); the initial β if adaptive

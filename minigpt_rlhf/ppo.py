@@ -21,6 +21,12 @@ A value model V (initialised from the RM, as in the paper) is the baseline; GAE 
 advantages; the clipped surrogate keeps each update near the policy that sampled the batch. PPO-ptx adds
 γ · the LM loss on a corpus batch to every gradient step, which the paper found cuts the "alignment tax".
 
+GRPO (Shao et al., 2024, `baseline="group"`) is the same loop without a value model: each prompt is answered
+G = group_size times, and every token of response i gets the advantage of its whole return standardised within
+its group, A_i = (R_i − mean_group R) / std_group R, with R_i = r_θ(x, y_i) − β·KL_i. (DeepSeekMath moves the
+KL into the loss; keeping it in the reward, PPO and GRPO maximise the same objective and differ only in the
+baseline.)
+
 One iteration = rollout (sample with the KV cache, then score: π^RL, π^SFT, V and r_θ on the samples) →
 update (ppo_epochs passes of minibatch gradient steps). Shapes: B responses; each row is a left-padded prompt
 (P columns) followed by its right-padded response (R columns); per-token tensors are (B, R), with `mask` True
@@ -108,6 +114,14 @@ def gae(rewards, values, mask, gamma, lam):
         advantages[:, t] = next_advantage
         next_value = values[:, t]
     return advantages, advantages + values
+
+
+def group_advantages(rewards, mask, G: int):
+    """GRPO's advantages: each response's return R_i = Σ_t r_t, standardised within its group of G answers to one
+    prompt (rows i·G .. i·G+G−1), and given to every one of its tokens; 0 on padding."""
+    R = torch.where(mask, rewards, 0.0).sum(1).view(-1, G)
+    A = (R - R.mean(1, keepdim=True)) / (R.std(1, keepdim=True) + 1e-8)
+    return torch.where(mask, A.view(-1, 1), 0.0)
 
 
 # ---- the PPO losses ----------------------------------------------------------------------------------------
@@ -220,26 +234,32 @@ class PPOTrainer:
     KL of an untrained policy is exactly 0) and logs the largest gap between the two as `logprob_gap`: it must
     stay ~1e-6, a larger one means sampling and scoring disagree, the usual cause of a negative KL."""
 
-    def __init__(self, policy: GPT, ref: GPT, value: ValueModel, reward_fn: RewardFn, prompts: list[list[int]],
+    def __init__(self, policy: GPT, ref: GPT, value: ValueModel | None, reward_fn: RewardFn, prompts: list[list[int]],
                  pc: PPOConfig, tok: Tokenizer, max_new_tokens: int, ptx_coef: float = 0.0,
                  corpus: torch.Tensor | None = None, corpus_window: int = 128, seed: int = 0, reward_params: int = 0):
         """max_new_tokens: the response limit; corpus: the pretraining corpus as one token stream, for PPO-ptx;
         corpus_window: the pretraining window length, so that the ptx term is the pretraining loss itself;
-        reward_params: N of the model behind reward_fn, for the compute count."""
+        reward_params: N of the model behind reward_fn, for the compute count. value: None for GRPO."""
         if ptx_coef > 0 and corpus is None:
             raise ValueError("PPO-ptx (ptx_coef > 0) needs the pretraining corpus")
+        if (value is None) != (pc.baseline == "group"):
+            raise ValueError("a value model is PPO's baseline (ppo.baseline=value); GRPO (group) has none")
         self.policy, self.ref, self.value, self.reward_fn = policy, ref, value, reward_fn
         self.prompts, self.pc, self.tok, self.ptx_coef = prompts, pc, tok, ptx_coef
         self.max_new_tokens, self.reward_params = max_new_tokens, reward_params
         self.corpus, self.corpus_window = corpus, corpus_window
         self.compute = Compute(params=policy.num_params())
         # eval mode throughout, i.e. no dropout: the ratio π_φ/π_old must be exactly 1 before the first step
+        self.models = [m for m in (policy, value) if m is not None]  # what trains
         for m in (policy, ref, value):
-            m.eval()
+            if m is not None:
+                m.eval()
         ref.requires_grad_(False)
         self.device = next(policy.parameters()).device
-        self.optimizer = torch.optim.AdamW([{"params": policy.parameters(), "lr": pc.lr},
-                                            {"params": value.parameters(), "lr": pc.value_lr}], weight_decay=0.0)
+        groups = [{"params": policy.parameters(), "lr": pc.lr}]
+        if value is not None:
+            groups.append({"params": value.parameters(), "lr": pc.value_lr})
+        self.optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
         self.kl_ctl = KLController(pc.kl_coef, pc.kl_target, pc.kl_horizon)
         self.score_scale = None if pc.normalize_score else 1.0  # set from the first batch, see _normalise
         self.sample_gen = torch.Generator(device=self.device).manual_seed(seed)  # sampling responses
@@ -250,7 +270,9 @@ class PPOTrainer:
     def rollout(self) -> tuple[Rollout, dict]:
         pc, tok, dev = self.pc, self.tok, self.device
         t0 = time.perf_counter()
-        index = torch.randint(len(self.prompts), (pc.rollout_batch,), generator=self.gen).tolist()
+        G = pc.group_size if self.value is None else 1  # GRPO: each prompt answered G times
+        index = torch.randint(len(self.prompts), (pc.rollout_batch // G,), generator=self.gen).repeat_interleave(G)
+        index = index.tolist()
         prompts = [self.prompts[i] for i in index]
         with autocast(dev):  # temperature 1, no top-k: the samples come from π^RL itself, as the KL assumes
             gen = self.policy.generate(prompts, self.max_new_tokens, temperature=1.0, top_k=None, stop_id=tok.end_id,
@@ -266,7 +288,8 @@ class PPOTrainer:
         with autocast(dev):
             logp = by_length(partial(response_logprobs, self.policy), seq, real, mask)
             ref_logp = by_length(partial(response_logprobs, self.ref), seq, real, mask)
-            values = by_length(partial(response_values, self.value), seq, real, mask)
+            values = (by_length(partial(response_values, self.value), seq, real, mask) if self.value is not None
+                      else torch.zeros(B, R, device=dev))
         y = seq[:, -R:, None]
         logprobs, ref_logprobs = logp.gather(2, y).squeeze(2), ref_logp.gather(2, y).squeeze(2)
         entropy = -(logp.exp() * logp).sum(-1)
@@ -275,9 +298,12 @@ class PPOTrainer:
             sampled[i, : len(lp)] = lp.to(dev)
 
         rewards, kl = kl_penalised_rewards(score, logprobs, ref_logprobs, mask, self.kl_ctl.beta)
-        advantages, returns = gae(rewards, values, mask, pc.gae_gamma, pc.gae_lambda)
-        if pc.whiten_advantages:
-            advantages = masked_whiten(advantages, mask)
+        if self.value is None:
+            advantages, returns = group_advantages(rewards, mask, G), torch.zeros_like(rewards)
+        else:
+            advantages, returns = gae(rewards, values, mask, pc.gae_gamma, pc.gae_lambda)
+            if pc.whiten_advantages:
+                advantages = masked_whiten(advantages, mask)
         ro = Rollout(index, gen.responses, seq, real, mask, finished, logprobs, ref_logprobs, values, score,
                      rewards, kl, advantages, returns)
         kl_seq = float(kl.sum(1).mean())
@@ -288,9 +314,11 @@ class PPOTrainer:
             kl=kl_seq, sqrt_kl=math.sqrt(max(kl_seq, 0.0)), kl_per_token=float(masked_mean(kl, mask)),
             kl_coef=self.kl_ctl.beta, entropy=float(masked_mean(entropy, mask)),
             response_len=float(mask.sum(1).float().mean()), truncated=float(1 - finished.float().mean()),
-            explained_var=explained_variance(values, returns, mask), value_mean=float(masked_mean(values, mask)),
             logprob_gap=float(torch.where(mask, sampled - logprobs, 0.0).abs().max()),
             t_rollout=t1 - t0, t_score=time.perf_counter() - t1)
+        if self.value is not None:
+            stats |= dict(explained_var=explained_variance(values, returns, mask),
+                          value_mean=float(masked_mean(values, mask)))
         return ro, stats
 
     def _score(self, prompts, responses, finished):
@@ -312,9 +340,10 @@ class PPOTrainer:
         with them. With fewer than two finished samples there is no spread to measure: scale 1."""
         std = float(scores.std()) if len(scores) >= 2 else 0.0
         self.score_scale = 1.0 / std if std > 1e-6 else 1.0
-        self.value.head.weight.data.mul_(self.score_scale)
-        if self.value.head.bias is not None:
-            self.value.head.bias.data.mul_(self.score_scale)
+        if self.value is not None:
+            self.value.head.weight.data.mul_(self.score_scale)
+            if self.value.head.bias is not None:
+                self.value.head.bias.data.mul_(self.score_scale)
 
     # -- update: several epochs of minibatch steps -----------------------------------------------------------------
     def update(self, ro: Rollout) -> dict:
@@ -322,7 +351,7 @@ class PPOTrainer:
         The compute count adds the rollout (sampled, then scored by π^RL, π^SFT, V and r_θ) and the training."""
         t0 = time.perf_counter()
         pc, B, c = self.pc, len(ro.responses), self.compute
-        n_value, tokens = self.value.trunk.num_params(), int(ro.real.sum())
+        n_value, tokens = self.value.trunk.num_params() if self.value is not None else 0, int(ro.real.sum())
         c.forward(c.params, 2 * tokens)  # sampling, and scoring by π^RL
         c.forward(c.params, tokens, own=False)  # π^SFT
         c.forward(n_value, tokens, own=False)
@@ -337,9 +366,8 @@ class PPOTrainer:
                 check_finite(stats["loss"], len(history["loss"]), "PPO loss")
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                # clipped per model: the value loss's gradients must not shrink the policy's step
-                nn.utils.clip_grad_norm_(self.policy.parameters(), pc.grad_clip)
-                nn.utils.clip_grad_norm_(self.value.parameters(), pc.grad_clip)
+                for m in self.models:  # clipped per model: the value loss's gradients must not shrink the policy's step
+                    nn.utils.clip_grad_norm_(m.parameters(), pc.grad_clip)
                 self.optimizer.step()
                 for k, v in stats.items():
                     history[k].append(v)
@@ -354,12 +382,15 @@ class PPOTrainer:
         with autocast(self.device):
             logprobs = by_length(partial(response_logprobs, self.policy), seq, real, mask)
             logprobs = logprobs.gather(2, seq[:, -R:, None]).squeeze(2)
-            values = by_length(partial(response_values, self.value), seq, real, mask)
         pg_loss, clipfrac, approx_kl = policy_loss(logprobs, ro.logprobs[mb], ro.advantages[mb], mask, self.pc.clip_eps)
-        vf_loss = value_loss(values, ro.values[mb], ro.returns[mb], mask, self.pc.clip_value)
-        loss = pg_loss + vf_loss
-        stats = dict(pg_loss=pg_loss.item(), vf_loss=vf_loss.item(), clipfrac=clipfrac.item(),
-                     approx_kl=approx_kl.item())
+        loss = pg_loss
+        stats = dict(pg_loss=pg_loss.item(), clipfrac=clipfrac.item(), approx_kl=approx_kl.item())
+        if self.value is not None:
+            with autocast(self.device):
+                values = by_length(partial(response_values, self.value), seq, real, mask)
+            vf_loss = value_loss(values, ro.values[mb], ro.returns[mb], mask, self.pc.clip_value)
+            loss = loss + vf_loss
+            stats["vf_loss"] = vf_loss.item()
         if self.ptx_coef > 0:
             # γ · E_x~D_pretrain[−log π_φ^RL(x)]: the objective's last term, as a loss
             x, y = self.corpus_batch()
@@ -377,12 +408,15 @@ class PPOTrainer:
 
     # -- resume ----------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return dict(value_model=self.value.state_dict(), value_model_config=dataclasses.asdict(self.value.trunk.config),
-                    optimizer=self.optimizer.state_dict(), kl_coef=self.kl_ctl.beta, score_scale=self.score_scale,
-                    rng=dict(sample=self.sample_gen.get_state(), train=self.gen.get_state()), compute=self.compute.row())
+        value = {} if self.value is None else dict(value_model=self.value.state_dict(),
+                                                   value_model_config=dataclasses.asdict(self.value.trunk.config))
+        return dict(**value, optimizer=self.optimizer.state_dict(), kl_coef=self.kl_ctl.beta,
+                    score_scale=self.score_scale, rng=dict(sample=self.sample_gen.get_state(), train=self.gen.get_state()),
+                    compute=self.compute.row())
 
     def load_state_dict(self, state: dict) -> None:
-        self.value.load_state_dict(state["value_model"])
+        if self.value is not None:
+            self.value.load_state_dict(state["value_model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.kl_ctl.beta, self.score_scale = state["kl_coef"], state["score_scale"]
         self.sample_gen.set_state(state["rng"]["sample"])
@@ -391,11 +425,23 @@ class PPOTrainer:
 
 
 # ---- the stage -----------------------------------------------------------------------------------------------
-def build_trainer(cfg: Config, sft: Path, reward: Path, device=None) -> tuple[PPOTrainer, list]:
+def gold_reward(prompts: list[world.Prompt], prompt_ids: list[list[int]], tok: Tokenizer) -> RewardFn:
+    """The oracle: the gold judge's overall score as the reward of a finished response. A measurement of what RL
+    can do with a perfect reward model, never the recipe and never a source of gradients for its models."""
+    by_ids = {tuple(ids): p for ids, p in zip(prompt_ids, prompts)}
+
+    def reward(xs: list[list[int]], ys: list[list[int]]) -> torch.Tensor:
+        return torch.tensor([world.judge(by_ids[tuple(x)], tok.decode(y, skip_special=True)).overall
+                             for x, y in zip(xs, ys)])
+
+    return reward
+
+
+def build_trainer(cfg: Config, sft: Path, reward: Path, device=None, oracle: bool = False) -> tuple[PPOTrainer, list]:
     """A PPOTrainer from the SFT model in folder `sft`, the reward model in folder `reward` and data/: π^RL and
-    π^SFT from the SFT checkpoint, V and r_θ from the reward model's, the PPO-split prompts in the chat format,
-    and for PPO-ptx (cfg.ppo.ptx_coef > 0) the pretraining corpus. Returns the trainer and the world's Prompt
-    objects (the gold judge needs their metadata)."""
+    π^SFT from the SFT checkpoint, V (for PPO's baseline) and r_θ from the reward model's, the PPO-split prompts
+    in the chat format, and for PPO-ptx (cfg.ppo.ptx_coef > 0) the pretraining corpus; oracle: the gold judge
+    instead of r_θ. Returns the trainer and the world's Prompt objects (the gold judge needs their metadata)."""
     pc = cfg.ppo
     sft_ckpt = load_checkpoint(Path(sft) / "ckpt.pt", "sft")
     tok = tokenizer_from(sft_ckpt)
@@ -409,9 +455,10 @@ def build_trainer(cfg: Config, sft: Path, reward: Path, device=None) -> tuple[PP
         raise UserError(f"the longest PPO prompt + max_new_tokens={cfg.max_new_tokens} exceed the model's "
                         f"block_size {policy.config.block_size} by {too_long}: lower max_new_tokens")
     corpus = load_tokens(cfg.data_dir, "train", tok) if pc.ptx_coef > 0 else None
-    trainer = PPOTrainer(policy, ref, ValueModel.from_reward_model(rm), rm.score, prompt_ids, pc, tok,
-                         cfg.max_new_tokens, pc.ptx_coef, corpus, window(cfg, policy), cfg.seed,
-                         reward_params=rm.trunk.num_params())
+    value = ValueModel.from_reward_model(rm) if pc.baseline == "value" else None
+    reward_fn, n_reward = (gold_reward(prompts, prompt_ids, tok), 0) if oracle else (rm.score, rm.trunk.num_params())
+    trainer = PPOTrainer(policy, ref, value, reward_fn, prompt_ids, pc, tok, cfg.max_new_tokens, pc.ptx_coef, corpus,
+                         window(cfg, policy), cfg.seed, reward_params=n_reward)
     return trainer, prompts
 
 
@@ -421,10 +468,11 @@ def gold_score(prompts, responses, finished, tok: Tokenizer) -> float:
                for p, r, f in zip(prompts, responses, finished)) / len(prompts)
 
 
-def run(cfg: Config, out: Path, sft: Path, reward: Path) -> Path:
-    """PPO-ptx with γ = cfg.ppo.ptx_coef (γ = 0: PPO) from the SFT model in folder `sft` against the reward model in
-    folder `reward`. Writes out/{ckpt.pt, metrics.jsonl} and returns the checkpoint path; a finished checkpoint
-    is returned as is, an unfinished one is resumed."""
+def run(cfg: Config, out: Path, sft: Path, reward: Path, oracle: bool = False) -> Path:
+    """PPO-ptx with γ = cfg.ppo.ptx_coef (γ = 0: PPO; ppo.baseline=group: GRPO) from the SFT model in folder `sft`
+    against the reward model in folder `reward` (oracle: against the gold judge). Writes out/{ckpt.pt,
+    metrics.jsonl} and returns the checkpoint path; a finished checkpoint is returned as is, an unfinished one
+    is resumed."""
     pc, out = cfg.ppo, Path(out)
     if pc.ptx_coef < 0:
         raise UserError(f"ppo.ptx_coef must be >= 0, got {pc.ptx_coef}")
@@ -434,7 +482,7 @@ def run(cfg: Config, out: Path, sft: Path, reward: Path) -> Path:
         print(f"{out.name}: {path} is finished, skipping (delete it to retrain)")
         return path
     device = setup(cfg.seed, cfg.device or None)
-    trainer, prompts = build_trainer(cfg, sft, reward, device)
+    trainer, prompts = build_trainer(cfg, sft, reward, device, oracle)
     policy, tok = trainer.policy, trainer.tok
     heldout = load_tokens(cfg.data_dir, "val", tok)
 
@@ -449,7 +497,7 @@ def run(cfg: Config, out: Path, sft: Path, reward: Path) -> Path:
     def save(step, finished):
         save_checkpoint(path, "ppo", model_config=dataclasses.asdict(policy.config), model=policy.state_dict(),
                         tokenizer=tok.state_dict(), config=dataclasses.asdict(cfg), step=step, finished=finished,
-                        ptx_coef=pc.ptx_coef, sft_stage=Path(sft).name, reward_stage=Path(reward).name,
+                        ptx_coef=pc.ptx_coef, sft_stage=Path(sft).name, reward_stage="gold" if oracle else Path(reward).name,
                         **trainer.state_dict())
 
     # Row k describes the policy after k updates (its rollout, its gold score) and then the update k -> k+1;

@@ -86,10 +86,12 @@ def make_trainer(policy=None, reward_fn=a_fraction, ptx_coef=0.0, corpus=None, s
     PPO-ptx windows are CORPUS_WINDOW tokens, like the policy's "pretraining" documents."""
     policy = policy or micro_policy()
     pc = dataclasses.replace(load_config("micro").ppo, **overrides)
-    head = nn.Linear(policy.config.n_embd, 1)
-    nn.init.zeros_(head.weight)
-    nn.init.zeros_(head.bias)
-    value = ValueModel(copy.deepcopy(policy), head)
+    value = None
+    if pc.baseline == "value":  # GRPO has none
+        head = nn.Linear(policy.config.n_embd, 1)
+        nn.init.zeros_(head.weight)
+        nn.init.zeros_(head.bias)
+        value = ValueModel(copy.deepcopy(policy), head)
     return PPOTrainer(policy, copy.deepcopy(policy), value, reward_fn, PROMPTS, pc, TOK, max_new_tokens, ptx_coef,
                       corpus, CORPUS_WINDOW, seed)
 

@@ -217,3 +217,61 @@ def test_cli_ppo_without_an_sft_run_is_a_clear_error(tmp_path, capsys):
 def test_the_lesson_runs_on_micro(lesson_run):
     out = run_lesson("05_ppo", lesson_run, needs=("reward",))
     assert "on evaluation prompts:" in out and "rollout share" in out
+
+
+# ---- best-of-n: PPO's no-training rival on the same KL axis ----------------------------------------------------
+def test_best_of_n_picks_the_argmax_and_its_expected_value_equals_a_brute_force_over_subsets():
+    import itertools
+
+    from minigpt_rlhf.best_of_n import expected_best, pick
+
+    scores = torch.tensor([[0.1, 0.9, 0.5, -1.0, 0.7], [3.0, 2.0, 1.0, 0.0, -1.0]])
+    values = torch.tensor([[1.0, 2.0, 3.0, 4.0, 5.0], [10.0, 20.0, 30.0, 40.0, 50.0]])
+    assert pick(scores).tolist() == [1, 0]
+    for n in range(1, 6):
+        brute = [sum(values[p, max(s, key=lambda i: scores[p, i])] for s in itertools.combinations(range(5), n))
+                 / math.comb(5, n) for p in range(2)]
+        assert expected_best(scores, values, n).tolist() == pytest.approx([float(b) for b in brute])
+    assert expected_best(scores, values, 1).tolist() == pytest.approx(values.mean(1).tolist())  # n = 1: the mean
+
+
+def test_best_of_n_kl_formula_matches_a_monte_carlo_estimate():
+    """A toy continuous reward: scores uniform on [0, 1]. The best of n has density n·u^(n−1); its KL to the
+    uniform base, estimated from 400k draws binned into 40 bins, matches log n − (n−1)/n."""
+    from minigpt_rlhf.best_of_n import kl_best_of_n
+
+    g = torch.Generator().manual_seed(0)
+    for n in (1, 2, 4, 16):
+        best = torch.rand(400_000, n, generator=g).max(1).values
+        freq = torch.histc(best, bins=40, min=0, max=1) / len(best)
+        kl = float((freq[freq > 0] * (freq[freq > 0] * 40).log()).sum())
+        assert kl == pytest.approx(kl_best_of_n(n), abs=0.02), n
+    assert kl_best_of_n(1) == 0 and kl_best_of_n(64) == pytest.approx(math.log(64) - 63 / 64)
+
+
+# ---- GRPO: the same loop, a group baseline instead of a value model ------------------------------------------------
+def test_grpo_advantages_are_standardised_within_each_group_and_zero_on_padding():
+    from minigpt_rlhf.ppo import group_advantages
+
+    mask = right_padded_mask([3, 1, 2, 2, 4, 1], 4)
+    rewards = torch.where(mask, torch.randn(6, 4, generator=torch.Generator().manual_seed(0)), 0.0)
+    A = group_advantages(rewards, mask, 3)
+    R = rewards.sum(1).view(2, 3)
+    for g in range(2):
+        a = A[3 * g : 3 * g + 3, 0]  # every token of a response carries its response's advantage
+        assert a.mean().item() == pytest.approx(0.0, abs=1e-6) and a.std().item() == pytest.approx(1.0, abs=1e-4)
+        assert torch.allclose(a, (R[g] - R[g].mean()) / R[g].std(), atol=1e-5)
+    assert torch.equal(A[~mask], torch.zeros(int((~mask).sum())))
+    assert all(torch.all(A[i, mask[i]] == A[i, 0]) for i in range(6))
+
+
+def test_grpo_needs_no_value_model_and_raises_a_known_reward():
+    tr = make_trainer(baseline="group", group_size=4, rollout_batch=16, minibatch=8, lr=1e-3, kl_coef=0.01)
+    ro, stats = tr.rollout()
+    assert tr.value is None and "explained_var" not in stats
+    assert all(len(set(ro.prompt_index[i : i + 4])) == 1 for i in range(0, 16, 4))
+    before = mean_reward(tr)
+    for _ in range(20):
+        tr.update(tr.rollout()[0])
+    assert mean_reward(tr) > before + 0.4
+    assert len(tr.optimizer.param_groups) == 1  # only the policy trains
