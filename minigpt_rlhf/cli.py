@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from minigpt_rlhf.config import PRESETS, load_config
-from minigpt_rlhf.runtime import UserError
+from minigpt_rlhf.config import AT_LEAST_1, NON_NEGATIVE, PRESETS, Range, load_config
+from minigpt_rlhf.runtime import GENERATORS, UserError
 from minigpt_rlhf.stages import TRAINING_STEPS, recipe
 from minigpt_rlhf.world import DataError
 
@@ -20,6 +20,28 @@ def recipe_help() -> str:
     return ("InstructGPT (Ouyang et al., 2022) in miniature, from scratch. `minigpt-rlhf run` runs these stages in "
             f"order:\n\n{lines}\n\nPresets: micro (tests, seconds), quick (a 2-core CPU, minutes), full (a GPU or a "
             "patient CPU).\n")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors (an unknown flag, a missing or badly typed value) as one line, like every other
+    bad input: `error: argument --top-k: must be >= 1, got 0 (see minigpt-rlhf sample --help)`."""
+
+    def error(self, message):
+        raise UserError(f"{message} (see `{self.prog} --help`)")
+
+
+def number(typ: type, allowed: Range):
+    """An argparse type: a number of type typ within allowed (the config's own ranges)."""
+    def parse(raw: str):
+        try:
+            value = typ(raw)
+        except ValueError:
+            kind = "an integer" if typ is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {raw!r}") from None
+        if value not in allowed:
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {raw}")
+        return value
+    return parse
 
 
 def add_config_args(p: argparse.ArgumentParser) -> None:
@@ -37,9 +59,11 @@ def config_from_args(args):
 
 
 def add_sampling_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--temperature", type=float, default=0.8, help="softmax temperature (0 = greedy)")
-    p.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens only")
-    p.add_argument("--max-new-tokens", type=int, default=200)
+    p.add_argument("--temperature", type=number(float, NON_NEGATIVE), default=0.8,
+                   help="softmax temperature (0 = greedy)")
+    p.add_argument("--top-k", type=number(int, AT_LEAST_1), default=None,
+                   help="sample among the k most likely tokens only")
+    p.add_argument("--max-new-tokens", type=number(int, AT_LEAST_1), default=200)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--seed", type=int, default=0)
 
@@ -49,12 +73,11 @@ def cmd_step(args) -> None:
     from minigpt_rlhf import pipeline
 
     cfg = config_from_args(args)
-    stages = {s.name: s for s in recipe()}
     name = args.stage or ("ppo_ptx" if args.command == "ppo" and cfg.ppo.ptx_coef > 0 else args.command)
     if name == "ppo" and cfg.ppo.ptx_coef > 0 and args.stage:
         print(f"stage ppo is the paper's PPO: it runs with γ = 0, not ppo.ptx_coef={cfg.ppo.ptx_coef} (that is ppo_ptx)")
     run_dir = Path(args.run_dir or f"runs/{args.preset}")
-    pipeline.run_stage(stages[name], cfg, run_dir)
+    pipeline.run_step(cfg, run_dir, name)
     print(f"wrote {run_dir / name}")
 
 
@@ -87,16 +110,19 @@ def cmd_sweep(args) -> None:
 
 
 def cmd_world(args) -> None:
-    from minigpt_rlhf import world
+    from minigpt_rlhf import preflight, world
 
+    preflight.check_out(args.out, "--out")
     out = world.generate(args.out, args.seed)
     print(f"wrote the toy world (seed {args.seed}) to {out}/: see {out}/README.md")
 
 
 def cmd_evaluate(args) -> None:
-    from minigpt_rlhf import evaluate
+    from minigpt_rlhf import pipeline
 
-    print(evaluate.evaluate(config_from_args(args), args.run_dir or f"runs/{args.preset}"))
+    run_dir = Path(args.run_dir or f"runs/{args.preset}")
+    pipeline.run_step(config_from_args(args), run_dir, "evaluate")
+    print(run_dir / "eval" / "results.json")
 
 
 def is_sweep(run_dir) -> bool:
@@ -133,7 +159,7 @@ def cmd_sample(args) -> None:
     from minigpt_rlhf.tokenizer import VocabError, format_chat, format_plain
 
     dev = setup(args.seed, args.device)
-    ckpt = load_checkpoint(args.ckpt)
+    ckpt = load_checkpoint(args.ckpt, GENERATORS)
     model, tok = build_model(ckpt, dev), tokenizer_from(ckpt)
     chat = ckpt["kind"] != "pretrain" and not args.plain
     try:
@@ -156,7 +182,7 @@ def cmd_chat(args) -> None:
     from minigpt_rlhf.tokenizer import VocabError, format_chat, format_plain
 
     dev = setup(args.seed, args.device)
-    ckpt = load_checkpoint(args.ckpt, ("pretrain", "sft", "ppo"))
+    ckpt = load_checkpoint(args.ckpt, GENERATORS)
     model, tok = build_model(ckpt, dev).eval(), tokenizer_from(ckpt)
     fmt = format_plain if ckpt["kind"] == "pretrain" else format_chat
     gen = torch.Generator(device=dev).manual_seed(args.seed)
@@ -190,19 +216,19 @@ def cmd_bench(args) -> None:
     from minigpt_rlhf import bench
     from minigpt_rlhf.runtime import setup
 
+    out = Path(args.out)
+    if out.is_dir() or not out.parent.is_dir():
+        raise UserError(f"--out {out}: expected a file in an existing folder, e.g. --out bench.json")
     dev = setup(0, args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.repeats < 1 or args.new_tokens < 1:
-        raise UserError("--repeats and --new-tokens must be at least 1")
     result = bench.run([args.preset] if args.preset else PRESETS, dev, args.repeats, args.new_tokens, args.out)
     print(bench.table(result))
     print(f"wrote {args.out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="minigpt-rlhf", description=recipe_help(),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog="minigpt-rlhf", description=recipe_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
 
     p = sub.add_parser("world", help="generate the toy world's dataset (data/) from a seed")
@@ -243,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="generate from a checkpoint")
     p.add_argument("--ckpt", required=True, help="a checkpoint, e.g. runs/quick/sft/ckpt.pt")
     p.add_argument("--prompt", required=True, help="the instruction (chat format) or text to continue (base)")
-    p.add_argument("--num", type=int, default=1, help="how many samples")
+    p.add_argument("--num", type=number(int, AT_LEAST_1), default=1, help="how many samples")
     p.add_argument("--plain", action="store_true", help="prompt a chat model with plain text, as a base model")
     add_sampling_args(p)
     p.set_defaults(func=cmd_sample)
@@ -261,17 +287,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=PRESETS, default=None, help="one model shape only (default: all three)")
     p.add_argument("--out", default="bench.json", help="JSON file to write (default bench.json)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: the best available)")
-    p.add_argument("--repeats", type=int, default=3, help="timed runs per measurement, after a warm-up")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--repeats", type=number(int, AT_LEAST_1), default=3, help="timed runs per measurement, after a warm-up")
+    p.add_argument("--threads", type=number(int, AT_LEAST_1), default=None,
                    help="torch intra-op threads (default torch's); 1 is far faster on a busy 2-core CPU")
-    p.add_argument("--new-tokens", type=int, default=256, help="tokens per sampling run (default 256)")
+    p.add_argument("--new-tokens", type=number(int, AT_LEAST_1), default=256, help="tokens per sampling run (default 256)")
     p.set_defaults(func=cmd_bench)
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         args.func(args)
     except (UserError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)

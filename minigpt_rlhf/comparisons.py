@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from minigpt_rlhf import world
-from minigpt_rlhf.config import RewardConfig
+from minigpt_rlhf.config import RewardConfig, parse_temperatures
 from minigpt_rlhf.model import GPT
 from minigpt_rlhf.runtime import UserError
 from minigpt_rlhf.tokenizer import Tokenizer, format_chat, format_plain
@@ -68,23 +68,12 @@ class Comparison:
     ranking: list[int]  # indices into responses, best first
 
 
-def temperatures(rc: RewardConfig) -> list[float]:
-    try:
-        temps = [float(t) for t in rc.temperatures.split(",")]
-    except ValueError:
-        temps = []
-    if not temps or any(t <= 0 for t in temps):
-        raise UserError(f"reward.temperatures={rc.temperatures!r}: expected positive numbers separated by commas, "
-                        f"e.g. --set reward.temperatures=0.7,1.0")
-    return temps
-
-
 def sample_responses(models: dict[str, GPT], tok: Tokenizer, prompts: list, rc: RewardConfig, max_new_tokens: int,
                      seed: int):
     """K ~ U{k_min..k_max} responses per prompt: round(base_share·K) from models["base"] prompted in plain text,
     the rest from models["sft"] in the chat format, temperatures cycled. Returns (responses, finished, sources)
     per prompt. Batched KV-cache sampling, jobs grouped by model and temperature, similar lengths together."""
-    rng, temps = random.Random(seed), temperatures(rc)
+    rng, temps = random.Random(seed), parse_temperatures(rc.temperatures)  # checked by config
     gen = torch.Generator(device=next(models["sft"].parameters()).device).manual_seed(seed)
     jobs = []  # (prompt index, model name, temperature)
     for i in range(len(prompts)):

@@ -2,12 +2,15 @@
 
 Defaults are the `quick` preset (the whole recipe on a 2-core CPU in minutes). Each stage's table of preset
 overrides sits right below its dataclass. `load_config("micro", ["ppo.kl_coef=0.05"])` builds a Config;
-`--set key=value` on the command line does the same.
+`--set key=value` on the command line does the same. Every value is checked when the Config is built: the
+allowed range of each number (RANGES, at the end) and the settings that must agree with each other (`check`),
+so a bad value is an error before any stage runs, not a traceback or a nonsense run minutes later.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from minigpt_rlhf.model import GPTConfig
@@ -224,6 +227,7 @@ _STAGE_PRESETS = {
 
 
 def load_config(preset: str = "quick", overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """The preset's Config with the `section.key=value` overrides applied, every value checked (`check`)."""
     if preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
     cfg = Config(preset=preset, **_TOP_PRESETS[preset])
@@ -232,6 +236,7 @@ def load_config(preset: str = "quick", overrides: list[str] | tuple[str, ...] = 
             setattr(getattr(cfg, stage), key, value)
     for item in overrides:
         apply_override(cfg, item)
+    check(cfg)
     return cfg
 
 
@@ -269,3 +274,137 @@ def _parse(key: str, raw: str, typ: type):
         return typ(raw)
     except ValueError:
         raise UserError(f"--set {key}={raw}: expected a value of type {typ.__name__}") from None
+
+
+# ---- allowed values -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Range:
+    """The values a number may take: lo..hi, an end excluded where it is open; never NaN or infinite."""
+
+    lo: float = -math.inf
+    hi: float = math.inf
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __contains__(self, x) -> bool:
+        return (math.isfinite(x) and (x > self.lo if self.lo_open else x >= self.lo)
+                and (x < self.hi if self.hi_open else x <= self.hi))
+
+    def __str__(self) -> str:
+        if self.lo == -math.inf:
+            return "a finite number"
+        if self.hi == math.inf:
+            return f"{'>' if self.lo_open else '>='} {self.lo:g}"
+        return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+
+
+ANY, POSITIVE, NON_NEGATIVE, AT_LEAST_1 = Range(), Range(0, lo_open=True), Range(0), Range(1)
+FRACTION, BELOW_1, OPEN_UNIT = Range(0, 1), Range(0, 1, hi_open=True), Range(0, 1, True, True)
+
+# The range of every number of every section, by dataclass (a subclass also gets its base's, e.g. Optim's).
+# A test checks that no int or float field is missing here.
+RANGES = {
+    Config: dict(seed=ANY, max_new_tokens=AT_LEAST_1),
+    GPTConfig: dict(block_size=Range(2), n_layer=AT_LEAST_1, n_head=AT_LEAST_1, n_embd=AT_LEAST_1, dropout=BELOW_1),
+    Optim: dict(lr=POSITIVE, min_lr=NON_NEGATIVE, warmup=NON_NEGATIVE, weight_decay=NON_NEGATIVE, beta1=BELOW_1,
+                beta2=BELOW_1, grad_clip=POSITIVE),
+    PretrainConfig: dict(steps=AT_LEAST_1, batch_size=AT_LEAST_1, seq_len=AT_LEAST_1, grad_accum=AT_LEAST_1,
+                         eval_every=AT_LEAST_1, eval_windows=AT_LEAST_1, log_every=AT_LEAST_1),
+    SFTConfig: dict(epochs=AT_LEAST_1, batch_size=AT_LEAST_1, grad_accum=AT_LEAST_1, dropout=BELOW_1,
+                    max_demos=NON_NEGATIVE, heldout_prompts=AT_LEAST_1, log_every=AT_LEAST_1),
+    RewardConfig: dict(n_prompts=AT_LEAST_1, val_prompts=AT_LEAST_1, k_min=Range(2), k_max=Range(2),
+                       base_share=FRACTION, sample_batch=AT_LEAST_1, batch_size=AT_LEAST_1, epochs=AT_LEAST_1, eval_every=AT_LEAST_1),
+    PPOConfig: dict(iterations=AT_LEAST_1, rollout_batch=AT_LEAST_1, minibatch=AT_LEAST_1, ppo_epochs=AT_LEAST_1,
+                    lr=POSITIVE, value_lr=POSITIVE, clip_eps=POSITIVE, clip_value=POSITIVE, gae_gamma=FRACTION,
+                    gae_lambda=FRACTION, kl_coef=NON_NEGATIVE, kl_target=NON_NEGATIVE, kl_horizon=AT_LEAST_1,
+                    ptx_coef=NON_NEGATIVE, ptx_batch=AT_LEAST_1, truncation_penalty=ANY, grad_clip=POSITIVE,
+                    eval_every=AT_LEAST_1),
+    EvalConfig: dict(prompts=NON_NEGATIVE, samples=AT_LEAST_1, temperature=NON_NEGATIVE, batch_size=AT_LEAST_1,
+                     bootstrap=AT_LEAST_1, confidence=OPEN_UNIT, cloze_items=NON_NEGATIVE),
+    PipelineConfig: dict(large_steps=NON_NEGATIVE),
+}
+
+
+def ranges(section) -> dict[str, Range]:
+    """The allowed range of each number of one section (a dataclass instance), its base classes' included."""
+    out = {}
+    for cls in reversed(type(section).__mro__):
+        out.update(RANGES.get(cls, {}))
+    return out
+
+
+def check(cfg: Config) -> None:
+    """Raise a UserError naming the first value out of its range, or the first two settings that disagree, and
+    the --set that changes it. (What needs the data, e.g. whether the prompts fit model.block_size, is checked by
+    preflight.py before the first stage.)"""
+    sections = {"": cfg} | {f.name + ".": getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+                            if dataclasses.is_dataclass(getattr(cfg, f.name))}
+    for prefix, section in sections.items():
+        for name, allowed in ranges(section).items():
+            value = getattr(section, name)
+            if value not in allowed:
+                raise UserError(f"{prefix}{name}={value}: must be {allowed}; change it with --set {prefix}{name}=VALUE")
+    for ok, message in _agreements(cfg):
+        if not ok:
+            raise UserError(message)
+    parse_temperatures(cfg.reward.temperatures)
+    parse_shape(cfg.pipeline.large_model, cfg.model)
+    sweep_shapes(cfg)
+
+
+def _agreements(cfg: Config) -> list[tuple[bool, str]]:
+    """(holds, the message if not) for each pair of settings that must agree."""
+    m, p, r = cfg.model, cfg.pretrain, cfg.reward
+    return [
+        (cfg.preset in PRESETS, f"preset={cfg.preset!r}: choose the preset with --preset {'|'.join(PRESETS)}"),
+        (m.vocab_size == 0, f"model.vocab_size={m.vocab_size}: it is set from the tokenizer when a model is built; "
+                            f"drop --set model.vocab_size"),
+        (m.n_embd % m.n_head == 0, f"model.n_embd={m.n_embd} is not divisible by model.n_head={m.n_head}: each head "
+                                   f"gets n_embd / n_head channels; change --set model.n_embd or model.n_head"),
+        *[(s.min_lr <= s.lr, f"{name}.min_lr={s.min_lr} is above {name}.lr={s.lr}: the schedule decays from lr down "
+                             f"to min_lr; lower --set {name}.min_lr or raise {name}.lr")
+          for name, s in (("pretrain", p), ("sft", cfg.sft), ("reward", r))],
+        (p.warmup <= min(p.steps, cfg.pipeline.large_steps or p.steps),
+         f"pretrain.warmup={p.warmup} is longer than the {min(p.steps, cfg.pipeline.large_steps or p.steps)} "
+         f"pretraining steps (pretrain.steps, pipeline.large_steps): lower --set pretrain.warmup"),
+        (p.seq_len <= m.block_size, f"pretrain.seq_len={p.seq_len} is longer than the model's context, "
+                                    f"model.block_size={m.block_size}: lower --set pretrain.seq_len"),
+        (r.k_min <= r.k_max, f"reward.k_min={r.k_min} is above reward.k_max={r.k_max}: K is drawn from k_min..k_max; "
+                             f"change --set reward.k_min or reward.k_max"),
+        (cfg.ppo.minibatch <= cfg.ppo.rollout_batch,
+         f"ppo.minibatch={cfg.ppo.minibatch} is larger than ppo.rollout_batch={cfg.ppo.rollout_batch}, the responses "
+         f"each update draws its minibatches from: lower --set ppo.minibatch"),
+    ]
+
+
+def parse_temperatures(spec: str) -> list[float]:
+    """reward.temperatures, "0.7,1.0,1.3" -> [0.7, 1.0, 1.3]: positive numbers."""
+    try:
+        temps = [float(t) for t in spec.split(",")]
+    except ValueError:
+        temps = []
+    if not temps or not all(t in POSITIVE for t in temps):
+        raise UserError(f"reward.temperatures={spec!r}: expected positive numbers separated by commas, "
+                        f"e.g. --set reward.temperatures=0.7,1.0")
+    return temps
+
+
+def parse_shape(spec: str, base: GPTConfig, key: str = "pipeline.large_model") -> GPTConfig:
+    """"LxHxC" (n_layer x n_head x n_embd) -> a GPTConfig like base with that shape."""
+    try:
+        n_layer, n_head, n_embd = (int(x) for x in spec.lower().split("x"))
+    except ValueError:
+        raise UserError(f"{key}={spec!r}: expected n_layer x n_head x n_embd, e.g. --set {key}=4x4x128") from None
+    if min(n_layer, n_head, n_embd) < 1 or n_embd % n_head:
+        raise UserError(f"{key}={spec!r}: sizes must be positive and n_embd divisible by n_head, e.g. 4x4x128")
+    return dataclasses.replace(base, n_layer=n_layer, n_head=n_head, n_embd=n_embd)
+
+
+def sweep_shapes(cfg: Config) -> list[GPTConfig]:
+    """The model shapes of `minigpt-rlhf sweep` (pipeline.sweep_sizes), smallest first."""
+    sizes = cfg.pipeline.sweep_sizes
+    shapes = [parse_shape(s.strip(), cfg.model, "pipeline.sweep_sizes") for s in sizes.split(",")]
+    if len(shapes) < 3:
+        raise UserError(f"pipeline.sweep_sizes={sizes!r}: a sweep needs at least three sizes, e.g. "
+                        f"--set pipeline.sweep_sizes=2x2x64,4x4x128,6x4x192")
+    return shapes

@@ -1,16 +1,18 @@
 """The whole recipe in one command, resumable: `minigpt-rlhf run --preset quick [--out runs/NAME] [--from STAGE]`.
 
-The stages and their order are stages.recipe() (`minigpt-rlhf sweep`: stages.sweep()). The pipeline records
-each stage it finished, with its wall time, in run_dir/pipeline.json; a recorded stage whose output is still
-there is skipped, so an interrupted run resumes where it stopped (a stage interrupted half-way resumes from its
-own last checkpoint). `--from STAGE` deletes that stage's output and every later one's, then reruns them.
+The stages and their order are stages.recipe() (`minigpt-rlhf sweep`: stages.sweep()). Before anything is
+written, the world stage checks the data and the settings against it, and the run folder's checkpoints are
+checked against the settings (preflight.py); then the run takes the folder's lock (runtime.run_lock: one run per
+folder). The pipeline records each stage it finished, with its wall time, in run_dir/pipeline.json; a recorded
+stage whose output is still there is skipped, so an interrupted run resumes where it stopped (a stage
+interrupted half-way resumes from its own last checkpoint). `--from STAGE` deletes that stage's output and every
+later one's, then reruns them. `run_step` runs one stage alone (`minigpt-rlhf sft`) after the same checks.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
-import json
 import os
 import platform
 import shutil
@@ -19,27 +21,10 @@ from pathlib import Path
 
 import torch
 
-from minigpt_rlhf import stages as recipes
+from minigpt_rlhf import preflight, stages as recipes
 from minigpt_rlhf.config import Config
-from minigpt_rlhf.runtime import UserError, pick_device, write_json
+from minigpt_rlhf.runtime import UserError, pick_device, read_json, run_lock, write_json
 from minigpt_rlhf.stages import Stage
-
-
-def check_world(cfg: Config) -> None:
-    """data/ is there and every split loads (the world's loaders validate the files and the vocabulary)."""
-    from minigpt_rlhf import world
-
-    data = Path(cfg.data_dir)
-    if not data.is_dir():
-        raise UserError(f"the data folder {data} does not exist: run `minigpt-rlhf world` to generate it, "
-                        f"or point --set data_dir=... at it")
-    for split in ("sft", "rm", "ppo", "eval"):
-        if not world.load_prompts(data, split):
-            raise UserError(f"{data}: the {split!r} prompt split is empty: regenerate it with `minigpt-rlhf world`")
-    for split in ("train", "val"):
-        if not world.load_corpus(data, split):
-            raise UserError(f"{data}: the {split!r} corpus is empty: regenerate it with `minigpt-rlhf world`")
-    print(f"world: {data} is present and valid")
 
 
 def run_stage(stage: Stage, cfg: Config, run_dir: Path, sweep: bool = False) -> None:
@@ -52,7 +37,7 @@ def run_stage(stage: Stage, cfg: Config, run_dir: Path, sweep: bool = False) -> 
         module = importlib.import_module(f"minigpt_rlhf.{stage.step}")
         module.run(c, run_dir / stage.name, **{k: run_dir / v for k, v in stage.reads.items()}, **stage.options)
     elif stage.step == "world":
-        check_world(c)
+        print(preflight.check_world(c))
     elif stage.step == "evaluate":
         (evaluate.evaluate_sweep if sweep else evaluate.evaluate)(c, run_dir)
     elif stage.step == "plots":
@@ -70,34 +55,71 @@ def run_stages(cfg: Config, run_dir, stages: list[Stage], start: str | None = No
     names = [s.name for s in stages]
     if start is not None and start not in names:
         raise UserError(f"--from {start}: unknown stage; stages: {', '.join(names)}")
+    preflight.check_out(run_dir, "--out")
+    # the checks, before anything is written: a run that fails them leaves no folder and no pipeline.json
+    t0 = time.time()
+    for s in stages:
+        if s.step == "world":
+            print(f"[{s.name}] ...")
+            run_stage(s, cfg, run_dir, sweep)
+    t_check = round(time.time() - t0, 1)
     log_path = run_dir / "pipeline.json"
-    log = json.loads(log_path.read_text()) if log_path.is_file() else {"stages": {}}
+    fix = "delete it (the stages' checkpoints are kept) and rerun"
+    log = read_json(log_path, fix) if log_path.is_file() else {"stages": {}}
+    if not isinstance(log, dict) or not isinstance(log.get("stages"), dict):
+        raise UserError(f"{log_path} is not a pipeline log (no \"stages\"): {fix}")
     config = dataclasses.asdict(cfg)
     changed = sorted(_diff(log.get("config", config), config))
-    if start is None and changed:
-        raise UserError(f"{run_dir} was made with other settings ({', '.join(changed)} differ): resume it with "
-                        f"the same --preset/--set, rerun the stages that change with --from STAGE, or use "
-                        f"another --out")
-    log["config"], log["machine"] = config, machine(cfg)
-    if start is not None:
-        for s in stages[names.index(start):]:
-            if s.writes:
-                path = run_dir / s.writes
-                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-            log["stages"].pop(s.name, None)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for s in stages:
-        derived = not s.trains and s.step != "evaluate"  # cheap checks, plots, the report: every time
-        if not derived and s.name in log["stages"] and (run_dir / s.writes).exists():
-            print(f"[{s.name}] finished before ({log['stages'][s.name]['seconds']:.0f} s): skipped")
-            continue
-        print(f"[{s.name}] ...")
-        t0 = time.time()
-        run_stage(s, cfg, run_dir, sweep)
-        log["stages"][s.name] = {"seconds": round(time.time() - t0, 1)}
+    made = [s.name for s in stages if s.writes and (run_dir / s.writes).exists()]
+    if start is None and changed and made:
+        raise UserError(f"{run_dir} was made with other settings ({', '.join(changed)} differ) and holds their output "
+                        f"({', '.join(made)}): resume it with the same --preset/--set, rerun the stages that change "
+                        f"with --from STAGE, or use another --out")
+    kept = stages[: names.index(start)] if start is not None else stages  # --from deletes the others
+    preflight.check_checkpoints(cfg, run_dir, kept)
+
+    with run_lock(run_dir):
+        log["config"], log["machine"] = config, machine(cfg)
+        if start is not None:
+            for s in stages[names.index(start):]:
+                if s.writes:
+                    path = run_dir / s.writes
+                    shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+                log["stages"].pop(s.name, None)
+        log["stages"].update({s.name: {"seconds": t_check} for s in stages if s.step == "world"})
         write_json(log_path, log)
-        print(f"[{s.name}] done in {time.time() - t0:.0f} s")
+        for s in stages:
+            derived = not s.trains and s.step != "evaluate"  # cheap checks, plots, the report: every time
+            if s.step == "world":
+                continue  # run above, before the lock
+            if not derived and s.name in log["stages"] and (run_dir / s.writes).exists():
+                print(f"[{s.name}] finished before ({log['stages'][s.name]['seconds']:.0f} s): skipped")
+                continue
+            print(f"[{s.name}] ...")
+            t0 = time.time()
+            run_stage(s, cfg, run_dir, sweep)
+            log["stages"][s.name] = {"seconds": round(time.time() - t0, 1)}
+            write_json(log_path, log)
+            print(f"[{s.name}] done in {time.time() - t0:.0f} s")
     return log
+
+
+def run_step(cfg: Config, run_dir, name: str) -> None:
+    """One stage of the recipe alone (`minigpt-rlhf sft`, `minigpt-rlhf evaluate`), after the checks the pipeline
+    makes: the data and the settings, the stage's own checkpoints and those of the stages it starts from (there,
+    finished, of this run's shape); then under the folder's lock."""
+    stages = recipes.recipe(cfg.pipeline.biased)
+    by_name = {s.name: s for s in stages}
+    stage, run_dir = by_name[name], Path(run_dir)
+    preflight.check_out(run_dir, "--run-dir")
+    print(preflight.check_world(cfg))
+    if stage.step == "evaluate":  # every model of the run, where it is there (evaluate names a missing one)
+        preflight.check_checkpoints(cfg, run_dir, recipes.training(stages))
+    else:
+        reads = [by_name[src] for param, src in stage.reads.items() if param != "responses"]  # responses: a file
+        preflight.check_checkpoints(cfg, run_dir, [stage], needed=reads)
+    with run_lock(run_dir):
+        run_stage(stage, cfg, run_dir)
 
 
 def machine(cfg: Config) -> str:

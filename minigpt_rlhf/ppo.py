@@ -54,7 +54,7 @@ from minigpt_rlhf.compute import Compute
 from minigpt_rlhf.config import Config, PPOConfig
 from minigpt_rlhf.corpus import corpus_loss, load_tokens, random_windows, window
 from minigpt_rlhf.model import GPT, ValueModel, left_pad
-from minigpt_rlhf.runtime import (MetricsLogger, UserError, autocast, build_model, check_finite, load_checkpoint,
+from minigpt_rlhf.runtime import (MetricsLogger, autocast, build_model, check_finite, check_shape, load_checkpoint,
                                   load_reward_model, save_checkpoint, setup, tokenizer_from)
 from minigpt_rlhf.tokenizer import Tokenizer, format_chat
 
@@ -449,11 +449,7 @@ def build_trainer(cfg: Config, sft: Path, reward: Path, device=None, oracle: boo
     rm = load_reward_model(Path(reward) / "ckpt.pt", device)
     rm.requires_grad_(False)
     prompts = world.load_prompts(cfg.data_dir, "ppo")
-    prompt_ids = [format_chat(tok, p.text) for p in prompts]
-    too_long = max(len(p) for p in prompt_ids) + cfg.max_new_tokens - policy.config.block_size
-    if too_long > 0:
-        raise UserError(f"the longest PPO prompt + max_new_tokens={cfg.max_new_tokens} exceed the model's "
-                        f"block_size {policy.config.block_size} by {too_long}: lower max_new_tokens")
+    prompt_ids = [format_chat(tok, p.text) for p in prompts]  # each fits the context with its answer: preflight.py
     corpus = load_tokens(cfg.data_dir, "train", tok) if pc.ptx_coef > 0 else None
     value = ValueModel.from_reward_model(rm) if pc.baseline == "value" else None
     reward_fn, n_reward = (gold_reward(prompts, prompt_ids, tok), 0) if oracle else (rm.score, rm.trunk.num_params())
@@ -474,8 +470,6 @@ def run(cfg: Config, out: Path, sft: Path, reward: Path, oracle: bool = False) -
     metrics.jsonl} and returns the checkpoint path; a finished checkpoint is returned as is, an unfinished one
     is resumed."""
     pc, out = cfg.ppo, Path(out)
-    if pc.ptx_coef < 0:
-        raise UserError(f"ppo.ptx_coef must be >= 0, got {pc.ptx_coef}")
     path = out / "ckpt.pt"
     resume = load_checkpoint(path, "ppo") if path.exists() else None
     if resume is not None and resume["finished"]:
@@ -484,6 +478,8 @@ def run(cfg: Config, out: Path, sft: Path, reward: Path, oracle: bool = False) -
     device = setup(cfg.seed, cfg.device or None)
     trainer, prompts = build_trainer(cfg, sft, reward, device, oracle)
     policy, tok = trainer.policy, trainer.tok
+    if resume is not None:  # the policy resumed is the one this SFT model starts
+        check_shape(resume, policy.config, path)
     heldout = load_tokens(cfg.data_dir, "val", tok)
 
     log = MetricsLogger(out / "metrics.jsonl", fresh=resume is None)

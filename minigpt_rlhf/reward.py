@@ -39,9 +39,9 @@ from minigpt_rlhf.comparisons import (LABELER_POOLS, SPLITS, Comparison, Encoded
                                       check_ranking, rank, ranking_pairs, read_comparisons, write_comparisons)
 from minigpt_rlhf.compute import Compute
 from minigpt_rlhf.config import Config, RewardConfig
-from minigpt_rlhf.model import RewardModel
+from minigpt_rlhf.model import GPTConfig, RewardModel
 from minigpt_rlhf.runtime import (MetricsLogger, UserError, autocast, build_model, build_reward_model, check_finite,
-                                  count_params, load_checkpoint, save_checkpoint, setup, tokenizer_from)
+                                  check_shape, count_params, load_checkpoint, save_checkpoint, setup, tokenizer_from)
 from minigpt_rlhf.tokenizer import Tokenizer, format_chat, format_plain
 from minigpt_rlhf.training import lr_at, make_optimizer
 
@@ -242,8 +242,6 @@ def run(cfg: Config, out: Path, sft: Path, base: Path | None = None, labelers: s
     rc, out = cfg.reward, Path(out)
     if labelers not in LABELER_POOLS:
         raise UserError(f"unknown labeler pool {labelers!r}: choose one of {', '.join(LABELER_POOLS)}")
-    if not 2 <= rc.k_min <= rc.k_max:
-        raise UserError(f"reward.k_min={rc.k_min}, reward.k_max={rc.k_max}: need 2 <= k_min <= k_max")
     ckpt_path = out / "ckpt.pt"
     resume = load_checkpoint(ckpt_path, "reward") if ckpt_path.exists() else None
     if resume and resume.get("finished"):
@@ -251,14 +249,11 @@ def run(cfg: Config, out: Path, sft: Path, base: Path | None = None, labelers: s
         return ckpt_path
     device = setup(cfg.seed, cfg.device or None)
     sft_ckpt = load_checkpoint(Path(sft) / "ckpt.pt", "sft")
+    if resume:  # the RM resumed is the one this SFT model starts
+        check_shape(resume, GPTConfig(**sft_ckpt["model_config"]), ckpt_path)
     tok = tokenizer_from(sft_ckpt)
-    try:
-        all_prompts, demos = world.load_prompts(cfg.data_dir, "rm"), world.load_demonstrations(cfg.data_dir)
-    except world.DataError as e:
-        raise UserError(str(e)) from None
-    if rc.n_prompts < 1 or rc.val_prompts < 1 or rc.n_prompts + rc.val_prompts > len(all_prompts):
-        raise UserError(f"reward.n_prompts={rc.n_prompts} + reward.val_prompts={rc.val_prompts}: need at least 1 "
-                        f"each and at most the {len(all_prompts)} RM-split prompts of {cfg.data_dir} together")
+    # enough RM prompts for n_prompts + val_prompts, and each fits the context: see preflight.py
+    all_prompts, demos = world.load_prompts(cfg.data_dir, "rm"), world.load_demonstrations(cfg.data_dir)
     train_prompts, val_prompts = all_prompts[: rc.n_prompts], all_prompts[len(all_prompts) - rc.val_prompts :]
     prompts = {p.id: p for p in all_prompts}
     pool = LABELER_POOLS[labelers]()
@@ -277,10 +272,6 @@ def run(cfg: Config, out: Path, sft: Path, base: Path | None = None, labelers: s
                                 f"reward stage with these settings (minigpt-rlhf run --from reward)")
             print(f"the {labelers!r} labelers rank the responses of {responses}")
             return rank(ps, [first[p.id] for p in ps], len(train_prompts), pool, cfg.seed)
-        longest, block = max(len(format_chat(tok, p.text)) for p in ps), sft_ckpt["model_config"]["block_size"]
-        if longest + cfg.max_new_tokens > block:  # format_chat: a token longer than format_plain
-            raise UserError(f"the longest RM prompt ({longest} tokens) + max_new_tokens={cfg.max_new_tokens} exceed "
-                            f"the model's block_size {block}: lower max_new_tokens")
         models = {"sft": build_model(sft_ckpt, device).eval()}
         if rc.base_share > 0:
             models["base"] = build_model(load_checkpoint(Path(base) / "ckpt.pt", "pretrain"), device).eval()
@@ -317,8 +308,6 @@ def run(cfg: Config, out: Path, sft: Path, base: Path | None = None, labelers: s
     # 3. normalisation: the labelers' demonstrations score 0 on average
     demo = [(format_chat(tok, prompts[d.prompt_id].text), tok.encode(d.response) + [tok.end_id])
             for d in demos if d.prompt_id in prompts]
-    if not demo:
-        raise UserError(f"no demonstration in {cfg.data_dir} answers an RM-split prompt: regenerate data/")
     demo_mean = normalise(rm, [x for x, _ in demo], [y for _, y in demo])
 
     # 4. how good is it: accuracy next to the labelers' own agreement, and against the gold judge

@@ -1,16 +1,17 @@
 """What every stage needs and no stage owns: device and seeding, autocast, atomic checkpoints and the models
-they hold, the metrics log and atomic JSON files, and the errors a user can fix."""
+they hold, the metrics log and atomic JSON files, the lock on a run folder, and the errors a user can fix."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
-import pickle
 import random
+import socket
+import sys
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -84,32 +85,62 @@ def save_checkpoint(path, kind: str, **payload) -> Path:
     return path
 
 
+GENERATORS = ("pretrain", "sft", "ppo")  # the kinds of checkpoint that hold a model which writes text
+_NEEDS = {"reward": ("head",)}  # what a kind holds beyond every model checkpoint's model_config, model, tokenizer
+
+
 def load_checkpoint(path, kind: str | tuple[str, ...] | None = None, map_location="cpu") -> dict:
-    """Load a checkpoint with weights_only=True (a checkpoint can never run code) and check its kind."""
+    """Load a checkpoint with weights_only=True (a checkpoint can never run code) and check its kind and that it
+    holds what a checkpoint of that kind holds."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist: run the stage that writes it first "
                         f"(see `minigpt-rlhf --help`) or pass the right path")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+    except Exception as e:  # noqa: BLE001 - a text file, a truncated file, a pickle that would run code: all refused
         raise UserError(f"checkpoint {path} is corrupt or not a checkpoint ({type(e).__name__}): delete it and "
-                        f"rerun the stage that writes it") from None
+                        f"rerun the stage that writes it, or pass the right path") from None
     if not isinstance(ckpt, dict) or "kind" not in ckpt:
         raise UserError(f"{path} is not a minigpt-rlhf checkpoint: delete it and rerun the stage that writes it")
     kinds = (kind,) if isinstance(kind, str) else kind
     if kinds and ckpt["kind"] not in kinds:
+        writes = ckpt["kind"] == "reward" and tuple(kinds) == GENERATORS  # sample, chat
+        hint = " (a reward model scores text; it does not write it)" if writes else ""
         raise UserError(f"{path} is a {ckpt['kind']!r} checkpoint, but a {' or '.join(map(repr, kinds))} "
-                        f"checkpoint is needed here: pass the right --ckpt / run folder")
+                        f"checkpoint is needed here{hint}: pass the right --ckpt / run folder")
+    missing = [k for k in ("model_config", "model", "tokenizer", *_NEEDS.get(ckpt["kind"], ())) if k not in ckpt]
+    if missing:
+        raise UserError(f"{path} lacks {', '.join(missing)}: it is not a complete {ckpt['kind']!r} checkpoint; "
+                        f"delete it and rerun the stage that writes it")
     return ckpt
+
+
+SHAPE = ("n_layer", "n_head", "n_embd", "block_size")  # what makes two GPTs the same model (not dropout)
+
+
+def shape_of(model_config) -> str:
+    c = model_config if isinstance(model_config, dict) else dataclasses.asdict(model_config)
+    return f"{c.get('n_layer')}x{c.get('n_head')}x{c.get('n_embd')}, block_size {c.get('block_size')}"
+
+
+def check_shape(ckpt: dict, expected: GPTConfig, path) -> None:
+    """A checkpoint about to be resumed or used by a stage holds a model of the shape that stage's settings make:
+    a checkpoint of another size (copied in, or made with other --set model.*) would be trained on or compared
+    as if it were this one."""
+    have = {k: ckpt["model_config"].get(k) for k in SHAPE}
+    if have != {k: getattr(expected, k) for k in SHAPE}:
+        raise UserError(f"{path} holds a model of {shape_of(have)} (n_layer x n_head x n_embd), but these settings "
+                        f"make one of {shape_of(expected)}: it was made with other settings or copied from another "
+                        f"run; delete it to train it again, or use the settings it was made with")
 
 
 def build_model(ckpt: dict, device="cpu") -> GPT:
     """The GPT stored in a checkpoint (its config, then its weights), on device."""
-    model = GPT(GPTConfig(**ckpt["model_config"]))
     try:
+        model = GPT(GPTConfig(**ckpt["model_config"]))
         model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
+    except (RuntimeError, TypeError, AssertionError) as e:
         raise UserError(f"checkpoint weights do not fit their model config ({str(e).splitlines()[0]}): the "
                         f"file was written by another version; rerun the stage") from None
     return model.to(device)
@@ -162,6 +193,15 @@ class MetricsLogger:
         self.path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
+def read_json(path, fix: str = "delete it and rerun the stage that writes it"):
+    """A JSON file, or a UserError naming it (and the line) if it is not valid JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        where = f", line {e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
+        raise UserError(f"{path}{where}: not valid JSON ({type(e).__name__}): {fix}") from None
+
+
 def write_json(path, obj) -> Path:
     """Atomically (temporary file, then rename): an interrupted write never leaves half a results file."""
     path = Path(path)
@@ -196,6 +236,91 @@ def check_finite(value, step: int, what: str = "loss") -> None:
     if not math.isfinite(v):
         raise NonFiniteError(f"{what} became {v} at step {step}: stopped, the last good checkpoint is kept; "
                              f"lower the learning rate (--set STAGE.lr=...) or check the data")
+
+
+# ---- one run per folder ----------------------------------------------------------------------------------------------
+LOCK = "run.lock"
+
+
+@contextlib.contextmanager
+def run_lock(run_dir):
+    """Hold run_dir for this process while it runs stages: a second process that tries gets an error naming the
+    first (two runs in one folder would interleave their metrics and checkpoints). The lock is a file holding the
+    owner's pid, put in place whole and atomically (a hard link fails if the name exists, so of two processes one
+    wins); it is removed on exit, on Ctrl-C and on errors, and one left by a process that no longer runs (kill -9,
+    a crash) is taken over. Under torchrun, rank 0 holds it for every rank. Folders this call created are removed
+    again if nothing was written into them."""
+    if int(os.environ.get("RANK", "0")) > 0:
+        yield
+        return
+    run_dir = Path(run_dir)
+    new = [d for d in (run_dir, *run_dir.parents) if not d.exists()]  # the folders mkdir will create, deepest first
+    path, me = run_dir / LOCK, dict(pid=os.getpid(), host=socket.gethostname(), command=" ".join(sys.argv),
+                                     started=time.strftime("%Y-%m-%d %H:%M:%S"))
+    mine = run_dir / f"{LOCK}.{os.getpid()}"
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        mine.write_text(json.dumps(me))
+        try:
+            while True:
+                try:
+                    os.link(mine, path)
+                    break
+                except FileExistsError:
+                    owner = _lock_owner(path)
+                    if owner and _alive(owner):
+                        raise UserError(f"{run_dir} is in use by process {owner['pid']} ({owner.get('command', '?')}, "
+                                        f"on {owner.get('host', '?')} since {owner.get('started', '?')}): wait for it to "
+                                        f"end or stop it, or use another --out / --run-dir; if no such process runs, "
+                                        f"delete {path}") from None
+                    print(f"{run_dir}: taking over the lock of process {owner['pid'] if owner else '?'}, which no "
+                          f"longer runs")
+                    path.unlink(missing_ok=True)
+        finally:
+            mine.unlink(missing_ok=True)
+    except OSError as e:
+        _remove_empty(new)
+        raise UserError(f"cannot write to the run folder {run_dir} ({e.strerror}): choose another --out / "
+                        f"--run-dir") from None
+    except UserError:
+        _remove_empty(new)
+        raise
+    try:
+        yield
+    finally:
+        if _lock_owner(path) == me:
+            path.unlink(missing_ok=True)
+        _remove_empty(new)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed start created (deepest first), as long as they are still empty."""
+    for d in folders:
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
+
+
+def _lock_owner(path: Path) -> dict | None:
+    try:
+        owner = json.loads(path.read_text())
+        return owner if isinstance(owner, dict) and isinstance(owner.get("pid"), int) else None
+    except (OSError, ValueError):
+        return None  # unreadable or half written: a process that died while writing it
+
+
+def _alive(owner: dict) -> bool:
+    """Does the lock's process still run? A lock from another machine (a shared disk) cannot be checked: held."""
+    if owner.get("host") != socket.gethostname():
+        return True
+    if owner["pid"] == os.getpid():
+        return False  # our own pid in an old lock: a previous process that had it (containers reuse pids)
+    try:
+        os.kill(owner["pid"], 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, run by another user
+    return True
 
 
 # ---- speed ---------------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import torch
 
 from minigpt_rlhf import world
 from minigpt_rlhf.config import Config
-from minigpt_rlhf.runtime import MetricsLogger, UserError, build_model, load_checkpoint, save_checkpoint, setup, tokenizer_from
+from minigpt_rlhf.runtime import MetricsLogger, build_model, load_checkpoint, save_checkpoint, setup, tokenizer_from
 from minigpt_rlhf.sampling import gold_score
 from minigpt_rlhf.tokenizer import Tokenizer, format_chat
 from minigpt_rlhf.training import dist_setup, finished_checkpoint, fit, is_main, stage_payload
@@ -103,10 +103,7 @@ def run(cfg: Config, out: Path, base: Path) -> Path:
     init["model_config"] = {**init["model_config"], "dropout": c.dropout}
     model = build_model(init, device)
 
-    pairs = demonstrations(cfg.data_dir)
-    if len(pairs) <= c.heldout_prompts:
-        raise UserError(f"sft.heldout_prompts={c.heldout_prompts} leaves no demonstration to train on "
-                        f"({len(pairs)} in {cfg.data_dir}): lower it")
+    pairs = demonstrations(cfg.data_dir)  # enough of them for heldout_prompts and grad_accum: see preflight.py
     train_pairs, held = pairs[: -c.heldout_prompts], pairs[-c.heldout_prompts:]
     train_pairs = train_pairs[: c.max_demos or None]
     block = model.config.block_size
@@ -114,9 +111,6 @@ def run(cfg: Config, out: Path, base: Path) -> Path:
     val = [encode_example(tok, p.text, r, block) for p, r in held]
     held_prompts = [p for p, _ in held]
     steps_per_epoch = math.ceil(len(train) / (c.batch_size * c.grad_accum))
-    if steps_per_epoch * c.grad_accum > len(train):
-        raise UserError(f"{len(train)} demonstrations cannot fill sft.grad_accum={c.grad_accum} micro-batches per "
-                        f"step: lower sft.grad_accum or raise sft.max_demos")
     total = c.epochs * steps_per_epoch
     g = torch.Generator().manual_seed(cfg.seed + 1000 * rank)
     logger = MetricsLogger(out / "metrics.jsonl", fresh=not last_path.exists() and is_main())

@@ -16,9 +16,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
-from minigpt_rlhf.config import Config
+from minigpt_rlhf.config import Config, parse_shape, sweep_shapes
 from minigpt_rlhf.model import GPTConfig
-from minigpt_rlhf.runtime import UserError
 
 TRAINING_STEPS = ("pretrain", "sft", "reward", "ppo")  # the step modules: siblings, none imports another
 
@@ -46,28 +45,9 @@ class Stage:
         return self.configure(cfg) if self.configure else cfg
 
 
-# ---- model shapes -------------------------------------------------------------------------------------------------
-def parse_shape(spec: str, base: GPTConfig, key: str = "pipeline.large_model") -> GPTConfig:
-    """"LxHxC" (n_layer x n_head x n_embd) -> a GPTConfig like base with that shape."""
-    try:
-        n_layer, n_head, n_embd = (int(x) for x in spec.lower().split("x"))
-    except ValueError:
-        raise UserError(f"{key}={spec!r}: expected n_layer x n_head x n_embd, e.g. 4x4x128") from None
-    if min(n_layer, n_head, n_embd) < 1 or n_embd % n_head:
-        raise UserError(f"{key}={spec!r}: sizes must be positive and n_embd divisible by n_head")
-    return dataclasses.replace(base, n_layer=n_layer, n_head=n_head, n_embd=n_embd)
-
-
+# ---- model shapes (written "LxHxC"; config.py parses and checks them) ------------------------------------------------
 def shape_tag(mc: GPTConfig) -> str:
     return f"{mc.n_layer}x{mc.n_head}x{mc.n_embd}"
-
-
-def sweep_shapes(cfg: Config) -> list[GPTConfig]:
-    sizes = cfg.pipeline.sweep_sizes
-    shapes = [parse_shape(s.strip(), cfg.model, "pipeline.sweep_sizes") for s in sizes.split(",")]
-    if len(shapes) < 3:
-        raise UserError(f"pipeline.sweep_sizes={sizes!r}: a sweep needs at least three sizes")
-    return shapes
 
 
 def _large(cfg: Config) -> Config:
@@ -96,7 +76,8 @@ def recipe(biased: bool = True) -> list[Stage]:
     """The stages of `minigpt-rlhf run`, in order; biased: with the "whose preferences?" experiment."""
     ppo_reads = {"sft": "sft", "reward": "reward"}
     stages = [
-        Stage("world", "world", "check data/: the toy world's files are present and valid", output=""),
+        Stage("world", "world", "check data/, the settings and the run folder, before anything is written",
+              output=""),
         Stage("pretrain", "pretrain", "step 0: a small GPT learns the corpus (\"GPT-3\")", shows=GPT3),
         Stage("pretrain_large", "pretrain", "a larger base model (pipeline.large_model): \"GPT-3 large\"",
               configure=_large, shows=(("GPT-3 large", "plain"), ("GPT-3 large prompted", "few_shot"))),
@@ -129,15 +110,16 @@ def sweep(cfg: Config) -> list[Stage]:
     """The stages of `minigpt-rlhf sweep`: every size through pretrain, SFT, PPO and PPO-ptx; one reward model,
     trained from the middle size's SFT model, scores them all (as the paper's 6B RM served every policy size)."""
     shapes = sweep_shapes(cfg)
-    rm = shape_tag(shapes[len(shapes) // 2])
-    stages = [Stage("world", "world", "check data/", output="")]
+    middle = shapes[len(shapes) // 2]
+    rm = shape_tag(middle)
+    stages = [Stage("world", "world", "check data/, the settings and the checkpoints", output="")]
     for mc in shapes:
         t = shape_tag(mc)
         stages += [Stage(f"pretrain_{t}", "pretrain", f"step 0 at {t}", configure=_shape(mc), shows=GPT3),
                    Stage(f"sft_{t}", "sft", f"step 1 at {t}", reads={"base": f"pretrain_{t}"}, configure=_shape(mc),
                          shows=(("SFT", "chat"),))]
     stages.append(Stage("reward", "reward", f"step 2, from the {rm} SFT model, for every size",
-                        reads={"sft": f"sft_{rm}", "base": f"pretrain_{rm}"}))
+                        reads={"sft": f"sft_{rm}", "base": f"pretrain_{rm}"}, configure=_shape(middle)))
     for mc in shapes:
         t = shape_tag(mc)
         reads = {"sft": f"sft_{t}", "reward": "reward"}

@@ -26,8 +26,8 @@ from tqdm import tqdm
 from minigpt_rlhf.compute import Compute
 from minigpt_rlhf.config import Config, Optim
 from minigpt_rlhf.model import GPT
-from minigpt_rlhf.runtime import (MetricsLogger, autocast, check_finite, load_checkpoint, measure_matmul_flops, mfu,
-                                  save_checkpoint)
+from minigpt_rlhf.runtime import (MetricsLogger, autocast, check_finite, check_shape, load_checkpoint,
+                                  measure_matmul_flops, mfu, save_checkpoint)
 from minigpt_rlhf.tokenizer import Tokenizer
 
 
@@ -105,6 +105,7 @@ def fit(model: GPT, batch: Callable[[], tuple], c: Optim, total: int, *, ckpt_pa
     if ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
         if "optimizer" in ckpt:
+            check_shape(ckpt, model.config, ckpt_path)
             model.load_state_dict(ckpt["model"])
             opt.load_state_dict(ckpt["optimizer"])
             torch.set_rng_state(ckpt["torch_rng"])

@@ -1,6 +1,7 @@
 """The one-command pipeline: stage order, resume (finished stages are skipped), --from (reruns from a stage),
 settings checks; and, on `micro`, the whole recipe end to end into a report with every section."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ def fake_stages(run_dir: Path, calls: list, monkeypatch):
             (run_dir / stage.name / "ckpt.pt").write_text(stage.name)
 
     monkeypatch.setattr(pipeline, "run_stage", run_stage)
+    monkeypatch.setattr(pipeline.preflight, "check_checkpoints", lambda *a, **k: None)  # the fakes' are text files
     return [Stage("check", "world", "a check", output="")] + [Stage(n, "pretrain", n) for n in ("a", "b", "c", "d")]
 
 
@@ -63,6 +65,17 @@ def test_from_unknown_stage_and_changed_settings_are_errors(tmp_path, monkeypatc
     with pytest.raises(UserError, match="eval.prompts"):
         run_stages(changed, tmp_path, stages)
     run_stages(changed, tmp_path, stages, start="d")  # allowed with --from
+
+
+def test_a_log_without_outputs_does_not_hold_its_settings(tmp_path, monkeypatch):
+    """A run that stopped before any stage wrote output (e.g. an error in the first stage) leaves settings that a
+    corrected command may change; once a stage has written output, they are held (see the test above)."""
+    calls = []
+    stages = fake_stages(tmp_path, calls, monkeypatch)
+    (tmp_path / "pipeline.json").write_text(json.dumps({"config": dataclasses.asdict(load_config("micro")), "stages": {}}))
+    log = run_stages(load_config("micro", ["pretrain.lr=1e-3"]), tmp_path, stages)
+    assert calls == ["check", "a", "b", "c", "d"] and log["config"]["pretrain"]["lr"] == 1e-3
+    assert not (tmp_path / "run.lock").exists()
 
 
 def test_model_shapes():

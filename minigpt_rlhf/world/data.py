@@ -20,6 +20,7 @@ from pathlib import Path
 
 from minigpt_rlhf.tokenizer import CHARS
 from minigpt_rlhf.world import corpus as corpus_mod
+from minigpt_rlhf.world.judge import judge
 from minigpt_rlhf.world.kb import Entity, make_kb
 from minigpt_rlhf.world.labelers import agreement, heldout_labelers, training_labelers
 from minigpt_rlhf.world.tasks import (DECLINE_HARM, DECLINE_PASSAGE, HELDOUT_FAMILY, INSULTS, MIX, PAPER_MIX,
@@ -136,24 +137,67 @@ labelers {100 * agree['heldout']:.1f}% (paper: 77.3 +- 1.3%).
 """
 
 
-# ---- loading -----------------------------------------------------------------------------------------------------
+# ---- loading: every loader checks what it reads, and names the file, the line and the fix -------------------------
+FILES = ("kb.json", "corpus_train.txt", "corpus_val.txt", *(f"prompts_{s}.jsonl" for s in SPLITS),
+         "demonstrations.jsonl")
+VOCABULARY = frozenset(CHARS)  # the tokenizer's characters: newline and printable ASCII
+
+
 def _file(data_dir, name: str) -> Path:
     path = Path(data_dir) / name
     if not path.is_file():
-        raise DataError(f"{path} does not exist: generate the dataset with `minigpt-rlhf world --out {data_dir}`")
+        what = "is not a file" if path.exists() else "does not exist"
+        raise DataError(f"{path} {what}: generate the dataset with `minigpt-rlhf world --out {data_dir}`")
     return path
 
 
-def _jsonl(path: Path, keys: tuple[str, ...]) -> list[dict]:
+def _where(text: str, pos: int) -> str:
+    """Where character pos of text is, as an editor counts: "line 3, column 17"."""
+    line, column = text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)
+    return f"line {line}, column {column}"
+
+
+def _char(c: str) -> str:
+    hint = " (a Windows line end? save the file with \\n line ends)" if c == "\r" else ""
+    return f"character {c!r} (U+{ord(c):04X}){hint} is not in the tokenizer's vocabulary (newline and printable ASCII)"
+
+
+def _read(path: Path) -> str:
+    """The text of a data file: UTF-8 (in fact ASCII), every character in the vocabulary."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        before = raw[: e.start].decode("utf-8")  # the text up to the first bad byte is valid
+        where = _where(before, len(before))
+        raise DataError(f"{path}, {where}: byte 0x{raw[e.start]:02x} is not UTF-8 text: save the file as UTF-8 "
+                        f"(ASCII), or regenerate data/ with `minigpt-rlhf world`") from None
+    if not set(text) <= VOCABULARY:
+        pos = next(i for i, c in enumerate(text) if c not in VOCABULARY)
+        raise DataError(f"{path}, {_where(text, pos)}: {_char(text[pos])}: replace it, or regenerate data/ with "
+                        f"`minigpt-rlhf world`")
+    return text
+
+
+def _jsonl(path: Path, fields: dict[str, type]) -> list[dict]:
+    """One JSON object per line with these fields of these types; strings in the vocabulary (a JSON escape such
+    as \\u00e9 passes the file's own character check)."""
     rows = []
-    for n, line in enumerate(path.read_text(encoding="ascii", errors="replace").splitlines(), 1):
+    for n, line in enumerate(_read(path).splitlines(), 1):
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
             raise DataError(f"{path}, line {n}: not valid JSON ({e.msg}); fix the line or regenerate data/") from None
-        missing = [k for k in keys if not isinstance(row, dict) or k not in row]
+        missing = [k for k in fields if not isinstance(row, dict) or k not in row]
         if missing:
             raise DataError(f"{path}, line {n}: missing field(s) {', '.join(missing)}; fix the line or regenerate data/")
+        for k, typ in fields.items():
+            if not isinstance(row[k], typ):
+                raise DataError(f"{path}, line {n}: field {k!r} is {row[k]!r}, not a {typ.__name__}; fix the line "
+                                f"or regenerate data/")
+            bad = [c for c in row[k] if c not in VOCABULARY] if typ is str else []
+            if bad:
+                raise DataError(f"{path}, line {n}, field {k!r}: {_char(bad[0])}: replace it, or regenerate data/")
         rows.append(row)
     return rows
 
@@ -162,28 +206,84 @@ def load_prompts(data_dir, split: str) -> list[Prompt]:
     if split not in SPLITS:
         raise DataError(f"unknown prompt split {split!r}: choose one of {', '.join(SPLITS)}")
     path = _file(data_dir, f"prompts_{split}.jsonl")
-    return [Prompt(r["id"], r["family"], r["text"], r["meta"]) for r in _jsonl(path, ("id", "family", "text", "meta"))]
+    rows = _jsonl(path, {"id": str, "family": str, "text": str, "meta": dict})
+    return [Prompt(r["id"], r["family"], r["text"], r["meta"]) for r in rows]
 
 
 def load_demonstrations(data_dir) -> list[Demonstration]:
     path = _file(data_dir, "demonstrations.jsonl")
     return [Demonstration(r["prompt_id"], r["labeler"], r["response"])
-            for r in _jsonl(path, ("prompt_id", "labeler", "response"))]
+            for r in _jsonl(path, {"prompt_id": str, "labeler": str, "response": str})]
 
 
 def load_corpus(data_dir, split: str = "train") -> list[str]:
     if split not in N_DOCS:
         raise DataError(f"unknown corpus split {split!r}: choose train or val")
-    return [d for d in _file(data_dir, f"corpus_{split}.txt").read_text(encoding="ascii").split("\n\n") if d.strip()]
+    return [d for d in _read(_file(data_dir, f"corpus_{split}.txt")).split("\n\n") if d.strip()]
 
 
 def load_kb(data_dir) -> tuple[list[Entity], list[str]]:
     path = _file(data_dir, "kb.json")
     try:
-        d = json.loads(path.read_text())
+        d = json.loads(_read(path))
         return [Entity(**e) for e in d["entities"]], d["unknown"]
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise DataError(f"{path} is malformed ({type(e).__name__}: {e}); regenerate data/") from None
+
+
+@dataclass
+class Data:
+    """The whole of data/, loaded and checked by `check_data`."""
+
+    prompts: dict[str, list[Prompt]]
+    demonstrations: list[Demonstration]
+    corpus: dict[str, list[str]]
+
+    def summary(self) -> str:
+        prompts = ", ".join(f"{s} {len(ps)}" for s, ps in self.prompts.items())
+        return (f"prompts {prompts}; {len(self.demonstrations)} demonstrations; corpus "
+                f"{len(self.corpus['train'])} + {len(self.corpus['val'])} documents")
+
+
+def check_data(data_dir) -> Data:
+    """Check the whole data folder once, before any stage: every file there and loadable, every character in the
+    vocabulary, no split empty, prompt ids unique, every demonstration answering a prompt that exists, and every
+    prompt one the gold judge can score. Raises a DataError naming the file, the line and the fix."""
+    data = Path(data_dir)
+    if not data.is_dir():
+        raise DataError(f"the data folder {data} does not exist: generate it with `minigpt-rlhf world --out {data}`, "
+                        f"or point --set data_dir=... at it")
+    for name in FILES:
+        _file(data, name)
+    load_kb(data)
+    out = Data({s: load_prompts(data, s) for s in SPLITS}, load_demonstrations(data),
+               {s: load_corpus(data, s) for s in N_DOCS})
+    empty = [f"prompts_{s}.jsonl" for s, ps in out.prompts.items() if not ps]
+    empty += [f"corpus_{s}.txt" for s, docs in out.corpus.items() if not docs]
+    empty += ["demonstrations.jsonl"] if not out.demonstrations else []
+    if empty:
+        raise DataError(f"{data / empty[0]} holds nothing, and every split is needed: regenerate data/ with "
+                        f"`minigpt-rlhf world --out {data}`")
+    where = {}
+    for split, prompts in out.prompts.items():
+        for n, p in enumerate(prompts, 1):
+            path = data / f"prompts_{split}.jsonl"
+            if p.id in where:
+                raise DataError(f"{path}, line {n}: prompt id {p.id!r} is also on {where[p.id]}: ids must be unique; "
+                                f"regenerate data/")
+            where[p.id] = f"{path.name}, line {n}"
+            if not p.text.strip():
+                raise DataError(f"{path}, line {n}: the prompt text is empty; fix the line or regenerate data/")
+            try:
+                judge(p, "")
+            except (KeyError, ValueError, TypeError, AttributeError) as e:
+                raise DataError(f"{path}, line {n}: the gold judge cannot score prompt {p.id!r} (its meta: "
+                                f"{type(e).__name__}: {e}); fix the line or regenerate data/") from None
+    for n, d in enumerate(out.demonstrations, 1):
+        if d.prompt_id not in where:
+            raise DataError(f"{data / 'demonstrations.jsonl'}, line {n}: prompt_id {d.prompt_id!r} is no prompt of "
+                            f"any prompts_*.jsonl: fix the id, or regenerate data/")
+    return out
 
 
 def cloze_items(data_dir) -> list[tuple[str, str]]:
