@@ -318,7 +318,7 @@ RANGES = {
                     lr=POSITIVE, value_lr=POSITIVE, clip_eps=POSITIVE, clip_value=POSITIVE, gae_gamma=FRACTION,
                     gae_lambda=FRACTION, kl_coef=NON_NEGATIVE, kl_target=NON_NEGATIVE, kl_horizon=AT_LEAST_1,
                     ptx_coef=NON_NEGATIVE, ptx_batch=AT_LEAST_1, truncation_penalty=ANY, grad_clip=POSITIVE,
-                    eval_every=AT_LEAST_1),
+                    eval_every=AT_LEAST_1, group_size=Range(2)),
     EvalConfig: dict(prompts=NON_NEGATIVE, samples=AT_LEAST_1, temperature=NON_NEGATIVE, batch_size=AT_LEAST_1,
                      bootstrap=AT_LEAST_1, confidence=OPEN_UNIT, cloze_items=NON_NEGATIVE),
     PipelineConfig: dict(large_steps=NON_NEGATIVE),
@@ -371,6 +371,11 @@ def _agreements(cfg: Config) -> list[tuple[bool, str]]:
                                     f"model.block_size={m.block_size}: lower --set pretrain.seq_len"),
         (r.k_min <= r.k_max, f"reward.k_min={r.k_min} is above reward.k_max={r.k_max}: K is drawn from k_min..k_max; "
                              f"change --set reward.k_min or reward.k_max"),
+        (cfg.ppo.baseline in ("value", "group"), f"ppo.baseline={cfg.ppo.baseline!r}: choose value (PPO's value "
+                                                 f"model) or group (GRPO) with --set ppo.baseline"),
+        (cfg.ppo.baseline != "group" or cfg.ppo.rollout_batch % cfg.ppo.group_size == 0,
+         f"ppo.rollout_batch={cfg.ppo.rollout_batch} is not a multiple of ppo.group_size={cfg.ppo.group_size}: GRPO "
+         f"answers rollout_batch / group_size prompts group_size times each; change --set ppo.rollout_batch"),
         (cfg.ppo.minibatch <= cfg.ppo.rollout_batch,
          f"ppo.minibatch={cfg.ppo.minibatch} is larger than ppo.rollout_batch={cfg.ppo.rollout_batch}, the responses "
          f"each update draws its minibatches from: lower --set ppo.minibatch"),
