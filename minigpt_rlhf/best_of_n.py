@@ -50,9 +50,9 @@ def best_of_n(model: GPT, rm: RewardModel, tok: Tokenizer, texts: list[str], n: 
     """For each prompt text: n chat answers sampled from model, the one r_θ scores highest, and the (P, n) scores.
     An unfinished answer (no <|end|>) is scored -inf: like PPO's truncation penalty, a fragment never wins."""
     ids = [prompt_ids(tok, t) for t in texts for _ in range(n)]
-    responses, finished = sample(model, tok, ids, max_new_tokens, temperature, batch_size, generator)
-    scores = rm.score(ids, responses).float().masked_fill(~torch.tensor(finished), float("-inf")).view(len(texts), n)
+    g = sample(model, tok, ids, max_new_tokens, temperature, batch_size, generator)
+    scores = rm.score(ids, g.responses).float().masked_fill(~torch.tensor(g.finished), float("-inf")).view(len(texts), n)
     chosen = pick(scores)
-    answers = [Answer(tok.decode(responses[p * n + k], skip_special=True), finished[p * n + k])
+    answers = [Answer(tok.decode(g.responses[p * n + k], skip_special=True), g.finished[p * n + k])
                for p, k in enumerate(chosen.tolist())]
     return answers, scores

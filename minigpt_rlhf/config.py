@@ -167,6 +167,9 @@ class EvalConfig:
     bootstrap: int = 1000  # resamples for bootstrap confidence intervals
     confidence: float = 0.95  # level of every interval
     cloze_items: int = 100  # corpus-style fact completions (the alignment-tax task); 0 = all
+    temperatures: str = "0,0.3,0.5,0.7,1"  # SFT's sampling temperatures: the best of them is a baseline of its own
+    best_of: int = 16  # SFT samples per prompt (temperature 1) for best-of-n, n = 1, 2, 4, ... best_of
+    oracle_of: int = 8  # SFT samples per prompt (eval temperature) of which the gold judge picks the best: a ceiling
 
 
 EVAL_PRESETS = {
@@ -320,7 +323,8 @@ RANGES = {
                     ptx_coef=NON_NEGATIVE, ptx_batch=AT_LEAST_1, truncation_penalty=ANY, grad_clip=POSITIVE,
                     eval_every=AT_LEAST_1, group_size=Range(2)),
     EvalConfig: dict(prompts=NON_NEGATIVE, samples=AT_LEAST_1, temperature=NON_NEGATIVE, batch_size=AT_LEAST_1,
-                     bootstrap=AT_LEAST_1, confidence=OPEN_UNIT, cloze_items=NON_NEGATIVE),
+                     bootstrap=AT_LEAST_1, confidence=OPEN_UNIT, cloze_items=NON_NEGATIVE, best_of=AT_LEAST_1,
+                     oracle_of=AT_LEAST_1),
     PipelineConfig: dict(large_steps=NON_NEGATIVE),
 }
 
@@ -348,6 +352,7 @@ def check(cfg: Config) -> None:
         if not ok:
             raise UserError(message)
     parse_temperatures(cfg.reward.temperatures)
+    parse_temperatures(cfg.eval.temperatures, "eval.temperatures", allow_zero=True)
     parse_shape(cfg.pipeline.large_model, cfg.model)
     sweep_shapes(cfg)
 
@@ -382,15 +387,16 @@ def _agreements(cfg: Config) -> list[tuple[bool, str]]:
     ]
 
 
-def parse_temperatures(spec: str) -> list[float]:
-    """reward.temperatures, "0.7,1.0,1.3" -> [0.7, 1.0, 1.3]: positive numbers."""
+def parse_temperatures(spec: str, key: str = "reward.temperatures", allow_zero: bool = False) -> list[float]:
+    """A list of sampling temperatures, "0.7,1.0,1.3" -> [0.7, 1.0, 1.3]: positive numbers (or 0 = greedy)."""
     try:
         temps = [float(t) for t in spec.split(",")]
     except ValueError:
         temps = []
-    if not temps or not all(t in POSITIVE for t in temps):
-        raise UserError(f"reward.temperatures={spec!r}: expected positive numbers separated by commas, "
-                        f"e.g. --set reward.temperatures=0.7,1.0")
+    allowed = NON_NEGATIVE if allow_zero else POSITIVE
+    if not temps or not all(t in allowed for t in temps):
+        raise UserError(f"{key}={spec!r}: expected {'non-negative' if allow_zero else 'positive'} numbers separated "
+                        f"by commas, e.g. --set {key}=0.7,1.0")
     return temps
 
 

@@ -26,18 +26,23 @@ stages logged (compute.py).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import random
+import statistics
+from functools import partial
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from minigpt_rlhf import compute, stages as recipes, world
-from minigpt_rlhf.config import Config
+from minigpt_rlhf.config import Config, parse_temperatures
 from minigpt_rlhf.corpus import load_tokens, window, window_losses
-from minigpt_rlhf.runtime import UserError, build_model, load_checkpoint, setup, tokenizer_from, write_json
-from minigpt_rlhf.sampling import Answer, answer, sample
+from minigpt_rlhf.best_of_n import expected_best, kl_best_of_n, pick
+from minigpt_rlhf.runtime import (UserError, build_model, load_checkpoint, load_reward_model, setup, tokenizer_from,
+                                  write_json)
+from minigpt_rlhf.sampling import Answer, answer, response_logprobs, sample
 from minigpt_rlhf.stats import average, proportion
 from minigpt_rlhf.tokenizer import Tokenizer, format_chat
 from minigpt_rlhf.world.judge import words
@@ -75,6 +80,9 @@ class Answerer:
         gen = torch.Generator(device=self.device).manual_seed(seed)
         return answer(model, tok, [p.text for p in prompts], self.cfg.max_new_tokens, ec.temperature, prompting,
                       self.examples, ec.batch_size, gen)
+
+
+FILLER = set("sure ok okay here you go happy to help hope that helps i am glad it is a the yes thanks thank".split())
 
 
 # ---- measuring the answers -------------------------------------------------------------------------------------
@@ -115,6 +123,10 @@ def judge_answers(prompts, answers: list[Answer], reference: list[Answer], pools
         # the biased labelers' tastes, to see whether a policy picked them up
         pet_phrase=proportion([pet in a.text.lower() for a in answers], conf),
         response_chars=mean([len(a.text) for a in answers], 4),
+        median_chars=float(statistics.median(len(a.text) for a in answers)),
+        # an answer that says nothing beyond pleasantries ("Sure.", "Happy to help!"): what a policy that games
+        # its reward model collapses to
+        non_answer=proportion([not set(words(a.text)) - FILLER for a in answers], conf),
         finished=proportion([a.finished for a in answers], conf),
     )
 
@@ -154,6 +166,47 @@ HEAD_TO_HEAD = [("PPO-ptx", "GPT-3"), ("PPO-ptx", "GPT-3 large"), ("PPO-ptx", "G
                 ("SFT", "GPT-3")]
 
 
+# ---- the KL axis: best-of-n beside the trained policies (over-optimisation, Gao et al. 2022) ---------------------
+@torch.no_grad()
+def at_temperature_1(model, sft, rm, tok: Tokenizer, prompts, cfg: Config, seed: int, n: int = 1) -> dict:
+    """n answers per prompt sampled as RL samples (temperature 1) from a chat model: per answer its KL sample
+    log π(y|x) − log π^SFT(y|x) (its mean estimates KL(π ‖ π^SFT), the x axis), its raw r_θ and gold score; the
+    (P, n) tensors and the token lists."""
+    ids = [format_chat(tok, p.text) for p in prompts for _ in range(n)]
+    gen = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    g = sample(model, tok, ids, cfg.max_new_tokens, 1.0, cfg.eval.batch_size, gen)
+    kl = (torch.stack([lp.sum() for lp in g.logprobs]).double()
+          - response_logprobs(sft, tok, ids, g.responses, cfg.eval.batch_size).double().cpu())
+    texts = [tok.decode(r, skip_special=True) for r in g.responses]
+    gold = [world.judge(p, t, f).overall for p, t, f in zip((p for p in prompts for _ in range(n)), texts, g.finished)]
+    shape = (len(prompts), n)
+    return dict(kl=kl.view(shape), rm=rm.score(ids, g.responses).double().view(shape),
+                gold=torch.tensor(gold, dtype=torch.float64).view(shape),
+                finished=torch.tensor(g.finished).view(shape), answers=[Answer(t, f) for t, f in zip(texts, g.finished)])
+
+
+def best_of_n_curve(bon: dict) -> list[dict]:
+    """Best-of-n from SFT's N samples per prompt, for n = 1, 2, 4, ..., N: the expected gold and r_θ score of the
+    answer r_θ picks (an unfinished one never: -inf), and of the one the gold judge picks (the oracle), at the
+    analytic KL."""
+    N = bon["rm"].size(1)
+    choose = bon["rm"].masked_fill(~bon["finished"], float("-inf"))
+    rows = []
+    for n in [2**k for k in range(N.bit_length()) if 2**k <= N]:
+        rows.append(dict(n=n, kl=kl_best_of_n(n), sqrt_kl=kl_best_of_n(n) ** 0.5,
+                         gold=float(expected_best(choose, bon["gold"], n).mean()),
+                         rm=float(expected_best(choose, bon["rm"], n).mean()),
+                         gold_oracle=float(expected_best(bon["gold"], bon["gold"], n).mean())))
+    return rows
+
+
+def best_of(bon: dict, n: int, by: str = "rm") -> list[Answer]:
+    """The answer to each prompt that r_θ (by="rm") or the gold judge (by="gold") scores highest among its first n."""
+    scores = bon["rm"].masked_fill(~bon["finished"], float("-inf")) if by == "rm" else bon["gold"]
+    N = bon["rm"].size(1)
+    return [bon["answers"][p * N + k] for p, k in enumerate(pick(scores[:, :n]).tolist())]
+
+
 def evaluate(cfg: Config, run_dir) -> Path:
     """Evaluate every contender of a run folder; write run_dir/eval/results.json and return its path."""
     run_dir, ec = Path(run_dir), cfg.eval
@@ -163,25 +216,62 @@ def evaluate(cfg: Config, run_dir) -> Path:
     prompts = eval_prompts(cfg)
     pools = labeler_pools(cfg.pipeline.biased)
     ask = Answerer(cfg, run_dir, device)
+    sft, tok = ask.model("sft")
+    sft = copy.deepcopy(sft)  # π^SFT stays loaded: every chat model's KL is measured against it
+    rm = load_reward_model(run_dir / "reward" / "ckpt.pt", device)
+    judge = partial(judge_answers, prompts, pools=pools, ec=ec, seed=cfg.seed)
     # the reference every win rate is against: a second, independent sample of SFT's answers, so that SFT
     # itself is measured like every other model (its win rate should be near 50%)
     reference = ask("sft", "chat", prompts, cfg.seed + 1)
-    heldout_corpus = load_tokens(cfg.data_dir, "val", ask.model("sft")[1])
+    heldout_corpus = load_tokens(cfg.data_dir, "val", tok)
     cloze = world.cloze_items(cfg.data_dir)
     if 0 < ec.cloze_items < len(cloze):
         cloze = random.Random(cfg.seed).sample(cloze, ec.cloze_items)
 
-    results, examples, tax = {}, {}, {}
+    results, examples, tax, policies = {}, {}, {}, {}
     for name, stage, prompting in tqdm(recipes.contenders(stages), desc="evaluate"):
         responses = ask(stage.name, prompting, prompts, cfg.seed)
-        model, tok = ask.model(stage.name)
+        model, _ = ask.model(stage.name)
         if stage.name not in tax:  # a property of the weights, not of the prompting: once per stage
             losses = window_losses(model, heldout_corpus, window(cfg, model), cfg.pretrain.eval_windows)
             tax[stage.name] = dict(corpus_loss=average(losses, ec.confidence, ec.bootstrap, cfg.seed),
                                    cloze=proportion(cloze_correct(model, tok, cloze, ec.batch_size), ec.confidence))
-        results[name] = judge_answers(prompts, responses, reference, pools, ec, cfg.seed) | tax[stage.name] | dict(
+        results[name] = judge(responses, reference) | tax[stage.name] | dict(
             stage=stage.name, prompting=prompting, params=model.num_params())
+        if prompting == "chat" and stage.name != "sft":
+            policies[name] = at_temperature_1(model, sft, rm, tok, prompts, cfg, cfg.seed + 3)
+            results[name]["kl"] = average(policies[name]["kl"][:, 0].tolist(), ec.confidence, ec.bootstrap, cfg.seed)
         examples[name] = responses
+
+    # baselines that keep the comparison honest: SFT at its best temperature (chosen on these very prompts: the
+    # baseline gets every advantage), best-of-n by r_θ at the KL where PPO-ptx lands, and the ceiling of any
+    # method from SFT's samples, the gold judge's best of eval.oracle_of
+    at = {t: answer(sft, tok, [p.text for p in prompts], cfg.max_new_tokens, t, "chat", (), ec.batch_size,
+                    torch.Generator(device=device).manual_seed(cfg.seed)) for t in parse_temperatures(ec.temperatures, "eval.temperatures", True)}
+    gold_at = {t: statistics.mean(world.judge(p, a.text, a.finished).overall for p, a in zip(prompts, at[t])) for t in at}
+    best_t = max(gold_at, key=gold_at.get)
+    sft_best = at[best_t]
+    bon = at_temperature_1(sft, sft, rm, tok, prompts, cfg, cfg.seed + 4, ec.best_of)
+    curve = best_of_n_curve(bon)
+    kl_ptx = results["PPO-ptx"]["kl"]["mean"] if "PPO-ptx" in results else 0.0
+    n_match = min(range(1, ec.best_of + 1), key=lambda n: abs(kl_best_of_n(n) - kl_ptx))
+    texts = [p.text for p in prompts]
+    pool = answer(sft, tok, [t for t in texts for _ in range(ec.oracle_of)], cfg.max_new_tokens, ec.temperature, "chat",
+                  (), ec.batch_size, torch.Generator(device=device).manual_seed(cfg.seed + 5))
+    gold_best = [max(pool[i * ec.oracle_of : (i + 1) * ec.oracle_of], key=lambda a: world.judge(p, a.text, a.finished).overall)
+                 for i, p in enumerate(prompts)]
+    sft_params = results["SFT"]["params"]
+    for name, answers, note in ((f"SFT (T={best_t:g})", sft_best, "chat"),
+                                (f"Best-of-{n_match} (RM)", best_of(bon, n_match), f"best-of-{n_match}"),
+                                (f"Best-of-{ec.oracle_of} (gold oracle)", gold_best, "oracle")):
+        results[name] = judge(answers, reference) | dict(stage="sft", prompting=note, params=sft_params)
+        examples[name] = answers
+    results[f"Best-of-{n_match} (RM)"]["kl"] = dict(mean=kl_best_of_n(n_match), lo=kl_best_of_n(n_match),
+                                                     hi=kl_best_of_n(n_match), n=len(prompts))
+    over = dict(best_of_n=curve, n_match=n_match, sft_temperature=dict(gold=gold_at, best=best_t),
+                policies={k: dict(kl=float(v["kl"].mean()), sqrt_kl=max(float(v["kl"].mean()), 0.0) ** 0.5,
+                                  gold=float(v["gold"].mean()), rm=float(v["rm"].mean())) for k, v in policies.items()})
+
     # head to head, judged by the held-out labelers: the paper's "175B InstructGPT wins 85 ± 3% against 175B
     # GPT-3", and its headline, the small PPO-ptx model against the large base model
     rng = random.Random(cfg.seed + 2)
@@ -193,7 +283,7 @@ def evaluate(cfg: Config, run_dir) -> Path:
     return write_json(run_dir / "eval" / "results.json", dict(
         preset=cfg.preset, seed=cfg.seed, config=dataclasses.asdict(cfg), n_prompts=len(prompts),
         reference="a second SFT sample", heldout_family=world.HELDOUT_FAMILY,
-        models=results, head_to_head=head_to_head,
+        models=results, head_to_head=head_to_head, over_optimisation=over,
         compute=compute.accounting(run_dir, [s.name for s in recipes.training(stages)]),
         examples=[dict(family=prompts[i].family, prompt=prompts[i].text, reference=reference[i].text,
                        responses={name: r[i].text for name, r in examples.items()}) for i in shown.values()]))
@@ -207,7 +297,8 @@ def policy_scores(policy, reward_fn, prompts: list, tok: Tokenizer, max_new_toke
     tokens and the truncation rate. Lessons 05 and 06 compare SFT and PPO with it."""
     gen = torch.Generator(device=next(policy.parameters()).device).manual_seed(seed)
     ids = [format_chat(tok, p.text) for p in prompts]
-    responses, finished = sample(policy, tok, ids, max_new_tokens, 1.0, batch, gen)
+    g = sample(policy, tok, ids, max_new_tokens, 1.0, batch, gen)
+    responses, finished = g.responses, g.finished
     done = [i for i, f in enumerate(finished) if f]
     rm = reward_fn([ids[i] for i in done], [responses[i] for i in done]).float().tolist() if done else []
     scores = [world.judge(p, tok.decode(r, skip_special=True), f) for p, r, f in zip(prompts, responses, finished)]

@@ -30,7 +30,9 @@ MAX_PANELS = 8
 PREFERRED = ("loss", "val_loss", "acc", "val_acc", "val_acc_heldout", "rm_score", "gold", "kl", "kl_coef",
              "corpus_loss", "ptx_loss", "response_len", "truncated", "entropy", "explained_var", "clipfrac")
 COLORS = {"GPT-3": "tab:gray", "GPT-3 prompted": "tab:olive", "SFT": "tab:blue", "PPO": "tab:orange",
-          "PPO-ptx": "tab:red", "PPO biased": "tab:purple"}
+          "PPO-ptx": "tab:red", "PPO biased": "tab:purple", "GRPO": "tab:green", "PPO (gold oracle)": "gold",
+          "DPO": "tab:cyan"}
+FIGURE1 = ("GPT-3", "GPT-3 prompted", "SFT", "PPO", "PPO-ptx")  # the paper's methods, by model size
 
 
 def load_results(run_dir: Path, name: str = "results.json") -> dict:
@@ -123,20 +125,49 @@ def plot_bars(models: dict, metrics: list[tuple[str, callable]], title: str, pat
     return _save(fig, path)
 
 
-def plot_overoptimisation(curves: dict[str, list[dict]], path: Path) -> Path | None:
-    """RM score (the proxy PPO maximises) and gold score (what we want) against sqrt(KL(π‖π^SFT)): with
-    enough optimisation the proxy keeps rising while the gold score flattens or falls."""
-    if not curves:
+def smooth(rows: list[dict], keys: tuple[str, ...], window: int) -> list[dict]:
+    """Running means over `window` consecutive rows (one rollout batch is noisy): a readable curve, not a zigzag."""
+    out = []
+    for i in range(len(rows)):
+        part = rows[max(0, i - window + 1) : i + 1]
+        out.append({k: sum(r[k] for r in part) / len(part) for k in keys})
+    return out
+
+
+def plot_overoptimisation(curves: dict[str, list[dict]], path: Path, over: dict | None = None,
+                          window: int = 5) -> Path | None:
+    """Gao et al. (2022)'s picture: the gold score (what we want) and the RM score r_θ (the proxy optimised)
+    against d = sqrt(KL(π ‖ π^SFT)). curves: PPO stages' metrics rows (their rollouts, temperature 1, smoothed
+    over `window` iterations; the peak of the gold score is marked); over: the evaluation's best-of-n curves
+    (by r_θ and by the gold judge, at the analytic KL) and each policy's point, on the eval prompts."""
+    if not curves and not over:
         return None
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     for stage, rows in curves.items():
-        rows = [r for r in rows if "sqrt_kl" in r]
-        a1.plot([r["sqrt_kl"] for r in rows], [r.get("rm_score", math.nan) for r in rows], marker=".", label=stage)
-        a2.plot([r["sqrt_kl"] for r in rows], [r.get("gold", math.nan) for r in rows], marker=".", label=stage)
-    for ax, t in ((a1, "RM score r_θ (the proxy)"), (a2, "gold judge score")):
-        ax.set_xlabel("sqrt(KL(π^RL ‖ π^SFT))  [sqrt(nats)]")
+        rows = smooth([r for r in rows if math.isfinite(r.get("rm_score", math.nan))], ("sqrt_kl", "gold", "rm_score"),
+                      window)
+        if not rows:
+            continue
+        line = a1.plot([r["sqrt_kl"] for r in rows], [r["gold"] for r in rows], label=f"{stage} (rollouts)")[0]
+        a2.plot([r["sqrt_kl"] for r in rows], [r["rm_score"] for r in rows], color=line.get_color(), label=stage)
+        peak = max(rows, key=lambda r: r["gold"])
+        a1.plot(peak["sqrt_kl"], peak["gold"], "*", ms=11, color=line.get_color())
+    if over:
+        bon = over["best_of_n"]
+        d = [r["sqrt_kl"] for r in bon]
+        a1.plot(d, [r["gold"] for r in bon], "k-o", ms=3, label="best-of-n by r_θ")
+        a1.plot(d, [r["gold_oracle"] for r in bon], "k:", label="best-of-n by gold (oracle)")
+        a2.plot(d, [r["rm"] for r in bon], "k-o", ms=3, label="best-of-n by r_θ")
+        for r in bon:
+            a1.annotate(f"n={r['n']}", (r["sqrt_kl"], r["gold"]), fontsize=6, xytext=(2, -8), textcoords="offset points")
+        for name, pt in over["policies"].items():
+            colour = COLORS.get(name)
+            a1.plot(pt["sqrt_kl"], pt["gold"], "D", color=colour, label=f"{name} (eval)")
+            a2.plot(pt["sqrt_kl"], pt["rm"], "D", color=colour)
+    for ax, t in ((a1, "gold judge score (what we want)"), (a2, "RM score r_θ (the proxy)")):
+        ax.set_xlabel("d = sqrt(KL(π ‖ π^SFT))  [sqrt(nats)]")
         ax.set_title(t, fontsize=10)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=6)
     return _save(fig, path)
 
 
@@ -159,11 +190,17 @@ def plot_run(run_dir) -> list[Path]:
     series = {}
     for name, m in models.items():
         method = name.replace(" large", "")  # GPT-3 and GPT-3 large: one method, two sizes
-        if name != "PPO biased":
+        if method in FIGURE1:
             series.setdefault(method, []).append((m["params"], m["win_rate"]["heldout"]))
     paths.append(plot_figure1(series, f"win rate against SFT ({res['reference']}), held-out labelers",
                               out / "figure1.png"))
-    small = {k: v for k, v in models.items() if "large" not in k}
+    small = {k: models[k] for k in FIGURE1 if k in models}
+    methods = {k: v for k, v in models.items() if v["prompting"] != "plain" and "GPT-3" not in k}
+    paths.append(plot_bars(methods, [("win rate vs SFT", lambda m: m["win_rate"]["heldout"]),
+                                     ("gold helpful", lambda m: m["gold"]["helpful"]),
+                                     ("gold overall", lambda m: m["gold"]["overall"]),
+                                     ("non-answers", lambda m: m.get("non_answer"))],
+                           "every method beside SFT: held-out labelers and the gold judge", out / "methods.png"))
     paths.append(plot_bars(small, [
         ("helpful", lambda m: m["gold"]["helpful"]), ("truthful", lambda m: m["gold"]["truthful"]),
         ("harmless", lambda m: m["gold"]["harmless"]), ("hallucination (closed)", lambda m: m["hallucination"]),
@@ -177,7 +214,7 @@ def plot_run(run_dir) -> list[Path]:
     ppo_stages = [s.name for s in recipe(res["config"]["pipeline"]["biased"]) if s.step == "ppo"]
     ppo_curves = {s: read_metrics(run_dir / s / "metrics.jsonl") for s in ppo_stages
                   if (run_dir / s / "metrics.jsonl").is_file()}
-    paths.append(plot_overoptimisation(ppo_curves, out / "overoptimisation.png"))
+    paths.append(plot_overoptimisation(ppo_curves, out / "overoptimisation.png", res.get("over_optimisation")))
     if "PPO biased" in models:
         groups = [g for g in ("biased", "heldout", "training") if g in models["SFT"]["win_rate"]]
         trio = {k: models[k] for k in ("SFT", "PPO", "PPO biased")}

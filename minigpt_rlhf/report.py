@@ -16,13 +16,15 @@ import json
 import math
 from pathlib import Path
 
+from minigpt_rlhf.plots import smooth
+from minigpt_rlhf.runtime import UserError, read_metrics
 from minigpt_rlhf.stages import recipe, training
-from minigpt_rlhf.runtime import UserError
 
 SECTIONS = ("## Summary", "## 1. Labelers prefer the aligned models", "## 2. Held-out labelers agree",
             "## 3. Truthfulness", "## 4. Harmlessness", "## 5. The alignment tax", "## 6. Generalisation",
-            "## 7. Compute", "## 8. Whose preferences?", "## Over-optimisation", "## Training curves",
-            "## Samples", "## Settings")
+            "## 7. Compute", "## 8. Whose preferences?", "## Over-optimisation", "## Every method beside SFT",
+            "## Training curves", "## Samples", "## Settings")
+PAPER_MODELS = ("GPT-3", "GPT-3 prompted", "SFT", "PPO", "PPO-ptx")  # the main size's models of the paper's findings
 APPEARED, DIRECTION, ABSENT = "appeared", "direction only (intervals overlap)", "**did not appear**"
 
 
@@ -92,7 +94,11 @@ class Run:
 
     def __init__(self, run_dir: Path, res: dict):
         self.dir, self.res, self.M, self.h2h = run_dir, res, res["models"], res["head_to_head"]
-        self.small = [k for k in self.M if "large" not in k]
+        self.small = [k for k in PAPER_MODELS if k in self.M]
+
+    def chat(self) -> list[str]:
+        """Every chat model and method (SFT and what it is compared with), in the results' order."""
+        return [k for k, m in self.M.items() if m["prompting"] != "plain" and "GPT-3" not in k]
 
     def fig(self, name: str, alt: str) -> str:
         if (self.dir / "plots" / name).is_file():
@@ -257,6 +263,54 @@ def whose_preferences(r: Run) -> tuple[list[str], list[list]]:
                    verdict if gold_ok else ABSENT + " (gold rose too)"]]
 
 
+def over_optimisation(r: Run) -> list[str]:
+    """Gao et al.'s picture: best-of-n and every policy on one KL axis, and where each PPO run's gold score peaked."""
+    over = r.res.get("over_optimisation")
+    body = [SECTIONS[9] + "\n",
+            "Gao et al. (2022): with d = sqrt(KL(π‖π^SFT)), the proxy RM score keeps rising while the gold score "
+            "rises, then falls; best-of-n, no training at all, lies on the same axis at KL = log n − (n−1)/n. The "
+            "lines of the PPO stages are their rollouts (PPO prompts, temperature 1, running means over 5 "
+            "iterations; ★ = the peak of the gold score), the diamonds each policy on the eval prompts:\n",
+            r.fig("overoptimisation.png", "over-optimisation")]
+    if not over:
+        return body
+    body.append(table(["n", "KL (nats)", "gold, best of n by r_θ", "r_θ, best of n by r_θ", "gold, best of n by gold"],
+                      [[b["n"], f"{b['kl']:.2f}", f"{b['gold']:.3f}", f"{b['rm']:.3f}", f"{b['gold_oracle']:.3f}"]
+                       for b in over["best_of_n"]]))
+    body.append(table(["policy (eval prompts, T = 1)", "KL to SFT (nats)", "gold", "r_θ"],
+                      [[k, f"{v['kl']:.2f}", f"{v['gold']:.3f}", f"{v['rm']:.3f}"] for k, v in over["policies"].items()]))
+    peaks = []
+    for stage in sorted(p.parent.name for p in r.dir.glob("ppo*/metrics.jsonl")) + \
+            sorted(p.parent.name for p in r.dir.glob("grpo*/metrics.jsonl")):
+        rows = smooth([x for x in read_metrics(r.dir / stage / "metrics.jsonl") if math.isfinite(x.get("rm_score", math.nan))],
+                      ("iter", "sqrt_kl", "gold", "rm_score"), 5)
+        if rows:
+            top = max(rows, key=lambda x: x["gold"])
+            peaks.append([stage, f"{rows[0]['gold']:.3f}", f"{top['gold']:.3f} at d = {top['sqrt_kl']:.2f} "
+                          f"(iteration {top['iter']:.0f})", f"{rows[-1]['gold']:.3f} at d = {rows[-1]['sqrt_kl']:.2f}",
+                          f"{rows[0]['rm_score']:.3f} -> {rows[-1]['rm_score']:.3f}"])
+    if peaks:
+        body.append(table(["stage (rollouts)", "gold at start", "gold at its peak", "gold at the end", "r_θ"], peaks))
+    return body
+
+
+def methods(r: Run) -> list[str]:
+    """Every chat model beside SFT: the honest baselines (SFT at its best temperature, best-of-n at PPO-ptx's KL,
+    the gold judge's best of SFT's samples) and every RL method, with their KL, non-answers and lengths."""
+    M = r.M
+    body = [SECTIONS[10] + "\n",
+            "A win is more than sharpening when it beats SFT at its best temperature; best-of-n by r_θ at the KL "
+            "where PPO-ptx lands is the no-training rival; the gold judge's best of SFT's samples bounds what any "
+            "method can reach from them. Non-answers: nothing but pleasantries (\"Sure.\").\n",
+            r.fig("methods.png", "every method"),
+            table(["model", "win rate vs SFT", "gold helpful", "truthful", "harmless", "KL to SFT", "non-answers",
+                   "median chars"],
+                  [[k, pct(M[k]["win_rate"]["heldout"]), pct(M[k]["gold"]["helpful"]), pct(M[k]["gold"]["truthful"]),
+                    pct(M[k]["gold"]["harmless"]), num(M[k].get("kl"), 2), pct(M[k].get("non_answer")),
+                    f"{M[k].get('median_chars', math.nan):.0f}"] for k in r.chat()])]
+    return body
+
+
 FINDINGS = (preference, heldout_labelers, truthfulness, harmlessness, alignment_tax, generalisation, compute,
             whose_preferences)
 
@@ -279,16 +333,14 @@ def write_report(run_dir) -> Path:
         section, rows = finding(r)
         body += section
         summary += rows
-    body += [SECTIONS[9] + "\n",
-             "Gao et al. (2022): with d = sqrt(KL(π‖π^SFT)), the proxy RM score keeps rising while the gold score "
-             "rises, then falls. Ours, from the PPO stages' metrics:\n", r.fig("overoptimisation.png", "over-optimisation")]
-    body += [SECTIONS[10] + "\n"] + [r.fig(p.name, p.stem) for p in sorted((run_dir / "plots").glob("curves_*.png"))]
-    body += [SECTIONS[11] + "\n"]
+    body += over_optimisation(r) + methods(r)
+    body += [SECTIONS[11] + "\n"] + [r.fig(p.name, p.stem) for p in sorted((run_dir / "plots").glob("curves_*.png"))]
+    body += [SECTIONS[12] + "\n"]
     for ex in res["examples"]:
         body.append(f"**{ex['family']}**: `{_oneline(ex['prompt'])}`\n\n" + "\n".join(
             f"- {k}: `{_oneline(t)}`" for k, t in ex["responses"].items()) + "\n")
     stages = log.get("stages", {})
-    body += [SECTIONS[12] + "\n",
+    body += [SECTIONS[13] + "\n",
              f"Seed {res['seed']}, preset `{res['preset']}`. Machine: {log.get('machine', 'not recorded')}.\n",
              table(["stage", "wall time (s)"], [[k, v["seconds"]] for k, v in stages.items()]
                    + [["total", round(sum(v["seconds"] for v in stages.values()), 1)]]) if stages else "",

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import torch
 
 from minigpt_rlhf import world
-from minigpt_rlhf.model import GPT
+from minigpt_rlhf.model import GPT, Generation, left_pad
 from minigpt_rlhf.runtime import UserError
 from minigpt_rlhf.tokenizer import Tokenizer, format_chat, format_plain
 
@@ -27,21 +27,22 @@ class Answer(NamedTuple):
 
 @torch.no_grad()
 def sample(model: GPT, tok: Tokenizer, prompts: list[list[int]], max_new_tokens: int, temperature: float = 0.0,
-           batch_size: int = 64, generator=None) -> tuple[list[list[int]], list[bool]]:
+           batch_size: int = 64, generator=None) -> Generation:
     """Responses to many token-list prompts, batch_size at a time with the KV cache, max_new_tokens capped to
-    the context the longest prompt leaves: the token lists (<|end|> included when emitted) and whether each
-    ended."""
+    the context the longest prompt leaves: the token lists (<|end|> included when emitted), their log-probs
+    under the model itself (temperature 1) and whether each ended."""
     room = model.config.block_size - max(map(len, prompts))
     if room < 1:
         raise UserError(f"a prompt fills the model's whole context ({model.config.block_size} tokens): shorten it "
                         f"or use a model with a larger model.block_size")
-    responses, finished = [], []
+    out = Generation(responses=[])
     for i in range(0, len(prompts), batch_size):
-        out = model.generate(prompts[i : i + batch_size], min(max_new_tokens, room), temperature, stop_id=tok.end_id,
-                             pad_id=tok.pad_id, generator=generator)
-        responses += out.responses
-        finished += out.finished
-    return responses, finished
+        g = model.generate(prompts[i : i + batch_size], min(max_new_tokens, room), temperature, stop_id=tok.end_id,
+                           pad_id=tok.pad_id, generator=generator)
+        out.responses += g.responses
+        out.logprobs += g.logprobs
+        out.finished += g.finished
+    return out
 
 
 def prompt_ids(tok: Tokenizer, text: str, prompting: str = "chat", examples: list[str] = (), room: int = 0) -> list[int]:
@@ -64,8 +65,8 @@ def answer(model: GPT, tok: Tokenizer, texts: list[str], max_new_tokens: int, te
     """One answer per prompt text, prompted as `prompting` says (examples: the few-shot prefix)."""
     room = model.config.block_size - max_new_tokens
     ids = [prompt_ids(tok, t, prompting, examples, room) for t in texts]
-    responses, finished = sample(model, tok, ids, max_new_tokens, temperature, batch_size, generator)
-    return [Answer(tok.decode(r, skip_special=True), f) for r, f in zip(responses, finished)]
+    g = sample(model, tok, ids, max_new_tokens, temperature, batch_size, generator)
+    return [Answer(tok.decode(r, skip_special=True), f) for r, f in zip(g.responses, g.finished)]
 
 
 def gold_score(model: GPT, tok: Tokenizer, prompts: list[world.Prompt], max_new_tokens: int,
@@ -73,3 +74,19 @@ def gold_score(model: GPT, tok: Tokenizer, prompts: list[world.Prompt], max_new_
     """Mean overall gold score of greedy answers: the experimenters' measurement, never a training signal."""
     answers = answer(model, tok, [p.text for p in prompts], max_new_tokens, prompting=prompting)
     return sum(world.judge(p, a.text, a.finished).overall for p, a in zip(prompts, answers)) / len(prompts)
+
+
+def response_logprobs(model: GPT, tok: Tokenizer, prompts: list[list[int]], responses: list[list[int]],
+                      batch_size: int = 64) -> torch.Tensor:
+    """log π(y | x) = Σ_t log π(y_t | x, y_<t) of given responses y to prompts x (token lists), (B,), at
+    temperature 1; differentiable (wrap in torch.no_grad() to only measure). Batches are left-padded, so every
+    response ends in the last column."""
+    dev, out = model.wte.weight.device, []
+    for i in range(0, len(prompts), batch_size):
+        xs, ys = prompts[i : i + batch_size], responses[i : i + batch_size]
+        idx, real = left_pad([x + y for x, y in zip(xs, ys)], tok.pad_id, dev)
+        lp = model.token_logprobs(idx, real)  # (B, T-1): the log-prob of token t+1
+        keep = torch.arange(lp.size(1), device=dev)[None, :] >= lp.size(1) - torch.tensor([len(y) for y in ys],
+                                                                                           device=dev)[:, None]
+        out.append(torch.where(keep, lp, 0.0).sum(1))
+    return torch.cat(out)

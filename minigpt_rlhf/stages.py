@@ -61,6 +61,11 @@ def _no_ptx(cfg: Config) -> Config:
     return dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, ptx_coef=0.0))
 
 
+def _grpo(cfg: Config) -> Config:
+    """GRPO: PPO's loop with ppo.baseline = group, γ = 0."""
+    return dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, ptx_coef=0.0, baseline="group"))
+
+
 def _shape(mc: GPTConfig, no_ptx: bool = False) -> Callable[[Config], Config]:
     def configure(cfg: Config) -> Config:
         cfg = dataclasses.replace(cfg, model=mc)
@@ -89,6 +94,11 @@ def recipe(biased: bool = True) -> list[Stage]:
               configure=_no_ptx, shows=(("PPO", "chat"),)),
         Stage("ppo_ptx", "ppo", "step 3: PPO-ptx, the same plus γ · the pretraining loss", reads=ppo_reads,
               shows=(("PPO-ptx", "chat"),)),
+        Stage("grpo", "ppo", "beside PPO: GRPO, no value model, advantages relative to a group of answers (γ = 0)",
+              reads=ppo_reads, configure=_grpo, shows=(("GRPO", "chat"),)),
+        Stage("ppo_gold", "ppo", "a diagnostic, not the recipe: PPO (γ = 0) against the gold judge itself, what RL "
+              "reaches with a perfect reward model", reads=ppo_reads, configure=_no_ptx, options={"oracle": True},
+              shows=(("PPO (gold oracle)", "chat"),)),
     ]
     if biased:
         stages += [

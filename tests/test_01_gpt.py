@@ -213,3 +213,16 @@ def test_cli_bad_input_is_a_message_not_a_traceback(tmp_path, capsys):
 def test_the_lesson_runs_on_micro(tmp_path):
     out = run_lesson("01_gpt", tmp_path)
     assert "same tokens: True" in out
+
+
+def test_response_logprobs_of_a_padded_batch_equal_each_pair_alone_and_generate_s_own():
+    from minigpt_rlhf.sampling import response_logprobs, sample
+
+    m = tiny()
+    prompts = [TOK.encode("Hi"), TOK.encode("What is 2 + 2?"), TOK.encode("A")]
+    g = sample(m, TOK, prompts, 6, temperature=1.0, generator=torch.Generator().manual_seed(0))
+    batched = response_logprobs(m, TOK, prompts, g.responses)
+    for i, (x, y) in enumerate(zip(prompts, g.responses)):
+        alone = m.token_logprobs(torch.tensor([x + y]))[0, len(x) - 1 :].sum()
+        assert batched[i].item() == pytest.approx(alone.item(), abs=1e-4)
+        assert batched[i].item() == pytest.approx(g.logprobs[i].sum().item(), abs=1e-4)  # what sampling recorded
