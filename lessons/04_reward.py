@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from minigpt_rlhf import reward, world
-from minigpt_rlhf.comparisons import encode, read_comparisons, write_comparisons
+from minigpt_rlhf.comparisons import encode, ranking_loss, read_comparisons, write_comparisons
 from minigpt_rlhf.config import load_config
 from minigpt_rlhf.runtime import load_checkpoint, load_reward_model, read_metrics, tokenizer_from
 from minigpt_rlhf.tokenizer import format_chat
@@ -81,7 +81,7 @@ for pos, i in enumerate(c.ranking):
 # %% [markdown]
 # ## The loss of this ranking, by hand
 # Sort the rewards best first; every pair (w above l) contributes −log σ(r_w − r_l); average over the C(K,2)
-# pairs. `reward.ranking_loss` does the same with two index tensors instead of a loop.
+# pairs. `ranking_loss` (comparisons.py, shared with DPO) does the same with two index tensors instead of a loop.
 
 # %%
 ordered = r[torch.tensor(c.ranking)]
@@ -93,8 +93,8 @@ for w in range(len(ordered)):
         if len(terms) <= 4:
             print(f"rank {w + 1} vs rank {l + 1}: r_w - r_l = {d:+.3f}, -log σ = {terms[-1]:.3f}")
 print(f"... {len(terms)} pairs; mean = {sum(terms) / len(terms):.4f}; "
-      f"reward.ranking_loss = {reward.ranking_loss(r, c.ranking).item():.4f}")
-print(f"adding 5 to every reward changes nothing: {reward.ranking_loss(r + 5, c.ranking).item():.4f}")
+      f"ranking_loss = {ranking_loss(r, c.ranking).item():.4f}")
+print(f"adding 5 to every reward changes nothing: {ranking_loss(r + 5, c.ranking).item():.4f}")
 
 # %% [markdown]
 # ## Training curves

@@ -4,8 +4,10 @@ For each prompt: K ~ U{k_min..k_max} responses, most sampled from the SFT model 
 share from the base model prompted in plain text (the paper drew from several policies, so that a ranking
 compares answers of different quality); one labeler of a pool ranks them. Validation prompts are ranked twice,
 by a labeler of the same pool and by a held-out labeler. Every ranking of K responses holds C(K,2)
-comparisons "y_w is preferred to y_l" (`ranking_pairs`). One line of comparisons.jsonl is one `Comparison`;
-the reward model learns from them, and so can any method that learns from preferences.
+comparisons "y_w is preferred to y_l" (`ranking_pairs`), and a scorer r of the K responses is judged by the
+ranking loss over all of them (`ranking_loss`, the RM's loss; DPO's with its implicit reward). One line of
+comparisons.jsonl is one `Comparison`; the reward model learns from them, and so can any method that learns
+from preferences.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from minigpt_rlhf import world
@@ -52,6 +55,22 @@ def ranking_pairs(k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return tuple(torch.triu_indices(k, k, 1))
 
 
+# ---- the loss of a ranking under a scorer ----------------------------------------------------------------------
+
+def ranking_loss(rewards: torch.Tensor, ranking: list[int]) -> torch.Tensor:
+    """−1/C(K,2) · Σ_(w above l) log σ(r_w − r_l) for one prompt's K rewards, ranking = indices best first."""
+    check_ranking(ranking, len(rewards))
+    r = rewards[torch.tensor(ranking, device=rewards.device)]  # r[0] is the best response's reward
+    w, l = ranking_pairs(len(ranking))
+    return -F.logsigmoid(r[w] - r[l]).mean()
+
+
+def pairwise_accuracy(rewards, ranking: list[int]) -> float:
+    """How many of the ranking's C(K,2) pairs the rewards order the same way (a tie counts half)."""
+    r = torch.as_tensor(rewards, dtype=torch.float)[torch.tensor(ranking)]
+    w, l = ranking_pairs(len(ranking))
+    d = r[w] - r[l]
+    return float(((d > 0).float() + 0.5 * (d == 0).float()).mean())
 
 
 # ---- sampling and ranking ---------------------------------------------------------------------------------------

@@ -157,6 +157,27 @@ PPO_PRESETS = {
 
 
 @dataclass
+class DPOConfig(Optim):
+    """Beside the recipe: DPO on the reward stage's comparisons, every pair of a prompt in one batch element."""
+
+    beta: float = 0.1  # β: the implicit reward is β · log(π / π_ref)
+    epochs: int = 2  # passes over the comparisons
+    batch_size: int = 8  # prompts (whole rankings) per step
+    lr: float = 1e-4
+    min_lr: float = 1e-5
+    warmup: int = 10
+    weight_decay: float = 0.0
+    eval_every: int = 15  # steps between validation accuracies and checkpoints
+
+
+DPO_PRESETS = {
+    "micro": dict(epochs=1, batch_size=4, lr=1e-3, min_lr=1e-4, warmup=2, eval_every=3),
+    "quick": {},
+    "full": dict(batch_size=16, lr=5e-5, min_lr=5e-6),
+}
+
+
+@dataclass
 class EvalConfig:
     """Evaluation: every model answers the eval split; the world's judges score the answers."""
 
@@ -213,6 +234,7 @@ class Config:
     sft: SFTConfig = field(default_factory=SFTConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    dpo: DPOConfig = field(default_factory=DPOConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
@@ -224,6 +246,7 @@ _STAGE_PRESETS = {
     "sft": SFT_PRESETS,
     "reward": REWARD_PRESETS,
     "ppo": PPO_PRESETS,
+    "dpo": DPO_PRESETS,
     "eval": EVAL_PRESETS,
     "pipeline": PIPELINE_PRESETS,
 }
@@ -322,6 +345,7 @@ RANGES = {
                     gae_lambda=FRACTION, kl_coef=NON_NEGATIVE, kl_target=NON_NEGATIVE, kl_horizon=AT_LEAST_1,
                     ptx_coef=NON_NEGATIVE, ptx_batch=AT_LEAST_1, truncation_penalty=ANY, grad_clip=POSITIVE,
                     eval_every=AT_LEAST_1, group_size=Range(2)),
+    DPOConfig: dict(beta=POSITIVE, epochs=AT_LEAST_1, batch_size=AT_LEAST_1, eval_every=AT_LEAST_1),
     EvalConfig: dict(prompts=NON_NEGATIVE, samples=AT_LEAST_1, temperature=NON_NEGATIVE, batch_size=AT_LEAST_1,
                      bootstrap=AT_LEAST_1, confidence=OPEN_UNIT, cloze_items=NON_NEGATIVE, best_of=AT_LEAST_1,
                      oracle_of=AT_LEAST_1),
@@ -368,7 +392,7 @@ def _agreements(cfg: Config) -> list[tuple[bool, str]]:
                                    f"gets n_embd / n_head channels; change --set model.n_embd or model.n_head"),
         *[(s.min_lr <= s.lr, f"{name}.min_lr={s.min_lr} is above {name}.lr={s.lr}: the schedule decays from lr down "
                              f"to min_lr; lower --set {name}.min_lr or raise {name}.lr")
-          for name, s in (("pretrain", p), ("sft", cfg.sft), ("reward", r))],
+          for name, s in (("pretrain", p), ("sft", cfg.sft), ("reward", r), ("dpo", cfg.dpo))],
         (p.warmup <= min(p.steps, cfg.pipeline.large_steps or p.steps),
          f"pretrain.warmup={p.warmup} is longer than the {min(p.steps, cfg.pipeline.large_steps or p.steps)} "
          f"pretraining steps (pretrain.steps, pipeline.large_steps): lower --set pretrain.warmup"),

@@ -11,7 +11,7 @@ comparison (y_w preferred to y_l), C(K,2) of them per prompt, and the reward mod
     1/C(K,2)    all pairs of one prompt are ONE batch element: K forward passes, then the C(K,2) differences
                 of those K scores, averaged. The paper found that shuffling the pairs into one dataset (2 passes
                 per pair, a response seen K−1 times per epoch) overfits within an epoch; `pairs=True` is that
-                ablation.                                                            `ranking_loss`
+                ablation.                                       `ranking_loss` (comparisons.py)
 
 The loss sees only differences, so it cannot fix r_θ's offset: after training, a bias is set so that the
 labelers' demonstrations score 0 on average (the paper does this before RL), and the head's bias is exactly
@@ -31,12 +31,12 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from minigpt_rlhf import world
 from minigpt_rlhf.comparisons import (LABELER_POOLS, SPLITS, Comparison, Encoded, encode, make_comparisons,
-                                      check_ranking, rank, ranking_pairs, read_comparisons, write_comparisons)
+                                      pairwise_accuracy, rank, ranking_loss, ranking_pairs, read_comparisons,
+                                      write_comparisons)
 from minigpt_rlhf.compute import Compute
 from minigpt_rlhf.config import Config, RewardConfig
 from minigpt_rlhf.model import GPTConfig, RewardModel
@@ -44,23 +44,6 @@ from minigpt_rlhf.runtime import (MetricsLogger, UserError, autocast, build_mode
                                   check_shape, count_params, load_checkpoint, save_checkpoint, setup, tokenizer_from)
 from minigpt_rlhf.tokenizer import Tokenizer, format_chat, format_plain
 from minigpt_rlhf.training import lr_at, make_optimizer
-
-
-# ---- the loss -------------------------------------------------------------------------------------------------
-def ranking_loss(rewards: torch.Tensor, ranking: list[int]) -> torch.Tensor:
-    """−1/C(K,2) · Σ_(w above l) log σ(r_w − r_l) for one prompt's K rewards, ranking = indices best first."""
-    check_ranking(ranking, len(rewards))
-    r = rewards[torch.tensor(ranking, device=rewards.device)]  # r[0] is the best response's reward
-    w, l = ranking_pairs(len(ranking))
-    return -F.logsigmoid(r[w] - r[l]).mean()
-
-
-def pairwise_accuracy(rewards, ranking: list[int]) -> float:
-    """How many of the ranking's C(K,2) pairs the rewards order the same way (a tie counts half)."""
-    r = torch.as_tensor(rewards, dtype=torch.float)[torch.tensor(ranking)]
-    w, l = ranking_pairs(len(ranking))
-    d = r[w] - r[l]
-    return float(((d > 0).float() + 0.5 * (d == 0).float()).mean())
 
 
 # ---- training ---------------------------------------------------------------------------------------------------------

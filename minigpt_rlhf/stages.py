@@ -19,7 +19,7 @@ from typing import Callable
 from minigpt_rlhf.config import Config, parse_shape, sweep_shapes
 from minigpt_rlhf.model import GPTConfig
 
-TRAINING_STEPS = ("pretrain", "sft", "reward", "ppo")  # the step modules: siblings, none imports another
+TRAINING_STEPS = ("pretrain", "sft", "reward", "ppo", "dpo")  # the step modules: siblings, none imports another
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,8 @@ def recipe(biased: bool = True) -> list[Stage]:
               shows=(("PPO-ptx", "chat"),)),
         Stage("grpo", "ppo", "beside PPO: GRPO, no value model, advantages relative to a group of answers (γ = 0)",
               reads=ppo_reads, configure=_grpo, shows=(("GRPO", "chat"),)),
+        Stage("dpo", "dpo", "beside PPO: DPO, the policy trained on the reward stage's comparisons, no reward model",
+              reads={"sft": "sft", "comparisons": "reward"}, shows=(("DPO", "chat"),)),
         Stage("ppo_gold", "ppo", "a diagnostic, not the recipe: PPO (γ = 0) against the gold judge itself, what RL "
               "reaches with a perfect reward model", reads=ppo_reads, configure=_no_ptx, options={"oracle": True},
               shows=(("PPO (gold oracle)", "chat"),)),

@@ -13,9 +13,10 @@ import torch.nn.functional as F
 from conftest import DATA, micro_config, run_lesson
 from minigpt_rlhf import reward, world
 from minigpt_rlhf.cli import main
-from minigpt_rlhf.comparisons import SPLITS, Encoded, RankingError, encode_response, read_comparisons
+from minigpt_rlhf.comparisons import (SPLITS, Encoded, RankingError, encode_response, pairwise_accuracy, ranking_loss,
+                                      read_comparisons)
 from minigpt_rlhf.model import GPT, GPTConfig, RewardModel
-from minigpt_rlhf.reward import batch_loss, normalise, pairwise_accuracy, ranking_loss
+from minigpt_rlhf.reward import batch_loss, normalise
 from minigpt_rlhf.runtime import load_checkpoint, load_reward_model, read_metrics
 from minigpt_rlhf.tokenizer import Tokenizer, format_chat
 
