@@ -109,6 +109,19 @@ def cmd_sweep(args) -> None:
     print(f"report: {out}/report.md")
 
 
+def cmd_seeds(args) -> None:
+    from minigpt_rlhf import pipeline
+
+    try:
+        seed_list = [int(x) for x in args.seeds.split(",")]
+    except ValueError:
+        raise UserError(f"--seeds {args.seeds!r}: expected whole numbers separated by commas, e.g. 1337,1338,1339") from None
+    if len(set(seed_list)) != len(seed_list):
+        raise UserError(f"--seeds {args.seeds!r}: a seed is repeated; name each once")
+    out = args.out or f"runs/seeds_{args.preset}"
+    print(f"report: {pipeline.seeds(config_from_args(args), out, seed_list, start=args.start)}")
+
+
 def cmd_world(args) -> None:
     from minigpt_rlhf import preflight, world
 
@@ -140,7 +153,10 @@ def cmd_plot(args) -> None:
 def cmd_report(args) -> None:
     from minigpt_rlhf import report
 
-    print((report.write_sweep_report if is_sweep(args.run) else report.write_report)(args.run))
+    if any(Path(args.run).glob("seed_*/eval")):  # a `seeds` folder: one run per seed
+        print(report.write_seeds_report(args.run))
+    else:
+        print((report.write_sweep_report if is_sweep(args.run) else report.write_report)(args.run))
 
 
 # ---- talking to a model --------------------------------------------------------------------------------------------
@@ -253,6 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="start", default=None, metavar="STAGE", help="delete and rerun from this stage on")
     p.set_defaults(func=cmd_sweep)
 
+    p = sub.add_parser("seeds", help="the whole recipe for several seeds, and a report of every finding per seed")
+    add_config_args(p)
+    p.add_argument("--seeds", default="1337,1338,1339", help="comma-separated seeds (default 1337,1338,1339)")
+    p.add_argument("--out", default=None, help="the folder of the seed_N runs (default runs/seeds_<preset>)")
+    p.add_argument("--from", dest="start", default=None, metavar="STAGE", help="rerun every seed from this stage on")
+    p.set_defaults(func=cmd_seeds)
+
     p = sub.add_parser("evaluate", help="measure every model of a run folder into eval/results.json")
     add_config_args(p)
     p.add_argument("--run-dir", default=None, help="the run folder (default runs/<preset>)")
@@ -263,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("report", help="write RUN/report.md: the paper's findings beside ours")
-    p.add_argument("run", help="the run or sweep folder, e.g. runs/quick or runs/sweep_quick")
+    p.add_argument("run", help="the run, sweep or seeds folder, e.g. runs/quick, runs/sweep_quick, runs/seeds_quick")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("sample", help="generate from a checkpoint")

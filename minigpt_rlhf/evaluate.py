@@ -274,9 +274,11 @@ def evaluate(cfg: Config, run_dir) -> Path:
 
     # head to head, judged by the held-out labelers: the paper's "175B InstructGPT wins 85 ± 3% against 175B
     # GPT-3", and its headline, the small PPO-ptx model against the large base model
+    # and RLHF against SFT at its best temperature: a win there is more than sharpening
     rng = random.Random(cfg.seed + 2)
+    pairs = HEAD_TO_HEAD + [(a, f"SFT (T={best_t:g})") for a in ("PPO-ptx", "PPO") if a in examples]
     head_to_head = {f"{a} vs {b}": proportion(win_flags(pools["heldout"], prompts, examples[a], examples[b], rng),
-                                              ec.confidence) for a, b in HEAD_TO_HEAD}
+                                              ec.confidence) for a, b in pairs}
     shown = {}
     for i, p in enumerate(prompts):  # one example prompt per family for the report
         shown.setdefault(p.family, i)

@@ -148,3 +148,14 @@ def run(cfg: Config, run_dir, start: str | None = None) -> dict:
 
 def sweep(cfg: Config, out_dir, start: str | None = None) -> dict:
     return run_stages(cfg, out_dir, recipes.sweep(cfg), start, sweep=True)
+
+
+def seeds(cfg: Config, out_dir, seed_list: list[int], start: str | None = None) -> Path:
+    """The recipe once per seed, into out_dir/seed_N (each resumable), then out_dir/report.md: every finding's
+    verdict per seed."""
+    from minigpt_rlhf import report
+
+    for seed in seed_list:
+        print(f"==== seed {seed} ====")
+        run(dataclasses.replace(cfg, seed=seed), Path(out_dir) / f"seed_{seed}", start)
+    return report.write_seeds_report(out_dir)

@@ -118,7 +118,11 @@ def preference(r: Run) -> tuple[list[str], list[list]]:
             table(["model", "params", "win rate vs SFT", "Likert 1-7", "gold overall"], rows),
             table(["head to head (held-out labelers)", "win rate", "verdict"],
                   [[k, pct(v), above_half(v)] for k, v in h2h.items()])]
-    return body, [["1. preferred to GPT-3", "85 ± 3% (175B vs 175B)", pct(h2h["PPO-ptx vs GPT-3"]),
+    beats = [[f"1. RLHF beats SFT: {k} vs SFT", "PPO-ptx and PPO preferred to SFT (Figure 1)",
+               pct(M[k]["win_rate"]["heldout"]), above_half(M[k]["win_rate"]["heldout"])] for k in ("PPO-ptx", "PPO")]
+    beats += [[f"1. {a} vs SFT at its best temperature", "more than sharpening", f"{pct(v)} ({b[5:-1]})",
+               above_half(v)] for k, v in h2h.items() for a, b in [k.split(" vs ")] if b.startswith("SFT (T=")]
+    return body, beats + [["1. preferred to GPT-3", "85 ± 3% (175B vs 175B)", pct(h2h["PPO-ptx vs GPT-3"]),
                    above_half(h2h["PPO-ptx vs GPT-3"])],
                   ["1. small PPO-ptx beats large GPT-3", "1.3B PPO-ptx > 175B GPT-3", pct(h2h["PPO-ptx vs GPT-3 large"]),
                    above_half(h2h["PPO-ptx vs GPT-3 large"])]]
@@ -311,6 +315,16 @@ def methods(r: Run) -> list[str]:
     return body
 
 
+def findings(r: Run) -> tuple[list[list], list[str]]:
+    """The summary's rows (finding, paper, ours, verdict) and the sections of every finding, in the paper's order."""
+    summary, body = [], []
+    for finding in FINDINGS:
+        section, rows = finding(r)
+        body += section
+        summary += rows
+    return summary, body
+
+
 FINDINGS = (preference, heldout_labelers, truthfulness, harmlessness, alignment_tax, generalisation, compute,
             whose_preferences)
 
@@ -328,11 +342,7 @@ def write_report(run_dir) -> Path:
            f"({cfg['eval']['bootstrap']} resamples) for means. Win rates are against {res['reference']}, judged by "
            f"the held-out labelers unless said otherwise. Verdicts: *{APPEARED}* = the paper's sign and separated "
            f"intervals; *{DIRECTION}*; *did not appear* = the opposite sign.\n"]
-    summary, body = [], []
-    for finding in FINDINGS:
-        section, rows = finding(r)
-        body += section
-        summary += rows
+    summary, body = findings(r)
     body += over_optimisation(r) + methods(r)
     body += [SECTIONS[11] + "\n"] + [r.fig(p.name, p.stem) for p in sorted((run_dir / "plots").glob("curves_*.png"))]
     body += [SECTIONS[12] + "\n"]
@@ -348,6 +358,37 @@ def write_report(run_dir) -> Path:
     out += [SECTIONS[0] + "\n", table(["finding", "paper", "ours", "verdict"], summary)] + body
     path = run_dir / "report.md"
     path.write_text("\n".join(out))
+    return path
+
+
+def write_seeds_report(out_dir) -> Path:
+    """out_dir/report.md for `minigpt-rlhf seeds`: each finding's verdict on every seed's run (out_dir/seed_N), how
+    many seeds it appeared on, and every method's win rate against SFT per seed."""
+    out_dir = Path(out_dir)
+    runs = {}
+    for d in sorted(out_dir.glob("seed_*"), key=lambda d: int(d.name[5:])):
+        runs[d.name[5:]] = Run(d, check_run(d)[0])
+    if not runs:
+        raise UserError(f"{out_dir} holds no seed_N run folder: run `minigpt-rlhf seeds --out {out_dir}` first")
+    rows = {seed: findings(r)[0] for seed, r in runs.items()}
+    first = next(iter(rows.values()))
+    table_rows = []
+    for i, (name, paper, _, _) in enumerate(first):
+        cells = [f"{rows[s][i][2]} ({rows[s][i][3]})" for s in runs]
+        appeared = sum(rows[s][i][3].startswith(APPEARED) for s in runs)
+        table_rows.append([name, paper, *cells, f"{appeared} of {len(runs)}"])
+    models = [k for k in next(iter(runs.values())).M]
+    wins = [[k, *[pct(r.M[k]["win_rate"]["heldout"]) if k in r.M else "n/a" for r in runs.values()]] for k in models]
+    lines = [f"# minigpt-rlhf over {len(runs)} seeds\n",
+             f"The same recipe and preset, seeds {', '.join(runs)} (run folders `seed_N`, each with its own "
+             "report.md). A verdict is judged per seed by the run report's rule; a claim holds when it appeared on "
+             "most seeds.\n",
+             "## Findings, seed by seed\n",
+             table(["finding", "paper", *[f"seed {s}" for s in runs], "appeared on"], table_rows),
+             "## Win rate against SFT (held-out labelers), seed by seed\n",
+             table(["model", *[f"seed {s}" for s in runs]], wins)]
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines))
     return path
 
 

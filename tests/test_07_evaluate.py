@@ -221,3 +221,16 @@ def test_few_shot_examples_that_do_not_fit_are_dropped_first_one_first():
 def test_the_lesson_runs_on_micro(lesson_run):
     out = run_lesson("07_evaluate", lesson_run)
     assert "report:" in out and "PPO-ptx vs GPT-3" in out
+
+
+def test_the_seeds_report_counts_each_finding_s_verdicts_over_hand_made_seeds(tmp_path, capsys):
+    """Three seeds' run folders with made-up results: PPO-ptx's win against GPT-3 is 80% (appeared), 55%
+    (direction only) and 40% (did not appear); the seeds report shows each seed's verdict and counts 1 of 3."""
+    for seed, win in ((1, 0.8), (2, 0.55), (3, 0.4)):
+        hand_made_run(tmp_path / f"seed_{seed}", ppo_ptx_win=win)
+    assert main(["report", str(tmp_path)]) == 0
+    report = (tmp_path / "report.md").read_text()
+    row = next(line for line in report.splitlines() if line.startswith("| 1. preferred to GPT-3 |"))
+    assert "80% [70, 90] (appeared)" in row and "55% [45, 65] (direction only" in row
+    assert "40% [30, 50] (**did not appear**)" in row and row.endswith("| 1 of 3 |")
+    assert "| PPO-ptx | 80% [70, 90] | 55% [45, 65] | 40% [30, 50] |" in report

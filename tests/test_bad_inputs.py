@@ -122,8 +122,10 @@ def test_a_bad_setting_of_a_step_alone_and_an_unknown_preset(refused):
     (["sample", "--prompt", "hi"], ["--ckpt", "required"]),
     (["run", "--preset", "micro", "--outt", "r"], ["--outt", "unrecognized"]),
     (["bench", "--repeats", "0"], ["--repeats", ">= 1"]),
+    (["seeds", *MICRO, "--seeds", "1,x"], ["--seeds", "'1,x'", "whole numbers"]),
+    (["seeds", *MICRO, "--seeds", "3,3"], ["--seeds", "repeated"]),
 ], ids=["temperature", "top-k", "max-new-tokens", "num", "top-k-word", "chat-temperature", "no-ckpt", "typo",
-        "bench-repeats"])
+        "bench-repeats", "seeds-word", "seeds-twice"])
 def test_a_bad_flag_is_one_line_not_argparse_usage(argv, names, refused):
     refused(argv, *names)
 
