@@ -209,10 +209,14 @@ class PipelineConfig:
     large_steps: int = 0  # its pretraining steps; 0 = pretrain.steps
     biased: bool = True  # run "whose preferences?": an RM from biased labelers and PPO against it
     sweep_sizes: str = "2x2x64,4x4x128,6x4x192"  # model sizes of `minigpt-rlhf sweep`, smallest first
+    workers: int = 0  # training stages run at once (each in its own process); 0 = one per CPU core, one on a GPU
+    threads: int = 1  # torch threads of every stage (0 = torch's default). One per stage, stages side by side: on
+    #                   a 2-core CPU a second thread of these small models was measured to gain little when idle
+    #                   and to slow a step 30x when another process runs (it waits at every op for the other)
 
 
 PIPELINE_PRESETS = {
-    "micro": dict(large_model="2x2x48", sweep_sizes="1x2x16,2x2x32,2x2x48"),
+    "micro": dict(large_model="2x2x48", sweep_sizes="1x2x16,2x2x32,2x2x48", workers=1),
     "quick": {},
     "full": dict(large_model="8x8x384", sweep_sizes="4x4x128,6x6x192,8x8x256"),
 }
@@ -349,7 +353,7 @@ RANGES = {
     EvalConfig: dict(prompts=NON_NEGATIVE, samples=AT_LEAST_1, temperature=NON_NEGATIVE, batch_size=AT_LEAST_1,
                      bootstrap=AT_LEAST_1, confidence=OPEN_UNIT, cloze_items=NON_NEGATIVE, best_of=AT_LEAST_1,
                      oracle_of=AT_LEAST_1),
-    PipelineConfig: dict(large_steps=NON_NEGATIVE),
+    PipelineConfig: dict(large_steps=NON_NEGATIVE, workers=NON_NEGATIVE, threads=NON_NEGATIVE),
 }
 
 

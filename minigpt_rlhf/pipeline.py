@@ -11,15 +11,19 @@ later one's, then reruns them. `run_step` runs one stage alone (`minigpt-rlhf sf
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
+import multiprocessing
 import os
 import platform
 import shutil
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from minigpt_rlhf import preflight, stages as recipes
 from minigpt_rlhf.config import Config
@@ -56,6 +60,8 @@ def run_stages(cfg: Config, run_dir, stages: list[Stage], start: str | None = No
     if start is not None and start not in names:
         raise UserError(f"--from {start}: unknown stage; stages: {', '.join(names)}")
     preflight.check_out(run_dir, "--out")
+    if cfg.pipeline.threads:  # every stage, here or in a worker, with the same threads: the same numbers
+        torch.set_num_threads(cfg.pipeline.threads)
     # the checks, before anything is written: a run that fails them leaves no folder and no pipeline.json
     t0 = time.time()
     for s in stages:
@@ -88,6 +94,7 @@ def run_stages(cfg: Config, run_dir, stages: list[Stage], start: str | None = No
                 log["stages"].pop(s.name, None)
         log["stages"].update({s.name: {"seconds": t_check} for s in stages if s.step == "world"})
         write_json(log_path, log)
+        todo = []
         for s in stages:
             derived = not s.trains and s.step != "evaluate"  # cheap checks, plots, the report: every time
             if s.step == "world":
@@ -95,13 +102,74 @@ def run_stages(cfg: Config, run_dir, stages: list[Stage], start: str | None = No
             if not derived and s.name in log["stages"] and (run_dir / s.writes).exists():
                 print(f"[{s.name}] finished before ({log['stages'][s.name]['seconds']:.0f} s): skipped")
                 continue
-            print(f"[{s.name}] ...")
-            t0 = time.time()
-            run_stage(s, cfg, run_dir, sweep)
-            log["stages"][s.name] = {"seconds": round(time.time() - t0, 1)}
+            todo.append(s)
+
+        def finished(s: Stage, seconds: float) -> None:
+            log["stages"][s.name] = {"seconds": round(seconds, 1)}
             write_json(log_path, log)
-            print(f"[{s.name}] done in {time.time() - t0:.0f} s")
+            print(f"[{s.name}] done in {seconds:.0f} s")
+
+        train = [s for s in todo if s.trains]
+        if workers(cfg) > 1 and len(train) > 1:
+            run_parallel(train, cfg, run_dir, sweep, finished)
+        else:
+            for s in train:
+                print(f"[{s.name}] ...")
+                t0 = time.time()
+                run_stage(s, cfg, run_dir, sweep)
+                finished(s, time.time() - t0)
+        for s in todo:
+            if not s.trains:
+                print(f"[{s.name}] ...")
+                t0 = time.time()
+                run_stage(s, cfg, run_dir, sweep)
+                finished(s, time.time() - t0)
     return log
+
+
+# ---- stages side by side --------------------------------------------------------------------------------------
+def workers(cfg: Config) -> int:
+    """How many training stages run at once: pipeline.workers, or (0) one per CPU core on a CPU and one on a GPU."""
+    if cfg.pipeline.workers:
+        return cfg.pipeline.workers
+    return 1 if pick_device(cfg.device or None).type != "cpu" else max(1, os.cpu_count() or 1)
+
+
+def _in_worker(stage: Stage, cfg: Config, run_dir: Path, sweep: bool, log_file: Path) -> None:
+    """A stage in a process of its own, with pipeline.threads torch threads, its output into log_file."""
+    torch.set_num_threads(cfg.pipeline.threads or torch.get_num_threads())
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+        run_stage(stage, cfg, run_dir, sweep)
+
+
+def run_parallel(stages: list[Stage], cfg: Config, run_dir: Path, sweep: bool, finished) -> None:
+    """Run training stages in `workers(cfg)` processes, each as soon as the stages it reads are done (pretrain
+    beside pretrain_large, the RL methods beside each other). Each stage seeds itself, so the numbers are those of
+    running them one after another with the same threads. A stage's output goes to RUN/STAGE/log.txt; a failure
+    stops the scheduling, lets the running stages finish, and is raised."""
+    pending, done, running = list(stages), set(), {}
+    names = {s.name for s in stages}
+    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch thread pool copied by fork
+    with ProcessPoolExecutor(workers(cfg), mp_context=ctx) as pool, tqdm(total=len(stages), desc="stages") as bar:
+        while pending or running:
+            for s in list(pending):
+                if len(running) < workers(cfg) and all(r not in names or r in done for r in s.reads.values()):
+                    pending.remove(s)
+                    log_file = run_dir / s.name / "log.txt"
+                    running[pool.submit(_in_worker, s, cfg, run_dir, sweep, log_file)] = (s, time.time())
+                    tqdm.write(f"[{s.name}] started (its progress: {log_file})")
+            bar.set_postfix_str(", ".join(s.name for s, _ in running.values()))
+            for future in wait(running, return_when=FIRST_COMPLETED).done:
+                s, t0 = running.pop(future)
+                if future.exception() is not None:
+                    pending.clear()
+                    for other in wait(running).done:
+                        other.exception()
+                    raise future.exception()
+                done.add(s.name)
+                bar.update(1)
+                finished(s, time.time() - t0)
 
 
 def run_step(cfg: Config, run_dir, name: str) -> None:

@@ -147,3 +147,22 @@ def test_micro_sweep_end_to_end_and_resume(tmp_path):
     mtimes = [p.stat().st_mtime_ns for p in ckpts]
     sweep(cfg, tmp_path)
     assert [p.stat().st_mtime_ns for p in ckpts] == mtimes
+
+
+@pytest.mark.slow
+def test_stages_side_by_side_give_the_numbers_of_one_after_another(tmp_path):
+    """pipeline.workers=2 runs the training stages in two processes as their inputs are ready: each stage seeds
+    itself, so every metric, checkpoint and result equals the one-after-another run's (timings aside)."""
+    def numbers(run_dir):
+        out = {}
+        for m in sorted(run_dir.glob("*/metrics.jsonl")):
+            rows = [json.loads(line) for line in m.read_text().splitlines()]
+            out[m.parent.name] = [{k: v for k, v in r.items() if k != "time" and not k.startswith("t_")
+                                   and k not in ("tokens_per_s", "mfu")} for r in rows]
+        results = json.loads((run_dir / "eval" / "results.json").read_text())
+        return out, results["models"], results["head_to_head"]
+
+    run(load_config("micro", FAST), tmp_path / "one")
+    run(load_config("micro", [*FAST, "pipeline.workers=2"]), tmp_path / "two")
+    assert numbers(tmp_path / "two") == numbers(tmp_path / "one")
+    assert (tmp_path / "two" / "ppo" / "log.txt").is_file()  # a worker's stage writes its progress there
