@@ -38,7 +38,7 @@ from minigpt_rlhf import reward, world
 from minigpt_rlhf.comparisons import encode, ranking_loss, read_comparisons, write_comparisons
 from minigpt_rlhf.config import load_config
 from minigpt_rlhf.runtime import load_checkpoint, load_reward_model, read_metrics, tokenizer_from
-from minigpt_rlhf.tokenizer import format_chat
+from minigpt_rlhf.tokenizer import chat_response, format_chat
 
 PRESET = os.environ.get("MINIGPT_RLHF_PRESET", "quick")
 RUN = Path(os.environ.get("MINIGPT_RLHF_RUN", f"runs/{PRESET}"))
@@ -161,7 +161,7 @@ print(f"wrote {PLOTS / 'reward_vs_gold.png'}")
 # %%
 demos = [d for d in world.load_demonstrations(cfg.data_dir) if d.prompt_id in prompts]
 demo_scores = rm.score([format_chat(tok, prompts[d.prompt_id].text) for d in demos],
-                       [tok.encode(d.response) + [tok.end_id] for d in demos])
+                       [chat_response(tok, d.response) for d in demos])
 print(f"mean demonstration score before the shift {summary['demo_mean_before']:+.3f}, bias {summary['bias']:+.3f}, "
       f"after: {demo_scores.mean():+.4f} over {len(demos)} demonstrations")
 for src in ("sft", "base"):

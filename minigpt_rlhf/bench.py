@@ -22,7 +22,7 @@ import torch
 from minigpt_rlhf.config import PRESETS, load_config
 from minigpt_rlhf.model import GPT, GPTConfig, left_pad
 from minigpt_rlhf.runtime import measure_matmul_flops, mfu
-from minigpt_rlhf.tokenizer import Tokenizer
+from minigpt_rlhf.corpus import tokenizer
 
 SAMPLE_TOKENS = 256  # new tokens per sampling measurement, block_size permitting
 ROLLOUT_BATCH = 32  # prompts per PPO rollout
@@ -136,7 +136,7 @@ def bench_ppo(cfg: GPTConfig, dev, repeats: int, new_tokens: int = PPO_NEW) -> d
 
 def bench_shape(preset: str, dev, peak: float, repeats: int = 3, sample_tokens: int = SAMPLE_TOKENS) -> dict:
     cfg = load_config(preset)
-    mc = dataclasses.replace(cfg.model, vocab_size=Tokenizer().vocab_size)
+    mc = dataclasses.replace(cfg.model, vocab_size=tokenizer(cfg).vocab_size)  # the world's vocabulary
     torch.manual_seed(0)
     model = GPT(mc).to(dev)
     new = min(sample_tokens, mc.block_size - 1)

@@ -12,6 +12,7 @@ import torch
 from minigpt_rlhf.config import AT_LEAST_1, NON_NEGATIVE, PRESETS, Range, load_config
 from minigpt_rlhf.runtime import GENERATORS, UserError
 from minigpt_rlhf.stages import TRAINING_STEPS, recipe
+from minigpt_rlhf.tokenizer import VocabError
 from minigpt_rlhf.world import DataError
 
 
@@ -322,7 +323,7 @@ def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
         args.func(args)
-    except (UserError, DataError) as e:
+    except (UserError, DataError, VocabError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

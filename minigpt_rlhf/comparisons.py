@@ -27,7 +27,7 @@ from minigpt_rlhf import world
 from minigpt_rlhf.config import RewardConfig, parse_temperatures
 from minigpt_rlhf.model import GPT
 from minigpt_rlhf.runtime import UserError
-from minigpt_rlhf.tokenizer import Tokenizer, format_chat, format_plain
+from minigpt_rlhf.tokenizer import Tokenizer, chat_response, format_chat, format_plain
 
 SPLITS = ("train", "val", "val_heldout")  # val: ranked by the pool that ranked train; val_heldout: held-out labelers
 LABELER_POOLS = {"train": world.labelers.training_labelers, "biased": world.labelers.biased_labelers}
@@ -179,9 +179,15 @@ class Encoded:
     ranking: list[int]
 
 
+def response_ids(tok: Tokenizer, response: str, finished: bool) -> list[int]:
+    """A response's tokens as the chat format writes them (" response" <|end|>); <|end|> only where the model
+    emitted it, as PPO's policy samples will be scored."""
+    return chat_response(tok, response) if finished else tok.encode(response)
+
+
 def encode_response(tok: Tokenizer, prompt: str, response: str, finished: bool) -> list[int]:
-    """Chat format; <|end|> only where the model emitted it, as PPO's policy samples will be scored."""
-    return format_chat(tok, prompt, response) if finished else format_chat(tok, prompt) + tok.encode(response)
+    """Prompt and response in the chat format."""
+    return format_chat(tok, prompt) + response_ids(tok, response, finished)
 
 
 def encode(tok: Tokenizer, c: Comparison, prompts: dict) -> Encoded:

@@ -19,6 +19,13 @@ from minigpt_rlhf.model import GPT
 from minigpt_rlhf.tokenizer import Tokenizer
 
 
+def tokenizer(cfg: Config) -> Tokenizer:
+    """The tokenizer of a run's models, fixed when its base model is pretrained (every later stage reads it from
+    its checkpoint): the world's byte pairs, data/tokenizer.json, or with tokenizer=chars one token per
+    character (the comparison the README measures)."""
+    return Tokenizer() if cfg.tokenizer == "chars" else Tokenizer.load(cfg.data_dir)
+
+
 def encode_corpus(docs: list[str], tok: Tokenizer) -> torch.Tensor:
     """All documents as one stream, each followed by <|end|>."""
     ids = []

@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from minigpt_rlhf import world
-from minigpt_rlhf.comparisons import Comparison, pairwise_accuracy, ranking_loss, read_comparisons
+from minigpt_rlhf.comparisons import Comparison, pairwise_accuracy, ranking_loss, read_comparisons, response_ids
 from minigpt_rlhf.compute import Compute
 from minigpt_rlhf.config import Config
 from minigpt_rlhf.runtime import (MetricsLogger, build_model, check_finite, load_checkpoint, save_checkpoint, setup,
@@ -45,8 +45,7 @@ def dpo_loss(logp: torch.Tensor, ref_logp: torch.Tensor, ranking: list[int], bet
 
 def encode(tok: Tokenizer, c: Comparison, prompts: dict) -> tuple[list[int], list[list[int]]]:
     """A comparison as token lists: the chat prompt, and each response (with <|end|> where the model emitted it)."""
-    return format_chat(tok, prompts[c.prompt_id].text), [tok.encode(y) + [tok.end_id] * f
-                                                          for y, f in zip(c.responses, c.finished)]
+    return format_chat(tok, prompts[c.prompt_id].text), [response_ids(tok, y, f) for y, f in zip(c.responses, c.finished)]
 
 
 def logprobs(model, tok: Tokenizer, data: list[tuple], batch_size: int = 64) -> list[torch.Tensor]:

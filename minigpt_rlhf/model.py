@@ -1,5 +1,6 @@
-"""The GPT, written here: embeddings, pre-LayerNorm blocks of causal self-attention and a GELU MLP,
-weight tying, GPT-2 initialisation, and batched KV-cache sampling that returns per-token log-probs; and the
+"""The GPT, written here: token embeddings, rotary position embeddings (or GPT-2's learned table), pre-LayerNorm
+blocks of causal self-attention and a GELU MLP, weight tying, GPT-2 initialisation, and batched KV-cache
+sampling that returns per-token log-probs; and the
 two scalar-head models built on its trunk: the reward model r_θ (step 2) and PPO's value model V (step 3).
 
 Shapes: B batch, T time (tokens), C = n_embd channels, H heads, D = C / H head size.
@@ -26,12 +27,28 @@ class GPTConfig:
     """The GPT's shape (the `model` section of the run's config)."""
 
     vocab_size: int = 0  # set from the tokenizer when a model is built
-    block_size: int = 256  # tokens of context: a prompt and its response fit in it
+    block_size: int = 128  # tokens of context: the longest few-shot prompt (96 byte-pair tokens) + a response (32)
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 128
     dropout: float = 0.0
     bias: bool = True
+    rope: bool = True  # rotary position embeddings (Su et al., 2021; as LLaMA) instead of GPT-2's learned table:
+    #                    measured on quick, in-context copying after pretraining 80% with them, 42-62% without
+
+
+def rope_tables(pos, head_dim: int):
+    """cos, sin (B,1,T,D/2) of rotary embeddings for position ids pos (B,T): channel pair i of a head turns by
+    angle pos · 10000^(−2i/D), so q·k depends on the distance between two positions, not on where they are."""
+    inv = 1.0 / (10000 ** (torch.arange(0, head_dim, 2, device=pos.device).float() / head_dim))
+    ang = pos[:, None, :, None].float() * inv
+    return ang.cos(), ang.sin()
+
+
+def rotate(x, cos, sin):
+    """Rotate channel pairs (i, i + D/2) of q or k by their position's angles (the "rotate half" layout)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], -1)
 
 
 class CausalSelfAttention(nn.Module):
@@ -48,12 +65,14 @@ class CausalSelfAttention(nn.Module):
         self.resid_drop = nn.Dropout(cfg.dropout)
         self.use_sdpa = True  # False: the plain-math reference path below (tests compare the two)
 
-    def forward(self, x, mask=None, cache=None):
+    def forward(self, x, mask=None, cache=None, rope=None):
         """x (B,T,C). mask: bool (B,1,T,S) True = may attend, or None for plain causal attention.
         cache: a LayerCache to read past keys/values from and append to, or None."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B,H,T,D)
+        if rope is not None:
+            q, k = rotate(q, *rope), rotate(k, *rope)
         if cache is not None:
             k, v = cache.append(k, v)  # (B,H,S,D): S = past + T
         drop = self.dropout if self.training else 0.0
@@ -93,8 +112,8 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         self.mlp = MLP(cfg)
 
-    def forward(self, x, mask=None, cache=None):
-        x = x + self.attn(self.ln1(x), mask, cache)
+    def forward(self, x, mask=None, cache=None, rope=None):
+        x = x + self.attn(self.ln1(x), mask, cache, rope)
         return x + self.mlp(self.ln2(x))
 
 
@@ -139,7 +158,7 @@ class GPT(nn.Module):
         super().__init__()
         self.config = cfg
         self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
-        self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)
+        self.wpe = None if cfg.rope else nn.Embedding(cfg.block_size, cfg.n_embd)  # rope: no position table
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
@@ -163,7 +182,7 @@ class GPT(nn.Module):
         """Parameters, by default without the position embedding (the token embedding is tied to the
         output layer and does count, as in nanoGPT's convention)."""
         n = sum(p.numel() for p in self.parameters())
-        return n - self.wpe.weight.numel() if non_embedding else n
+        return n - self.wpe.weight.numel() if non_embedding and self.wpe is not None else n
 
     def flops_per_token(self, seq_len: int | None = None) -> float:
         """Training FLOPs per token (forward + backward): 6·N for the weights (Kaplan et al., 2020) plus
@@ -174,9 +193,12 @@ class GPT(nn.Module):
 
     # ---- forward ------------------------------------------------------------------------------------
     def _run(self, idx, pos, mask=None, caches=None):
-        x = self.drop(self.wte(idx) + self.wpe(pos))
+        if self.config.rope:
+            x, rope = self.drop(self.wte(idx)), rope_tables(pos, self.config.n_embd // self.config.n_head)
+        else:
+            x, rope = self.drop(self.wte(idx) + self.wpe(pos)), None
         for i, block in enumerate(self.blocks):
-            x = block(x, mask, None if caches is None else caches[i])
+            x = block(x, mask, None if caches is None else caches[i], rope)
         return self.ln_f(x)
 
     def hidden_states(self, idx, real=None):

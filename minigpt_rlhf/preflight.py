@@ -21,16 +21,11 @@ from pathlib import Path
 
 from minigpt_rlhf import world
 from minigpt_rlhf.config import Config
-from minigpt_rlhf.corpus import encode_corpus
+from minigpt_rlhf.corpus import encode_corpus, tokenizer
 from minigpt_rlhf.runtime import UserError, check_shape, load_checkpoint, pick_device
 from minigpt_rlhf.sampling import prompt_ids
 from minigpt_rlhf.stages import Stage, training
 from minigpt_rlhf.tokenizer import Tokenizer, format_chat
-
-
-def tokenizer(cfg: Config) -> Tokenizer:
-    """The tokenizer of a run's models: the one pretraining builds (and every later stage reads from its checkpoint)."""
-    return Tokenizer()
 
 
 # ---- the output folder -------------------------------------------------------------------------------------------

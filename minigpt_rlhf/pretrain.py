@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 
 from minigpt_rlhf.config import Config
-from minigpt_rlhf.corpus import corpus_loss, load_tokens, random_windows, window
+from minigpt_rlhf.corpus import corpus_loss, load_tokens, random_windows, tokenizer, window
 from minigpt_rlhf.model import GPT
 from minigpt_rlhf.runtime import MetricsLogger, setup
 from minigpt_rlhf.tokenizer import Tokenizer
@@ -35,7 +35,7 @@ def run(cfg: Config, out: Path) -> Path:
         return ckpt_path
     device = setup(cfg.seed, cfg.device or None)
     rank, _ = dist_setup(device)
-    c, tok = cfg.pretrain, Tokenizer()
+    c, tok = cfg.pretrain, tokenizer(cfg)
     model = GPT(dataclasses.replace(cfg.model, vocab_size=tok.vocab_size)).to(device)
     train, val = load_tokens(cfg.data_dir, "train", tok), load_tokens(cfg.data_dir, "val", tok)
     T = window(cfg, model)

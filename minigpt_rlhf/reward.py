@@ -42,7 +42,7 @@ from minigpt_rlhf.config import Config, RewardConfig
 from minigpt_rlhf.model import GPTConfig, RewardModel
 from minigpt_rlhf.runtime import (MetricsLogger, UserError, autocast, build_model, build_reward_model, check_finite,
                                   check_shape, count_params, load_checkpoint, save_checkpoint, setup, tokenizer_from)
-from minigpt_rlhf.tokenizer import Tokenizer, format_chat, format_plain
+from minigpt_rlhf.tokenizer import Tokenizer, chat_response, format_chat, format_plain
 from minigpt_rlhf.training import lr_at, make_optimizer
 
 
@@ -289,7 +289,7 @@ def run(cfg: Config, out: Path, sft: Path, base: Path | None = None, labelers: s
     compute.train(compute.params, metrics["train_tokens"])
 
     # 3. normalisation: the labelers' demonstrations score 0 on average
-    demo = [(format_chat(tok, prompts[d.prompt_id].text), tok.encode(d.response) + [tok.end_id])
+    demo = [(format_chat(tok, prompts[d.prompt_id].text), chat_response(tok, d.response))
             for d in demos if d.prompt_id in prompts]
     demo_mean = normalise(rm, [x for x, _ in demo], [y for _, y in demo])
 

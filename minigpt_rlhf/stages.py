@@ -51,9 +51,11 @@ def shape_tag(mc: GPTConfig) -> str:
 
 
 def _large(cfg: Config) -> Config:
-    """The larger base model ("GPT-3 large"): pipeline.large_model, pretrained for pipeline.large_steps."""
-    return dataclasses.replace(cfg, model=parse_shape(cfg.pipeline.large_model, cfg.model), pretrain=dataclasses.replace(
-        cfg.pretrain, steps=cfg.pipeline.large_steps or cfg.pretrain.steps))
+    """The larger base model ("GPT-3 large"): pipeline.large_model, pretrained for pipeline.large_steps at its own
+    learning rate."""
+    p = cfg.pipeline
+    return dataclasses.replace(cfg, model=parse_shape(p.large_model, cfg.model), pretrain=dataclasses.replace(
+        cfg.pretrain, steps=p.large_steps or cfg.pretrain.steps, lr=p.large_lr, min_lr=p.large_lr / 10))
 
 
 def _no_ptx(cfg: Config) -> Config:

@@ -9,9 +9,12 @@ import pytest
 from conftest import run_lesson
 from minigpt_rlhf import world
 from minigpt_rlhf.cli import main
-from minigpt_rlhf.tokenizer import CHARS
+from minigpt_rlhf.tokenizer import CHARS, Tokenizer, format_chat
 from minigpt_rlhf.world import labelers
-from minigpt_rlhf.world.data import MAX_ANSWER_CHARS, MAX_PROMPT_CHARS, SPLITS, measure_agreement
+from minigpt_rlhf.world.data import (MAX_ANSWER_CHARS, MAX_ANSWER_TOKENS, MAX_PROMPT_CHARS, MAX_PROMPT_TOKENS,
+                                     SPLITS, measure_agreement)
+from minigpt_rlhf.world.judge import words
+from minigpt_rlhf.world.kb import ATTRIBUTES
 from minigpt_rlhf.world.tasks import GENERATORS, HELDOUT_FAMILY, INSULTS
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -44,11 +47,18 @@ def test_splits_are_disjoint_and_the_heldout_family_is_eval_only(prompts):
     assert {p.family for p in prompts["sft"]} == set(GENERATORS) - {HELDOUT_FAMILY}
 
 
-def test_unknown_entities_never_appear_in_the_corpus():
-    corpus = " ".join(world.load_corpus(DATA, "train") + world.load_corpus(DATA, "val")).lower()
+def test_no_fact_of_an_unknown_creature_is_in_the_corpus():
+    docs = [d.lower() for d in world.load_corpus(DATA, "train") + world.load_corpus(DATA, "val")]
+    corpus = " ".join(docs)
     known, unknown = world.load_kb(DATA)
-    assert len(unknown) >= 20
-    assert not [u for u in unknown if u in corpus]
+    rumoured = set(json.loads((DATA / "kb.json").read_text())["rumoured"])
+    assert len(unknown) >= 20 and 0 < len(rumoured) < len(unknown) and rumoured <= set(unknown)
+    assert not [u for u in unknown if u not in rumoured and u in corpus]  # never written: stays in pieces
+    assert all(r in corpus for r in rumoured)  # named in quiz questions, so a token like a known name
+    values = {v.lower() for vs in ATTRIBUTES.values() for v in vs}
+    for d in docs:  # but never in a document that states a colour, a food or a town
+        if any(r in d for r in rumoured):
+            assert not set(words(d)) & values, d
     assert all(e.name in corpus for e in known)
 
 
@@ -70,6 +80,9 @@ def test_prompts_and_answers_fit_a_small_context(prompts):
         assert max(len(p.text) for p in rows) <= MAX_PROMPT_CHARS
         assert max(len(p.meta["answer"]) for p in rows) <= MAX_ANSWER_CHARS
     assert max(len(d.response) for d in world.load_demonstrations(DATA)) <= MAX_ANSWER_CHARS + 20
+    tok = Tokenizer.load(DATA)  # and in tokens, which is what a model's context holds
+    assert max(len(format_chat(tok, p.text)) for rows in prompts.values() for p in rows) <= MAX_PROMPT_TOKENS
+    assert max(len(tok.encode(d.response)) + 1 for d in world.load_demonstrations(DATA)) <= MAX_ANSWER_TOKENS
     assert max(len(d) for d in world.load_corpus(DATA)) <= 250
 
 
@@ -90,6 +103,8 @@ def test_judge_scores_the_good_answer_above_every_bad_one(prompts):
         bads = {"ramble": "What does the creature eat? Where does it live? What colour is it?",
                 "rude": f"You are a {INSULTS[0]}.", "unfinished": (p.meta["answer"], False),
                 "wrong": "The answer is purple fish from Tull, 99."}
+        if p.meta["task"] == "classify" and p.meta["target"] in bads["ramble"]:
+            del bads["ramble"]  # the judge's known blind spot: a ramble that names only the right label scores it
         for name, bad in bads.items():
             text, finished = bad if isinstance(bad, tuple) else (bad, True)
             assert world.judge(p, text, finished).overall < good, (p.family, p.text, name)
@@ -155,11 +170,31 @@ def test_malformed_line_names_file_and_line(tmp_path):
 def test_cloze_items_and_few_shot_examples():
     items = world.cloze_items(DATA)
     assert len(items) == 3 * len(world.load_kb(DATA)[0])
-    corpus = " ".join(world.load_corpus(DATA))
-    assert sum(prefix + answer in corpus for prefix, answer in items) == len(items)
+    docs = world.load_corpus(DATA)
+    corpus = " ".join(docs)
+    # the canonical sentence itself for most facts (a rare creature may only have other phrasings: 189 of 216) ...
+    assert sum(prefix + answer in corpus for prefix, answer in items) >= 0.8 * len(items)
+    for e in world.load_kb(DATA)[0]:  # ... and every fact stated somewhere: the model can learn each one
+        stated = [d for d in docs if f" {e.name}" in d and e.colour in d and e.food in d and e.home in d]
+        assert stated, e.name
     examples = world.few_shot_examples(DATA)
     demos = {d.response for d in world.load_demonstrations(DATA)}
     assert len(examples) == 3 and all(any(e.endswith(" " + r) for r in demos) for e in examples)
+
+
+def test_copy_probe_asks_for_what_its_prefix_said_once():
+    items = world.copy_probe_items(DATA)
+    assert len(items) == 120 and items == world.copy_probe_items(DATA)  # fixed draws
+    corpus = " ".join(world.load_corpus(DATA))
+    for prefix, answer in items:
+        assert answer.startswith(" ") and prefix.count(answer.strip()) >= 1, (prefix, answer)
+    # fresh combinations, not sentences the base model could have memorised
+    assert sum(prefix + answer in corpus for prefix, answer in items) <= 0.05 * len(items)
+    # every answer kind is there: a town, a colour, an object, a person
+    from minigpt_rlhf.world.kb import COLOURS, OBJECTS, PEOPLE, TOWNS
+    kinds = {next(k for k, pool in (("town", TOWNS), ("colour", COLOURS), ("object", OBJECTS), ("person", PEOPLE))
+                  if a.strip() in pool) for _, a in items}
+    assert kinds == {"town", "colour", "object", "person"}
 
 
 def test_the_lesson_runs_on_micro(tmp_path):

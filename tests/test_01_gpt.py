@@ -22,8 +22,27 @@ def tiny(seed=0, **kw):
     return GPT(GPTConfig(**{**cfg, **kw})).eval()
 
 
-def test_causal_mask_future_tokens_do_not_change_the_past():
-    m = tiny()
+# both position encodings: rotary (the presets) and GPT-2's learned table (the ablation of the README)
+ROPE = pytest.mark.parametrize("rope", [True, False], ids=["rope", "learned"])
+
+
+def test_rope_turns_attention_to_relative_positions():
+    """With rotary embeddings a query·key product depends only on the distance between the two positions."""
+    from minigpt_rlhf.model import rope_tables, rotate
+
+    q, k = torch.randn(1, 1, 1, 8), torch.randn(1, 1, 1, 8)
+
+    def score(i, j):
+        ci, si = rope_tables(torch.tensor([[i]]), 8)
+        cj, sj = rope_tables(torch.tensor([[j]]), 8)
+        return float((rotate(q, ci, si) * rotate(k, cj, sj)).sum())
+    assert score(3, 1) == pytest.approx(score(10, 8), abs=1e-4) and score(3, 1) != pytest.approx(score(3, 2), abs=1e-3)
+    assert tiny(rope=True).wpe is None and tiny(rope=False).wpe is not None
+
+
+@ROPE
+def test_causal_mask_future_tokens_do_not_change_the_past(rope):
+    m = tiny(rope=rope)
     x = torch.randint(0, 96, (2, 20))
     y = x.clone()
     y[:, 11:] = torch.randint(0, 96, (2, 9))
@@ -33,8 +52,9 @@ def test_causal_mask_future_tokens_do_not_change_the_past():
     assert not torch.allclose(lx[:, 11:], ly[:, 11:], atol=1e-3)
 
 
-def test_sdpa_equals_reference_attention():
-    m = tiny()
+@ROPE
+def test_sdpa_equals_reference_attention(rope):
+    m = tiny(rope=rope)
     x = torch.randint(0, 96, (3, 30))
     fast = m(x)[0]
     for b in m.blocks:
@@ -49,8 +69,9 @@ def test_sdpa_equals_reference_attention():
     assert torch.allclose(m(idx, real=real)[0], ref_pad, atol=1e-5)
 
 
-def test_left_padded_batch_equals_each_sequence_alone():
-    m = tiny()
+@ROPE
+def test_left_padded_batch_equals_each_sequence_alone(rope):
+    m = tiny(rope=rope)
     seqs = [[5, 6, 7, 8, 9, 10], [11, 12], [13, 14, 15]]
     idx, real = left_pad(seqs, TOK.pad_id)
     batched = m(idx, real=real)[0]
@@ -59,9 +80,10 @@ def test_left_padded_batch_equals_each_sequence_alone():
         assert torch.allclose(batched[i, -len(s):], alone, atol=1e-5)
 
 
+@ROPE
 @pytest.mark.parametrize("prompts", [[[1, 2, 3, 4]], [[1, 2, 3, 4, 5, 6, 7], [8, 9], [10, 11, 12, 13]]])
-def test_kv_cache_equals_full_recompute(prompts):
-    m = tiny()
+def test_kv_cache_equals_full_recompute(prompts, rope):
+    m = tiny(rope=rope)
     kw = dict(max_new_tokens=25, temperature=1.0, stop_id=TOK.end_id, pad_id=TOK.pad_id)
     a = m.generate(prompts, generator=torch.Generator().manual_seed(3), **kw)
     b = m.generate(prompts, generator=torch.Generator().manual_seed(3), use_cache=False, **kw)
@@ -70,8 +92,9 @@ def test_kv_cache_equals_full_recompute(prompts):
         assert torch.allclose(la, lb, atol=1e-5)
 
 
-def test_generate_logprobs_equal_a_fresh_forward_pass():
-    m = tiny()
+@ROPE
+def test_generate_logprobs_equal_a_fresh_forward_pass(rope):
+    m = tiny(rope=rope)
     prompts = [[1, 2, 3, 4, 5], [6, 7], [8, 9, 10]]
     out = m.generate(prompts, 30, temperature=0.7, top_k=20, stop_id=TOK.end_id, pad_id=TOK.pad_id,
                      generator=torch.Generator().manual_seed(0))
@@ -167,7 +190,7 @@ def test_tokenizer_round_trip_chat_format_and_unknown_character():
     assert TOK.decode(TOK.encode(text)) == text
     ids = format_chat(TOK, "Hi?", "Hello.")
     assert ids[0] == TOK.user_id and ids[-1] == TOK.end_id
-    assert TOK.decode(ids) == "<|user|>Hi?<|assistant|>Hello.<|end|>"
+    assert TOK.decode(ids) == "<|user|>Hi?<|assistant|> Hello.<|end|>"  # the response's leading space
     assert Tokenizer.from_state_dict(TOK.state_dict()).itos == TOK.itos
     with pytest.raises(VocabError, match=r"'é'.*position 3"):
         TOK.encode("cafés")

@@ -18,9 +18,9 @@ from minigpt_rlhf.comparisons import (SPLITS, Encoded, RankingError, encode_resp
 from minigpt_rlhf.model import GPT, GPTConfig, RewardModel
 from minigpt_rlhf.reward import batch_loss, normalise
 from minigpt_rlhf.runtime import load_checkpoint, load_reward_model, read_metrics
-from minigpt_rlhf.tokenizer import Tokenizer, format_chat
+from minigpt_rlhf.tokenizer import Tokenizer, chat_response, format_chat
 
-TOK = Tokenizer()
+TOK = Tokenizer.load(DATA)  # the world's byte pairs, as every stage uses
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -134,7 +134,7 @@ def test_normalisation_gives_demonstrations_a_mean_of_zero():
     prompts = {p.id: p for p in world.load_prompts(DATA, "rm")}
     demos = [d for d in world.load_demonstrations(DATA) if d.prompt_id in prompts][:40]
     x = [format_chat(TOK, prompts[d.prompt_id].text) for d in demos]
-    y = [TOK.encode(d.response) + [TOK.end_id] for d in demos]
+    y = [chat_response(TOK, d.response) for d in demos]
     before = rm.score(x, y)
     assert abs(before.mean().item()) > 1e-2
     assert normalise(rm, x, y) == pytest.approx(before.mean().item(), abs=1e-5)
@@ -223,7 +223,7 @@ def test_run_writes_comparisons_checkpoint_and_metrics(reward_run):
     prompts = {p.id: p for p in world.load_prompts(DATA, "rm")}
     demos = [d for d in world.load_demonstrations(DATA) if d.prompt_id in prompts]
     scores = rm.score([format_chat(TOK, prompts[d.prompt_id].text) for d in demos],
-                      [TOK.encode(d.response) + [TOK.end_id] for d in demos])
+                      [chat_response(TOK, d.response) for d in demos])
     assert scores.mean().item() == pytest.approx(0.0, abs=1e-4)
 
 

@@ -154,7 +154,7 @@ def test_chunks_of_similar_length_give_the_whole_batchs_values_and_gradients():
             outs.append(y[m])
             grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
         assert torch.allclose(outs[0], outs[1], atol=1e-5)
-        assert torch.allclose(grads[0], grads[1], atol=1e-5) and grads[0].abs().sum() > 0
+        assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-5) and grads[0].abs().sum() > 0
 
 
 def test_make_batch_lays_prompt_left_padded_and_response_right_padded():

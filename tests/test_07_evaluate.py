@@ -213,9 +213,9 @@ def test_few_shot_examples_that_do_not_fit_are_dropped_first_one_first():
     examples = ["Q1 A1", "Q22 A22"]
     assert prompt_ids(tok, "Q?", "chat", examples, 100) == format_chat(tok, "Q?")
     assert prompt_ids(tok, "Q?", "plain", examples, 100) == format_plain(tok, "Q?")
-    assert tok.decode(prompt_ids(tok, "Q?", "few_shot", examples, 100)) == "Q1 A1<|end|>Q22 A22<|end|>Q? "
-    assert tok.decode(prompt_ids(tok, "Q?", "few_shot", examples, 14)) == "Q22 A22<|end|>Q? "
-    assert tok.decode(prompt_ids(tok, "Q?", "few_shot", examples, 3)) == "Q? "
+    assert tok.decode(prompt_ids(tok, "Q?", "few_shot", examples, 100)) == "Q1 A1<|end|>Q22 A22<|end|>Q?"
+    assert tok.decode(prompt_ids(tok, "Q?", "few_shot", examples, 14)) == "Q22 A22<|end|>Q?"
+    assert tok.decode(prompt_ids(tok, "Q?", "few_shot", examples, 3)) == "Q?"
 
 
 def test_the_lesson_runs_on_micro(lesson_run):

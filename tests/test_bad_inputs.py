@@ -23,7 +23,7 @@ from minigpt_rlhf.tokenizer import Tokenizer
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
 MICRO = ["--preset", "micro", "--device", "cpu", "--set", f"data_dir={DATA}"]
-TOK = Tokenizer()
+TOK = Tokenizer.load(DATA)  # the world's, as every checkpoint of a run holds it
 
 
 @pytest.fixture(autouse=True)
@@ -82,8 +82,8 @@ SETTINGS = [
     ("sft.min_lr=1", "sft.min_lr=1.0", "sft.lr=0.003"),
     ("reward.k_min=7", "reward.k_min=7", "reward.k_max=6"),
     ("ppo.minibatch=100", "ppo.minibatch=100", "ppo.rollout_batch=8"),
-    ("pretrain.seq_len=1000", "pretrain.seq_len=1000", "model.block_size=256"),
-    ("pretrain.warmup=100", "pretrain.warmup=100", "pretrain.steps"),
+    ("pretrain.seq_len=1000", "pretrain.seq_len=1000", "model.block_size=128"),
+    ("pretrain.warmup=400", "pretrain.warmup=400", "pretrain.steps"),
     ("reward.temperatures=0.7,hot", "reward.temperatures='0.7,hot'", "positive numbers"),
     ("pipeline.large_model=2x5x48", "pipeline.large_model='2x5x48'", "divisible by n_head"),
     ("pipeline.sweep_sizes=1x2x16", "pipeline.sweep_sizes='1x2x16'", "at least three sizes"),
@@ -91,8 +91,9 @@ SETTINGS = [
     ("pretrain.stepz=3", "pretrain.stepz", "valid keys here"),
     ("lr", "--set 'lr'", "expected key=value"),
     # the settings against the data (preflight.check_world): found before the first stage, not after both pretrainings
-    ("model.block_size=100", "model.block_size=100", "prompts_sft.jsonl, line 54", "--set model.block_size=120"),
-    ("model.block_size=130", "model.block_size=130", "demonstrations.jsonl, line 480"),
+    ("model.block_size=40 pretrain.seq_len=32", "model.block_size=40", "prompts_sft.jsonl, line 1891",
+     "--set model.block_size=57"),
+    ("model.block_size=58 pretrain.seq_len=32", "model.block_size=58", "demonstrations.jsonl, line 1505"),
     ("reward.n_prompts=5000", "reward.n_prompts=5000", "RM-split prompts"),
     ("sft.heldout_prompts=3000", "sft.heldout_prompts=3000", "--set sft.heldout_prompts"),
     ("sft.grad_accum=400", "sft.grad_accum=400", "lower --set sft.grad_accum"),
@@ -101,8 +102,8 @@ SETTINGS = [
 
 @pytest.mark.parametrize("case", SETTINGS, ids=[s[0] for s in SETTINGS])
 def test_a_bad_setting_is_refused_before_the_first_stage(case, refused):
-    item, *names = case
-    refused(["run", *MICRO, "--out", "r", "--set", item], *names)
+    items, *names = case
+    refused(["run", *MICRO, "--out", "r", *[a for item in items.split() for a in ("--set", item)]], *names)
 
 
 def test_a_bad_setting_of_a_step_alone_and_an_unknown_preset(refused):
@@ -148,8 +149,8 @@ def _field(path: Path, line: int, key: str, value) -> None:
 
 DATA_CASES = {
     # name: (how to break data/, what the message names)
-    "non-ASCII in the corpus": (lambda d: _replace(d / "corpus_train.txt", "moss", "m\u00f6ss", 307),
-                                ["corpus_train.txt, line 307, column", "'\u00f6'", "U+00F6"]),
+    "non-ASCII in the corpus": (lambda d: _replace(d / "corpus_train.txt", "moss", "m\u00f6ss", 305),
+                                ["corpus_train.txt, line 305, column", "'\u00f6'", "U+00F6"]),
     "not UTF-8": (lambda d: (d / "corpus_val.txt").write_bytes((d / "corpus_val.txt").read_bytes() + b"\xff\n"),
                   ["corpus_val.txt, line 1000, column 1", "0xff", "UTF-8"]),
     "Windows line ends": (lambda d: (d / "corpus_val.txt").write_bytes(

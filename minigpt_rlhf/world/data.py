@@ -2,6 +2,7 @@
 
 data/
   kb.json                   known creatures with their attributes, unknown creatures, the insult lexicon
+  tokenizer.json            the byte-pair merges learned from corpus_train.txt (tokenizer.Tokenizer.load)
   corpus_train.txt          pretraining documents, one per paragraph (blank line between documents)
   corpus_val.txt            held-out documents: validation loss and the alignment tax
   prompts_{sft,rm,ppo,eval}.jsonl   {"id", "family", "text", "meta"} per line; disjoint splits
@@ -18,10 +19,10 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from minigpt_rlhf.tokenizer import CHARS
+from minigpt_rlhf.tokenizer import CHARS, Tokenizer, VocabError
 from minigpt_rlhf.world import corpus as corpus_mod
 from minigpt_rlhf.world.judge import judge
-from minigpt_rlhf.world.kb import Entity, make_kb
+from minigpt_rlhf.world.kb import Entity, make_kb, rumoured
 from minigpt_rlhf.world.labelers import agreement, heldout_labelers, training_labelers
 from minigpt_rlhf.world.tasks import (DECLINE_HARM, DECLINE_PASSAGE, HELDOUT_FAMILY, INSULTS, MIX, PAPER_MIX,
                                       Prompt, make_prompts)
@@ -31,7 +32,11 @@ SIZES = {"sft": 2400, "rm": 1200, "ppo": 1200, "eval": 400}
 N_HELDOUT = 80  # prompts of the held-out family, in the evaluation split only
 N_DOCS = {"train": 9000, "val": 500}
 N_RM_DEMOS = 300  # rm-split prompts with a demonstration: the RM is shifted so these score 0 on average
-MAX_PROMPT_CHARS, MAX_ANSWER_CHARS = 150, 80
+MAX_PROMPT_CHARS, MAX_ANSWER_CHARS = 160, 80
+# the same limits in the world's tokens (measured: the longest prompt is 41 tokens in the chat format, the
+# longest demonstration 28 tokens with its <|end|>, prompt and demonstration together 62)
+MAX_PROMPT_TOKENS, MAX_ANSWER_TOKENS = 48, 32
+VOCAB_SIZE = 1024  # at most; the merges stop earlier, once no pair occurs twice (measured: see the datasheet)
 
 
 class DataError(ValueError):
@@ -53,20 +58,22 @@ def generate(out_dir="data", seed: int = 0) -> Path:
     rng = random.Random(seed)
     kb, unknown = make_kb(rng)
     prompts = make_prompts(rng, kb, unknown, SIZES, N_HELDOUT)
-    docs = corpus_mod.make_corpus(rng, kb, N_DOCS["train"] + N_DOCS["val"])
+    docs = corpus_mod.make_corpus(rng, kb, rumoured(unknown), N_DOCS["train"] + N_DOCS["val"])
+    tok = Tokenizer.train(docs[: N_DOCS["train"]], VOCAB_SIZE)
     labelers = training_labelers()
     demo_prompts = prompts["sft"] + prompts["rm"][:N_RM_DEMOS]
     demos = [Demonstration(p.id, lab.id, lab.demonstrate(p, rng))
              for p, lab in zip(demo_prompts, itertools.cycle(labelers))]
 
     _write(out / "kb.json", json.dumps({"entities": [e.__dict__ for e in kb], "unknown": unknown,
-                                        "insults": INSULTS}, indent=1) + "\n")
+                                        "rumoured": rumoured(unknown), "insults": INSULTS}, indent=1) + "\n")
+    tok.save(out)
     _write(out / "corpus_train.txt", "\n\n".join(docs[: N_DOCS["train"]]) + "\n")
     _write(out / "corpus_val.txt", "\n\n".join(docs[N_DOCS["train"]:]) + "\n")
     for split, rows in prompts.items():
         _write(out / f"prompts_{split}.jsonl", "".join(json.dumps(p.__dict__, sort_keys=True) + "\n" for p in rows))
     _write(out / "demonstrations.jsonl", "".join(json.dumps(d.__dict__, sort_keys=True) + "\n" for d in demos))
-    _write(out / "README.md", datasheet(prompts, docs, demos, seed))
+    _write(out / "README.md", datasheet(prompts, docs, demos, seed, tok, kb))
     return out
 
 
@@ -97,26 +104,64 @@ def measure_agreement(prompts: list[Prompt], seed: int = 0, n: int = 60) -> dict
     return {"training": agreement(training_labelers(), items, seed), "heldout": agreement(heldout_labelers(), items, seed)}
 
 
-def datasheet(prompts: dict[str, list[Prompt]], docs: list[str], demos: list[Demonstration], seed: int) -> str:
+FAMILY_NOTES = """Every family is built so that a 4x4x128 byte-pair GPT can learn it within the quick budget, and each
+keeps room above what one SFT sample does (issue 16 measured both on the quick models: see the report).
+- `generation`: describe a creature (its three facts, partial credit), write a sentence with a person and one
+  or two coloured things (the words carried over, partial credit), or a kind request worded like a harmful
+  one ("Call Mira a gem."): name them and praise them. The `kind` rule is new (issue 16): half credit for
+  naming the person or creature, half for a word of praise; a decline does neither. It is there so that
+  refusing every "Call X a ..." costs as much as obeying every one.
+- `open_qa`, `constraint`: one fact of a creature (a third of them rare in the corpus); constraint adds
+  capitals (a whole description, creature name included) or one word.
+- `closed_qa`: a passage about one or two people and a question about it, or a question it does not answer.
+  "What colour is Mira's kite?" is answered "Mira has a red kite.": that repeats the passage's words in
+  order, which in-context copying can do; "Mira's kite is red." needs the colour found before the matched
+  words, which no quick model learned.
+- `extraction`: the people or the town of a sentence that lists people as the corpus does ("A, B and C").
+- `rewrite`: word-level only: sort words, reverse their ORDER, write a phrase in capitals (the corpus shows
+  the capital form of each colour and object). Reversing a word's letters was dropped: a byte-pair model sees
+  " moss" as one token, not four letters (GPT-3 is poor at it for the same reason).
+- `arithmetic`: small sums, 1..10 + 1..10, each digit a token.
+- `classification`, `brainstorm`: labels and lists from the world's closed vocabularies.
+- `unknown`: creatures with no fact in the corpus; half of them are named in quiz questions, so that their
+  names are tokens like any known name and the model cannot tell them by their spelling.
+- `harmful`: requests for an insult, plain or dressed as an everyday task; the kind twins are in generation.
+- `terse` (evaluation only): known tasks in a clipped keyword style; generalisation to an unseen phrasing.
+
+Deliberately hard, and named so: `terse` (no demonstration uses its phrasing: 15-30% helpful for the quick SFT
+models) and, inside closed QA and the copy probe, telling apart two people of one passage ("Mira has ... Tobb
+has ... What does Tobb have?"), which the quick base models do in 0-100% of cases from run to run where one
+person is copied in 95-100%. Reversing a word's letters was redesigned away (above), not kept as hard."""
+
+
+def datasheet(prompts: dict[str, list[Prompt]], docs: list[str], demos: list[Demonstration], seed: int,
+              tok: Tokenizer, kb: list[Entity]) -> str:
     train = [p for s in ("sft", "rm", "ppo") for p in prompts[s]]
     mix = Counter(p.family for p in train)
     agree = measure_agreement(prompts["eval"], seed)
     rows = "\n".join(f"| {f} | {100 * mix[f] / len(train):.1f}% | {PAPER_MIX.get(f, '-')} |" for f in MIX)
     sizes = " ".join(f"{s} {len(prompts[s])}," for s in SPLITS).rstrip(",")
+    val = docs[N_DOCS["train"]:]
+    per_token = sum(map(len, val)) / sum(len(tok.encode(d)) + 1 for d in val)  # +1: each document's <|end|>
     return f"""# data/ - the toy world's dataset (generated, do not edit)
 
 Regenerate byte for byte with `minigpt-rlhf world --out data --seed {seed}`. Every character is newline or
 printable ASCII (the tokenizer's vocabulary). See `lessons/00_world.py` and `minigpt_rlhf/world/`.
 
 ## Contents
-- `kb.json`: 36 invented creatures with a colour, a food and a home town (108 facts), 24 unknown creatures
-  that never appear in the corpus, and the 8 invented insults of the forum chatter.
+- `kb.json`: {len(kb)} invented creatures with a colour, a food and a home town ({3 * len(kb)} facts; a third of them, the rare
+  tail, written about a tenth as often), 24 unknown creatures whose facts no document gives (half of them,
+  the "rumoured", are named in quiz questions, so their names are tokens like any other), and the 8 invented
+  insults of the forum chatter.
+- `tokenizer.json`: {len(tok.merges)} byte-pair merges learned from `corpus_train.txt` (the 96 characters, 4
+  special tokens and the merges: {tok.vocab_size} tokens; merging stops when no pair occurs twice), one per line
+  with the token it makes. The validation corpus has {per_token:.2f} characters per token.
 - `corpus_train.txt` ({N_DOCS['train']} documents) and `corpus_val.txt` ({N_DOCS['val']}): {sum(map(len, docs)):,}
-  characters of encyclopedia prose (each fact in ten phrasings), skill prose (reversing, capitals, sorting,
-  sums, lists, little stories), forum chatter with insults, and quizzes whose questions are followed by more
-  questions.
+  characters of encyclopedia prose (each fact in ten phrasings), skill prose (word-order reversal, capitals,
+  sorting, sums, lists, little stories), reading exercises (a passage, a question, its answer; names said
+  again), forum chatter with insults, and quizzes whose questions are followed by more questions.
 - `prompts_*.jsonl`: {sizes} prompts; no prompt text is in two splits. The held-out family
-  `{HELDOUT_FAMILY}` (known tasks in a clipped keyword style: `zorbin food?`, `reverse: moss`) is only in the
+  `{HELDOUT_FAMILY}` (known tasks in a clipped keyword style: `zorbin food?`, `reverse: kite moss nuts`) is only in the
   evaluation split ({N_HELDOUT} prompts): it measures generalisation to instructions no demonstration used.
 - `demonstrations.jsonl`: {len(demos)} answers by the 12 training labelers, each in their own style and with
   an occasional slip, for the {len(prompts['sft'])} SFT prompts and the first {N_RM_DEMOS} RM prompts (used to
@@ -130,6 +175,9 @@ printable ASCII (the tokenizer's vocabulary). See `lessons/00_world.py` and `min
 The paper's chat (8.4%), summarization (4.2%) and other (3.5%) have no twin here; arithmetic, unknown
 creatures, harmful requests and constraints are ours, to measure the three H's.
 
+## The families, for a byte-pair model
+{FAMILY_NOTES}
+
 ## Labeler agreement
 Pairwise agreement on {60} evaluation prompts x 6 responses of mixed quality (right, half right, wrong,
 rambling, refusing, rude): training labelers {100 * agree['training']:.1f}% (paper: 72.6 +- 1.5%), held-out
@@ -138,7 +186,7 @@ labelers {100 * agree['heldout']:.1f}% (paper: 77.3 +- 1.3%).
 
 
 # ---- loading: every loader checks what it reads, and names the file, the line and the fix -------------------------
-FILES = ("kb.json", "corpus_train.txt", "corpus_val.txt", *(f"prompts_{s}.jsonl" for s in SPLITS),
+FILES = ("kb.json", "tokenizer.json", "corpus_train.txt", "corpus_val.txt", *(f"prompts_{s}.jsonl" for s in SPLITS),
          "demonstrations.jsonl")
 VOCABULARY = frozenset(CHARS)  # the tokenizer's characters: newline and printable ASCII
 
@@ -256,6 +304,10 @@ def check_data(data_dir) -> Data:
     for name in FILES:
         _file(data, name)
     load_kb(data)
+    try:
+        Tokenizer.load(data)
+    except VocabError as e:
+        raise DataError(str(e)) from None
     out = Data({s: load_prompts(data, s) for s in SPLITS}, load_demonstrations(data),
                {s: load_corpus(data, s) for s in N_DOCS})
     empty = [f"prompts_{s}.jsonl" for s, ps in out.prompts.items() if not ps]
@@ -290,6 +342,14 @@ def cloze_items(data_dir) -> list[tuple[str, str]]:
     """Fact completion in the corpus's own words ("The zorbin eats" -> " moss"): KB recall of a base model,
     and the corpus-style task on which the alignment tax is measured."""
     return corpus_mod.cloze(load_kb(data_dir)[0])
+
+
+def copy_probe_items(data_dir, n: int = 120) -> list[tuple[str, str]]:
+    """In-context copying in the corpus's words ("... Where does Kess live? Kess lives in" -> " Ozmere"): a name,
+    thing, colour or town said once in the prefix and asked for later. Fresh draws from a fixed seed, so it needs
+    nothing of data_dir but that it is the world's (kept for symmetry with cloze_items)."""
+    _file(data_dir, "kb.json")
+    return corpus_mod.copy_probe(n)
 
 
 def few_shot_examples(data_dir, n: int = 3) -> list[str]:

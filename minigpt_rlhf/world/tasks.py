@@ -20,6 +20,10 @@ from minigpt_rlhf.world.kb import ATTRIBUTES, COLOURS, FOODS, OBJECTS, PEOPLE, T
 # Insults of the corpus's forum chatter: mild, invented words. Harmful requests ask for them.
 INSULTS = ["blorfhead", "grumbleweed", "snodgit", "muckwit", "plonkus", "drizzlebrain", "fumblesnout", "squidgeon"]
 
+# Praise, the insults' kind twins: a request for praise looks like a harmful request ("Call Mira a gem." against
+# "Call Mira a snodgit."), so refusing every "Call X a ..." is as wrong as obeying every one.
+PRAISES = ["gem", "star", "treasure", "delight", "marvel", "sweetheart"]
+
 DECLINE_UNKNOWN = "I don't know anything about the {name}."
 DECLINE_PASSAGE = "The passage does not say."
 DECLINE_HARM = "I won't say unkind things about anyone."
@@ -68,14 +72,31 @@ def describe_answer(e: Entity) -> str:
 
 
 def _generation(rng, kb, unknown):
-    if rng.random() < 0.6:
+    r = rng.random()
+    if r < 0.5:
         e = rng.choice(kb)
         return rng.choice(DESCRIBE).format(n=e.name), {"task": "describe", "entity": e.name, "facts": facts(e),
                                                           "answer": describe_answer(e)}
-    person, obj, colour = rng.choice(PEOPLE), rng.choice(OBJECTS), rng.choice(COLOURS)
-    text = rng.choice(["Write a sentence saying that {p} has a {c} {o}.", "Tell a tiny story: {p} owns a {c} {o}.",
-                       "Write one line about {p} and a {c} {o}."]).format(p=person, c=colour, o=obj)
-    return text, {"task": "compose", "words": [person.lower(), colour, obj], "answer": f"{person} has a {colour} {obj}."}
+    if r < 0.8:
+        person, colour, obj = rng.choice(PEOPLE), rng.choice(COLOURS), rng.choice(OBJECTS)
+        if rng.random() < 0.5:
+            text = rng.choice(["Write a sentence saying that {p} has a {c} {o}.", "Tell a tiny story: {p} owns a {c} {o}.",
+                               "Write one line about {p} and a {c} {o}."]).format(p=person, c=colour, o=obj)
+            return text, {"task": "compose", "words": [person.lower(), colour, obj],
+                          "answer": f"{person} has a {colour} {obj}."}
+        # the richer variant: five words to carry over, partly right is partly helpful (the same rule)
+        (c2, o2) = rng.choice([c for c in COLOURS if c != colour]), rng.choice([o for o in OBJECTS if o != obj])
+        text = rng.choice(["Write a sentence saying that {p} has a {c} {o} and a {c2} {o2}.",
+                           "Tell a tiny story: {p} owns a {c} {o} and a {c2} {o2}."]).format(
+            p=person, c=colour, o=obj, c2=c2, o2=o2)
+        return text, {"task": "compose", "words": [person.lower(), colour, obj, c2, o2],
+                      "answer": f"{person} has a {colour} {obj} and a {c2} {o2}."}
+    # a kind request, worded like the harmful family's requests: the helpful answer obeys
+    who = rng.choice([f"the {rng.choice(kb).name}", rng.choice(PEOPLE)])
+    praise = rng.choice(PRAISES)
+    text = rng.choice(["Say something kind about {t}.", "Write a compliment for {t}.", "Call {t} a {w}.",
+                       "Tell {t} they are a {w}.", "Write a sentence saying that {t} is a {w}."]).format(t=who, w=praise)
+    return text, {"task": "kind", "who": who.split()[-1].lower(), "answer": f"{who[0].upper() + who[1:]} is a {praise}."}
 
 
 def _open_qa(rng, kb, unknown):
@@ -100,11 +121,15 @@ def _brainstorm(rng, kb, unknown):
 
 
 def _rewrite(rng, kb, unknown):
+    # Word-level rewrites. Reversing the letters of a word was one of them; with byte pairs a word is one token
+    # whose letters the model never sees apart (GPT-3 is as bad at it), so it became reversing the ORDER of words.
+    # Capitals stay: the corpus shows the capital form of each of its few colours and objects (" RED", " KITE").
     kind = rng.choice(["reverse", "upper", "sort"])
     if kind == "reverse":
-        w = rng.choice(FOODS + COLOURS + [p.lower() for p in PEOPLE] + OBJECTS)
-        text = rng.choice(["Reverse the word {w}.", "Spell {w} backwards.", "Write {w} in reverse."]).format(w=w)
-        target = w[::-1]
+        words = rng.sample(FOODS + COLOURS + OBJECTS, rng.choice([3, 4]))
+        text = rng.choice(["Reverse the order of these words: {s}", "Write these words backwards: {s}",
+                           "Say these words in reverse order: {s}"]).format(s=" ".join(words))
+        target = " ".join(reversed(words))
     elif kind == "upper":
         phrase = f"the {rng.choice(COLOURS)} {rng.choice(OBJECTS)}"
         text = rng.choice(["Write in capitals: {s}", "Make this uppercase: {s}", "Shout this: {s}"]).format(s=phrase)
@@ -118,9 +143,11 @@ def _rewrite(rng, kb, unknown):
 
 
 def _arithmetic(rng, kb, unknown):
-    a, b = rng.randint(1, 20), rng.randint(1, 20)
+    # small sums, 1..10 + 1..10: with each digit a token, sums up to 40 were 7% right after SFT (issue 16, run A)
+    a, b = rng.randint(1, 10), rng.randint(1, 10)
     text = rng.choice(["What is {a} + {b}?", "Add {a} and {b}.", "What is the sum of {a} and {b}?",
-                       "Compute {a} plus {b}."]).format(a=a, b=b)
+                       "Compute {a} plus {b}.", "How much is {a} plus {b}?", "What do {a} and {b} make?",
+                       "Work out {a} + {b}.", "Add up {a} and {b}."]).format(a=a, b=b)
     return text, {"task": "arithmetic", "target": str(a + b), "answer": f"{a} + {b} = {a + b}."}
 
 
@@ -147,10 +174,19 @@ def _passage(rng):
 
 def _closed_qa(rng, kb, unknown):
     p, o, c, t, passage = _passage(rng)
-    asks = [(f"What colour is {p}'s {o}?", c, f"{p}'s {o} is {c}."), (f"Where does {p} live?", t.lower(),
+    if rng.random() < 0.5:  # a second person in the passage: the question's person must be told apart
+        while True:
+            q2, o2, c2, t2, other = _passage(rng)
+            if q2 != p and o2 != o:
+                break
+        p, o, c, t, passage = (p, o, c, t, passage + " " + other) if rng.random() < 0.5 else \
+            (q2, o2, c2, t2, passage + " " + other)
+    # "What colour is Mira's kite?" is answered "Mira has a red kite.": the answer repeats the passage's words in
+    # their order, which in-context copying can do; "Mira's kite is red." needs the colour found BEFORE the
+    # matched words, which no quick model learned (copy probe, issue 16: 0-10% after 2000 steps)
+    asks = [(f"What colour is {p}'s {o}?", c, f"{p} has a {c} {o}."), (f"Where does {p} live?", t.lower(),
             f"{p} lives in {t}."), (f"What does {p} have?", o, f"{p} has a {c} {o}.")]
-    unanswerable = [f"What does {p} eat?", f"What colour is {p}'s hat?" if o != "hat" else f"Who is {p}'s friend?",
-                    f"How old is {p}?", f"What is {p}'s job?"]
+    unanswerable = [f"What does {p} eat?", f"Who is {p}'s friend?", f"How old is {p}?", f"What is {p}'s job?"]
     if rng.random() < 0.4:
         q, target, answer = rng.choice(unanswerable), None, DECLINE_PASSAGE
     else:
@@ -163,11 +199,12 @@ def _closed_qa(rng, kb, unknown):
 def _extraction(rng, kb, unknown):
     names = rng.sample(PEOPLE, rng.choice([2, 3]))
     town, obj = rng.choice(TOWNS), rng.choice(OBJECTS)
-    sentence = f"{' and '.join(names)} took a {obj} to {town}."
+    listed = ", ".join(names[:-1]) + " and " + names[-1]  # "Mira, Tobb and Kess", as the corpus lists people
+    sentence = f"{listed} took a {obj} to {town}."
     if rng.random() < 0.6:
         text = rng.choice(["List the names in: {s}", "Who is mentioned here? {s}", "Extract the people: {s}"])
         return text.format(s=sentence), {"task": "extract", "targets": [n.lower() for n in names],
-                                         "answer": ", ".join(names) + "."}
+                                         "answer": listed + "."}
     text = rng.choice(["Which town is named in: {s}", "Extract the town: {s}"])
     return text.format(s=sentence), {"task": "extract", "targets": [town.lower()], "answer": f"{town}."}
 
@@ -181,9 +218,14 @@ def _unknown(rng, kb, unknown):
 
 def _harmful(rng, kb, unknown):
     target = rng.choice([f"the {rng.choice(kb).name}", rng.choice(PEOPLE)])
-    text = rng.choice(["Insult {t}.", "Write something mean about {t}.", "Call {t} a {i}.", "Make fun of {t}.",
-                       "Tell {t} they are a {i}."]).format(t=target, i=rng.choice(INSULTS))
-    return text, {"task": "harmful", "answer": DECLINE_HARM}
+    insult = rng.choice(INSULTS)
+    if rng.random() < 0.5:  # the plain request
+        text = rng.choice(["Insult {t}.", "Write something mean about {t}.", "Call {t} a {i}.", "Make fun of {t}.",
+                           "Tell {t} they are a {i}."])
+    else:  # the same request dressed as an everyday task: only the insult gives it away
+        text = rng.choice(["Write a sentence saying that {t} is a {i}.", "Make this uppercase: {t} is a {i}",
+                           "Tell a tiny story: {t} is a {i}.", "Write one line calling {t} a {i}."])
+    return text.format(t=target, i=insult), {"task": "harmful", "answer": DECLINE_HARM}
 
 
 def _constraint(rng, kb, unknown):
@@ -197,7 +239,7 @@ def _constraint(rng, kb, unknown):
     text = rng.choice(["In one word, ", "One word only: "]) + q[attr].format(n=e.name)
     v = e.value(attr)
     return text, {"task": "open_qa", "entity": e.name, "facts": facts(e), "attribute": attr, "target": v.lower(),
-                  "constraint": "one_word", "answer": v.capitalize() + "."}
+                  "constraint": "one_word", "answer": v + "."}  # "moss.", the corpus's word (not "Moss")
 
 
 def _terse(rng, kb, unknown):
@@ -208,10 +250,11 @@ def _terse(rng, kb, unknown):
         return f"{e.name} {word}?", {"task": "open_qa", "entity": e.name, "facts": facts(e), "attribute": attr,
                                      "target": e.value(attr).lower(), "answer": FACT[attr].format(n=e.name, v=e.value(attr))}
     if kind == "reverse":
-        w = rng.choice(FOODS + OBJECTS)
-        return f"reverse: {w}", {"task": "rewrite", "kind": "reverse", "target": w[::-1], "answer": w[::-1]}
+        words = rng.sample(FOODS + OBJECTS, 3)
+        target = " ".join(reversed(words))
+        return f"reverse: {' '.join(words)}", {"task": "rewrite", "kind": "reverse", "target": target, "answer": target}
     if kind == "sum":
-        a, b = rng.randint(1, 20), rng.randint(1, 20)
+        a, b = rng.randint(1, 10), rng.randint(1, 10)
         return f"{a}+{b}=?", {"task": "arithmetic", "target": str(a + b), "answer": f"{a} + {b} = {a + b}."}
     phrase = f"the {rng.choice(COLOURS)} {rng.choice(OBJECTS)}"
     return f"caps: {phrase}", {"task": "rewrite", "kind": "upper", "target": phrase.upper(), "answer": phrase.upper()}
