@@ -16,6 +16,7 @@ from pathlib import Path
 
 from minigpt_rlhf import pretrain, world
 from minigpt_rlhf.config import load_config
+from minigpt_rlhf.evaluate import cloze_correct
 from minigpt_rlhf.plots import plot_curves
 from minigpt_rlhf.runtime import build_model, load_checkpoint, read_metrics, tokenizer_from
 from minigpt_rlhf.sampling import answer
@@ -58,12 +59,17 @@ for k in ("helpful", "truthful", "harmless", "format"):
 print(f"overall   {sum(s.overall for s in scores) / len(scores):.3f}")
 
 # %% [markdown]
-# ## What it memorised
-# Fact completion in the corpus's own words ("The zorbin eats" -> " moss"): facts are learned late in
-# pretraining (DESIGN.md measured ~9 CPU minutes for 150 facts), so a short run recalls few of them.
+# ## What it memorised, and what it can copy
+# Fact completion in the corpus's own words ("The zorbin eats" -> " moss"): what pretraining stored in the
+# weights. The copy probe asks for something said once earlier in the same text ("Kess lives in Ozmere. ...
+# Where does Kess live? Kess lives in" -> " Ozmere"): in-context copying, which closed QA, extraction and
+# rewrites need. Byte pairs and rotary positions made both learnable in the quick budget (README: characters
+# vs byte pairs). The evaluation measures both on every model (`evaluate.cloze_correct`), as part of the
+# alignment tax.
 
 # %%
-items = world.cloze_items(cfg.data_dir)
-outs = model.generate([tok.encode(prefix) for prefix, _ in items], 12, temperature=0.0)
-hits = [tok.decode(o).startswith(a) for o, (_, a) in zip(outs.responses, items)]
-print(f"fact recall: {sum(hits)}/{len(items)} = {sum(hits) / len(items):.0%} (chance is about 10%)")
+for name, items in (("fact recall", world.cloze_items(cfg.data_dir)), ("copy probe", world.copy_probe_items(cfg.data_dir))):
+    hits = cloze_correct(model, tok, items, 64)
+    print(f"{name}: {sum(hits)}/{len(items)} = {sum(hits) / len(items):.0%}")
+prefix, answer = world.copy_probe_items(cfg.data_dir)[0]
+print(f"e.g. {prefix!r} -> {answer!r}")

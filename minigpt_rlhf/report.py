@@ -189,8 +189,8 @@ def alignment_tax(r: Run) -> tuple[list[str], list[list]]:
             "PPO-ptx, mixing in pretraining gradients, mostly removes it. Ours: plain-text fact completion "
             "(greedy) and the loss on the held-out corpus.\n",
             r.fig("alignment_tax.png", "alignment tax"),
-            table(["model", "fact completion", "held-out corpus loss"],
-                  [[k, pct(M[k]["cloze"]), num(M[k]["corpus_loss"])] for k in r.small]),
+            table(["model", "fact completion", "copy probe", "held-out corpus loss"],
+                  [[k, pct(M[k]["cloze"]), pct(M[k].get("copy")), num(M[k]["corpus_loss"])] for k in r.small]),
             f"Tax of PPO (fact completion below SFT's): {ppo_tax}; PPO's corpus loss above SFT's: {loss_ppo}. "
             f"PPO-ptx repays it (above PPO on fact completion): {ptx_repays}; (below PPO on corpus loss): "
             f"{loss_ptx}.\n"]
@@ -312,6 +312,11 @@ def methods(r: Run) -> list[str]:
                   [[k, pct(M[k]["win_rate"]["heldout"]), pct(M[k]["gold"]["helpful"]), pct(M[k]["gold"]["truthful"]),
                     pct(M[k]["gold"]["harmless"]), num(M[k].get("kl"), 2), pct(M[k].get("non_answer")),
                     f"{M[k].get('median_chars', math.nan):.0f}"] for k in r.chat()])]
+    fams = list(M["SFT"]["families"])
+    if all("helpful" in M["SFT"]["families"][f] for f in fams):
+        body += ["Gold helpful by task family:\n",
+                 table(["family", *r.chat()], [[f, *[pct(M[k]["families"][f]["helpful"]) for k in r.chat()]]
+                                               for f in fams])]
     return body
 
 
