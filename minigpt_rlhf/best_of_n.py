@@ -46,13 +46,12 @@ def expected_best(scores: torch.Tensor, values: torch.Tensor, n: int) -> torch.T
 
 @torch.no_grad()
 def best_of_n(model: GPT, rm: RewardModel, tok: Tokenizer, texts: list[str], n: int, max_new_tokens: int,
-              temperature: float = 1.0, generator=None, batch_size: int = 64) -> tuple[list[Answer], torch.Tensor]:
-    """For each prompt text: n chat answers sampled from model, the one r_θ scores highest, and the (P, n) scores.
-    An unfinished answer (no <|end|>) is scored -inf: like PPO's truncation penalty, a fragment never wins."""
+              temperature: float = 1.0, generator=None, batch_size: int = 64) -> tuple[list[Answer], torch.Tensor, list[Answer]]:
+    """For each prompt text, n chat answers sampled from model and scored by r_θ: (the chosen answer per prompt,
+    the (P, n) scores, all P·n answers in prompt order). An unfinished answer (no <|end|>) is scored -inf: like
+    PPO's truncation penalty, a fragment never wins."""
     ids = [prompt_ids(tok, t) for t in texts for _ in range(n)]
     g = sample(model, tok, ids, max_new_tokens, temperature, batch_size, generator)
     scores = rm.score(ids, g.responses).float().masked_fill(~torch.tensor(g.finished), float("-inf")).view(len(texts), n)
-    chosen = pick(scores)
-    answers = [Answer(tok.decode(g.responses[p * n + k], skip_special=True), g.finished[p * n + k])
-               for p, k in enumerate(chosen.tolist())]
-    return answers, scores
+    answers = [Answer(tok.decode(y, skip_special=True), f) for y, f in zip(g.responses, g.finished)]
+    return [answers[p * n + k] for p, k in enumerate(pick(scores).tolist())], scores, answers

@@ -1,5 +1,5 @@
 """The command line: `minigpt-rlhf SUBCOMMAND`, one subcommand per step of the recipe, the whole recipe, and the
-tools around it (sample, chat, evaluate, plot, report, bench)."""
+tools around it (sample, best-of-n, chat, evaluate, plot, report, bench)."""
 
 from __future__ import annotations
 
@@ -194,6 +194,31 @@ def cmd_sample(args) -> None:
         print("-" * 40)
 
 
+def cmd_best_of_n(args) -> None:
+    from minigpt_rlhf.best_of_n import best_of_n, kl_best_of_n
+    from minigpt_rlhf.runtime import build_model, load_checkpoint, load_reward_model, setup, tokenizer_from
+    from minigpt_rlhf.sampling import prompt_ids
+
+    dev = setup(args.seed, args.device)
+    ckpt = load_checkpoint(args.ckpt, GENERATORS)
+    model, tok = build_model(ckpt, dev).eval(), tokenizer_from(ckpt)
+    rm = load_reward_model(args.reward, dev)
+    try:
+        room = model.config.block_size - len(prompt_ids(tok, args.prompt))
+    except VocabError as e:
+        raise UserError(f"--prompt: {e}") from None
+    if room < 1:
+        raise UserError(f"--prompt is too long for the model's context of {model.config.block_size} tokens: shorten it")
+    gen = torch.Generator(device=dev).manual_seed(args.seed)
+    _, scores, answers = best_of_n(model, rm, tok, [args.prompt], args.n, min(args.max_new_tokens, room),
+                                   args.temperature, gen)
+    order = scores[0].argsort(descending=True).tolist()
+    print(f"{args.n} samples at T = {args.temperature:g}, best first by r_θ (unfinished ones score -inf); "
+          f"KL(best-of-{args.n} ‖ policy) ≤ {kl_best_of_n(args.n):.2f} nats")
+    for rank, k in enumerate(order):
+        print(f"{'→' if rank == 0 else ' '} {float(scores[0, k]):+7.3f}  {answers[k].text}")
+
+
 def cmd_chat(args) -> None:
     from minigpt_rlhf.runtime import build_model, load_checkpoint, setup, tokenizer_from
     from minigpt_rlhf.tokenizer import VocabError, format_chat, format_plain
@@ -297,6 +322,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plain", action="store_true", help="prompt a chat model with plain text, as a base model")
     add_sampling_args(p)
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("best-of-n", help="n answers from a policy, ranked by a reward model: the best one is best-of-n")
+    p.add_argument("--ckpt", required=True, help="the policy, e.g. runs/quick/sft/ckpt.pt")
+    p.add_argument("--reward", required=True, help="the reward model, e.g. runs/quick/reward/ckpt.pt")
+    p.add_argument("--prompt", required=True, help="the instruction")
+    p.add_argument("--n", type=number(int, AT_LEAST_1), default=16, help="how many answers to draw (default 16)")
+    add_sampling_args(p)
+    p.set_defaults(func=cmd_best_of_n, temperature=1.0, max_new_tokens=32)
 
     p = sub.add_parser("chat", help="talk to any checkpoint (base, SFT, PPO); answers stream as they are sampled")
     p.add_argument("--ckpt", required=True, help="a checkpoint, e.g. runs/quick/ppo_ptx/ckpt.pt")

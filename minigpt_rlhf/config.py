@@ -140,7 +140,11 @@ class PPOConfig:
     group_size: int = 8  # GRPO's G (rollout_batch answers = rollout_batch / G prompts)
     gae_gamma: float = 1.0  # discount: 1 in the bandit (the episode is one response; lm-human-preferences)
     gae_lambda: float = 0.95  # GAE λ: 0 = one-step TD, 1 = Monte-Carlo return
-    kl_coef: float = 0.05  # β: per-token KL penalty against π^SFT (the paper used 0.02); the initial β if adaptive
+    kl_coef: float = 0.2  # β: per-token KL penalty against π^SFT (the paper used 0.02); the initial β if adaptive.
+    #   Measured on quick (seed 1337, one run each, PPO vs SFT, held-out labelers, 480 eval prompts): against the
+    #   learned RM β 0.05 / 0.2 / 0.5 won 43% [39, 48] / 49% [45, 53] / 48% [43, 52]; at 0.05 the policy learns the
+    #   RM's favourite non-answers ("I don't know anything about the ..."). With the gold judge as the reward and
+    #   128-prompt rollouts, β 0.05 won 55%, 0.2 52%: a perfect reward needs less leash than ours.
     kl_target: float = 0.0  # 0 = fixed β; > 0 = adaptive β steering the KL (nats per response) to this target
     kl_horizon: int = 1000  # adaptive controller's horizon in responses (Ziegler et al. 2019 used 10000)
     ptx_coef: float = 1.0  # γ of PPO-ptx: weight of the pretraining LM loss (the paper used 27.8); the pipeline's

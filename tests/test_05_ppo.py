@@ -8,7 +8,7 @@ from functools import partial
 import pytest
 import torch
 
-from conftest import run_lesson
+from conftest import micro_config, run_lesson
 from minigpt_rlhf.cli import main
 from minigpt_rlhf.ppo import (KLController, by_length, gae, kl_penalised_rewards, make_batch, masked_whiten,
                               policy_loss, response_logprobs, response_values, value_loss)
@@ -233,6 +233,23 @@ def test_best_of_n_picks_the_argmax_and_its_expected_value_equals_a_brute_force_
                  / math.comb(5, n) for p in range(2)]
         assert expected_best(scores, values, n).tolist() == pytest.approx([float(b) for b in brute])
     assert expected_best(scores, values, 1).tolist() == pytest.approx(values.mean(1).tolist())  # n = 1: the mean
+
+
+def test_cli_best_of_n_lists_the_answers_best_first_and_marks_the_argmax(lesson_run, capsys):
+    from minigpt_rlhf.pipeline import run_stage
+    from minigpt_rlhf.stages import recipe
+
+    run_stage(next(s for s in recipe() if s.name == "reward"), micro_config(), lesson_run)  # done before: kept
+    capsys.readouterr()
+    assert main(["best-of-n", "--ckpt", str(lesson_run / "sft" / "ckpt.pt"), "--reward",
+                 str(lesson_run / "reward" / "ckpt.pt"), "--prompt", "What does the zorbin eat?", "--n", "6",
+                 "--max-new-tokens", "8", "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    scores = [float(line[1:].split()[0]) for line in lines]
+    assert len(scores) == 6 and scores == sorted(scores, reverse=True)
+    assert lines[0].startswith("→") and not any(line.startswith("→") for line in lines[1:])
+    assert main(["best-of-n", "--ckpt", str(lesson_run / "sft" / "ckpt.pt"), "--reward",
+                 str(lesson_run / "sft" / "ckpt.pt"), "--prompt", "hi", "--device", "cpu"]) == 2  # not an RM
 
 
 def test_best_of_n_kl_formula_matches_a_monte_carlo_estimate():
