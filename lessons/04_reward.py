@@ -37,7 +37,8 @@ import torch
 from minigpt_rlhf import reward, world
 from minigpt_rlhf.comparisons import encode, ranking_loss, read_comparisons, write_comparisons
 from minigpt_rlhf.config import load_config
-from minigpt_rlhf.runtime import load_checkpoint, load_reward_model, read_metrics, tokenizer_from
+from minigpt_rlhf.evaluate import at_temperature_1, headroom
+from minigpt_rlhf.runtime import build_model, load_checkpoint, load_reward_model, read_metrics, tokenizer_from
 from minigpt_rlhf.tokenizer import chat_response, format_chat
 
 PRESET = os.environ.get("MINIGPT_RLHF_PRESET", "quick")
@@ -151,6 +152,24 @@ ax.legend()
 fig.tight_layout()
 fig.savefig(PLOTS / "reward_vs_gold.png", dpi=120)
 print(f"wrote {PLOTS / 'reward_vs_gold.png'}")
+
+# %% [markdown]
+# ## The report card: can it pick the best of 8?
+# Accuracy on the labelers' pairs is one test; the one RL cares about is whether r_θ can tell SFT's good answers
+# from its bad ones. Sample 8 answers per evaluation prompt from SFT (temperature 1, as PPO samples), and
+# compare, per task family, the gold score of one answer, of the best of 8 as r_θ ranks them, and of the best of
+# 8 as the gold judge ranks them. The gap between the first and the last is the headroom; the RM's share of it
+# is what best-of-n, and PPO, can hope to get from this RM. (The evaluation prints the same card for 16
+# samples per prompt, in report.md's "Over-optimisation".)
+
+# %%
+sft_model = build_model(load_checkpoint(RUN / "sft" / "ckpt.pt")).eval()
+eval_set = world.load_prompts(cfg.data_dir, "eval")[: 24 if PRESET == "micro" else 480]
+card = headroom(at_temperature_1(sft_model, sft_model, rm, tok, eval_set, cfg, seed=4, n=8), eval_set, n=8)
+print(f"{'family':15} {'prompts':>7} {'one':>6} {'by r_θ':>7} {'by gold':>8} {'captured':>9} {'corr':>6}")
+for family, h in card.items():
+    print(f"{family:15} {h['n_prompts']:7d} {h['one']:6.3f} {h['by_rm']:7.3f} {h['by_gold']:8.3f} "
+          f"{h['captured']:9.0%} {h['corr']:6.2f}")
 
 # %% [markdown]
 # ## Normalisation

@@ -26,8 +26,9 @@ import torch
 
 from minigpt_rlhf import plots, ppo, world
 from minigpt_rlhf.config import load_config
-from minigpt_rlhf.evaluate import policy_scores
-from minigpt_rlhf.runtime import build_model, load_checkpoint, read_metrics, setup
+from minigpt_rlhf.best_of_n import kl_best_of_n
+from minigpt_rlhf.evaluate import at_temperature_1, best_of_n_curve, policy_scores
+from minigpt_rlhf.runtime import build_model, load_checkpoint, load_reward_model, read_metrics, setup
 from minigpt_rlhf.tokenizer import format_chat
 
 PRESET = os.environ.get("MINIGPT_RLHF_PRESET", "quick")
@@ -190,3 +191,64 @@ out = policy.generate([format_chat(tok, p.text) for p in examples], cfg.max_new_
                       pad_id=tok.pad_id, generator=torch.Generator(device=device).manual_seed(0))
 for p, r in zip(examples, out.responses):
     print(f"{p.text!r:60} -> {tok.decode(r, skip_special=True)!r}")
+
+# %% [markdown]
+# ## GRPO: the same loop without a value model (Shao et al., 2024)
+# PPO's value model is a second network as large as the policy, trained beside it, and at the start it knows
+# nothing about the returns (explained variance below 0 above). GRPO drops it: each prompt gets a group of G
+# answers, and an answer's advantage is how much better it scored than its siblings,
+#
+#     A_i = (R_i − mean(R_1..R_G)) / std(R_1..R_G)     for every token of answer i   (`ppo.group_advantages`)
+#
+# with R_i its whole return (the RM's score minus β · its KL to SFT: the penalty stays in the reward here). The
+# clipped objective and everything else is PPO's, so it is one setting: `ppo.baseline=group`.
+
+# %%
+R = torch.tensor([[1.0, 0.0], [0.0, 0.0], [3.0, 0.0], [2.0, 0.0]])  # 2 prompts x G = 2 answers, 2 tokens each
+mask = torch.tensor([[True, False], [True, True], [True, True], [True, False]])
+print(ppo.group_advantages(R, mask, G=2))  # ±0.71 within each group, whatever the scale; 0 on padding
+
+grpo_cfg = load_config(PRESET, ["ppo.ptx_coef=0", "ppo.baseline=group"])
+ppo.run(grpo_cfg, RUN / "grpo", sft=RUN / "sft", reward=RUN / "reward")
+g_rows = read_metrics(RUN / "grpo" / "metrics.jsonl")
+g_trained = [r for r in g_rows if "approx_kl" in r]
+for name, rs, tr in (("ppo", rows, trained), ("grpo", g_rows, g_trained)):
+    print(f"{name:5} rm_score {rs[0]['rm_score']:.3f} -> {rs[-1]['rm_score']:.3f}  gold {rs[0]['gold']:.3f} -> "
+          f"{rs[-1]['gold']:.3f}  kl {rs[-1]['kl']:.2f}  s per iteration "
+          f"{sum(r['t_rollout'] + r['t_score'] + r['t_update'] for r in tr) / len(tr):.2f}")
+results["grpo"] = evaluate(RUN / "grpo" / "ckpt.pt")
+print(f"{'':6}" + "".join(f"{k:>14}" for k in results["sft"]))
+for name in ("sft", "ppo", "grpo"):
+    print(f"{name:6}" + "".join(f"{v:14.3f}" for v in results[name].values()))
+
+# %% [markdown]
+# ## The loop itself, with a perfect reward model
+# When PPO fails to beat SFT, is it the RM or the RL? Swap the RM for the gold judge (`oracle=True`: the reward
+# is the judge's overall score of the decoded answer, the `ppo_gold` stage of the pipeline). This is a
+# measurement, never the recipe: real labelers cannot score every rollout.
+
+# %%
+ppo.run(cfg, RUN / "ppo_gold", sft=RUN / "sft", reward=RUN / "reward", oracle=True)
+results["ppo_gold"] = evaluate(RUN / "ppo_gold" / "ckpt.pt")
+for name in ("sft", "ppo", "ppo_gold"):
+    print(f"{name:9}" + "".join(f"{k} {results[name][k]:.3f}  " for k in ("gold", "helpful", "response_len")))
+
+# %% [markdown]
+# ## Best-of-n: the same KL axis without any training
+# Draw n answers from SFT and keep the one the RM likes best (`minigpt-rlhf best-of-n` does it for one prompt).
+# Its distribution is a policy too, at KL(π_bon ‖ π^SFT) = log n − (n − 1)/n nats, so it sits on the
+# over-optimisation plot beside PPO. Choosing by the gold judge instead is the oracle: the most that any
+# method could get out of these samples. Where the RM's curve stays flat while the oracle's climbs, the RM
+# cannot tell good answers from bad ones, and no RL algorithm can do better than its RM.
+
+# %%
+for n in (1, 2, 4, 8, 16, 64):
+    print(f"n = {n:2d}: KL {kl_best_of_n(n):.2f} nats, sqrt(KL) {kl_best_of_n(n) ** 0.5:.2f}")
+sft_model = build_model(load_checkpoint(RUN / "sft" / "ckpt.pt"), device).eval()
+rm_model = load_reward_model(RUN / "reward" / "ckpt.pt", device)
+n_bon = 4 if PRESET == "micro" else 16
+bon = at_temperature_1(sft_model, sft_model, rm_model, tok, world.load_prompts(cfg.data_dir, "eval")[:128], cfg,
+                       seed=1, n=n_bon)
+print(f"{'n':>3} {'sqrt KL':>8} {'gold, RM picks':>15} {'gold, judge picks':>18}")
+for row in best_of_n_curve(bon):
+    print(f"{row['n']:3d} {row['sqrt_kl']:8.2f} {row['gold']:15.3f} {row['gold_oracle']:18.3f}")

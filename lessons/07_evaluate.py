@@ -140,6 +140,27 @@ else:
     print("the biased-labeler experiment was switched off (pipeline.biased = false)")
 
 # %% [markdown]
+# ## Every method on one axis: distance from SFT
+# PPO, PPO-ptx, GRPO and DPO all trade distance from SFT for reward; best-of-n does it without training. Each
+# trained policy's KL(π ‖ π^SFT) is estimated on samples at temperature 1, best-of-n's is log n − (n − 1)/n.
+# Against the same labelers, a method that lands far from SFT without winning more has found the RM's blind
+# spots; the gold judge's best of 8 is the ceiling of what SFT's own samples hold. And "SFT (T=0)" is SFT with
+# no training at all, at its best temperature on held-out SFT prompts: a win that it matches is sharpening.
+
+# %%
+O = res["over_optimisation"]
+print(f"{'model':24s} {'KL to SFT':>9s} {'win vs SFT, held-out':>22s} {'gold helpful':>13s} {'median chars':>13s}")
+for name, m in M.items():
+    if name in O["policies"] or name.startswith(("SFT", "Best-of")):
+        kl = f"{O['policies'][name]['kl']:.2f}" if name in O["policies"] else ""
+        print(f"{name:24s} {kl:>9s} {pct(m['win_rate']['heldout']):>22s} {m['gold']['helpful']['mean']:13.2f} "
+              f"{m['median_chars']:13.0f}")
+print(f"SFT at its best temperature: T = {O['sft_temperature']['best']:g}")
+print(f"\nbest-of-n from SFT's samples at T = 1: {'n':>3s} {'sqrt KL':>8s} {'gold, RM picks':>15s} {'gold, judge picks':>18s}")
+for row in O["best_of_n"]:
+    print(f"{'':39s}{row['n']:3d} {row['sqrt_kl']:8.2f} {row['gold']:15.3f} {row['gold_oracle']:18.3f}")
+
+# %% [markdown]
 # ## Read the answers yourself
 # Numbers summarise; the answers are the thing. One eval prompt per task family, every model's answer:
 

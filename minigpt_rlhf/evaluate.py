@@ -203,6 +203,26 @@ def best_of_n_curve(bon: dict) -> list[dict]:
     return rows
 
 
+def headroom(bon: dict, prompts, n: int = 8) -> dict:
+    """The reward model's report card: per task family (and "all"), the gold score of one SFT sample, of the best
+    of n chosen by r_θ and of the best of n chosen by the gold judge, and the share of the judge's gain that r_θ
+    captures, (by_rm − one) / (by_gold − one); with corr, r_θ's correlation with the gold score over the samples."""
+    choose = bon["rm"].masked_fill(~bon["finished"], float("-inf"))
+    by_rm, by_gold = expected_best(choose, bon["gold"], n), expected_best(bon["gold"], bon["gold"], n)
+    families = {"all": list(range(len(prompts)))}
+    for i, p in enumerate(prompts):
+        families.setdefault(p.family, []).append(i)
+    out = {}
+    for family, rows in sorted(families.items()):
+        idx = torch.tensor(rows)
+        one, rm, gold = (float(x[idx].mean()) for x in (bon["gold"].mean(1), by_rm, by_gold))
+        r, g = bon["rm"][idx].flatten(), bon["gold"][idx].flatten()
+        corr = float(torch.corrcoef(torch.stack([r, g]))[0, 1]) if r.std() > 0 and g.std() > 0 else float("nan")
+        out[family] = dict(n_prompts=len(rows), one=one, by_rm=rm, by_gold=gold, corr=corr,
+                           captured=(rm - one) / (gold - one) if gold > one else float("nan"))
+    return out
+
+
 def best_of(bon: dict, n: int, by: str = "rm") -> list[Answer]:
     """The answer to each prompt that r_θ (by="rm") or the gold judge (by="gold") scores highest among its first n."""
     scores = bon["rm"].masked_fill(~bon["finished"], float("-inf")) if by == "rm" else bon["gold"]
@@ -273,6 +293,7 @@ def evaluate(cfg: Config, run_dir) -> Path:
     results[f"Best-of-{n_match} (RM)"]["kl"] = dict(mean=kl_best_of_n(n_match), lo=kl_best_of_n(n_match),
                                                      hi=kl_best_of_n(n_match), n=len(prompts))
     over = dict(best_of_n=curve, n_match=n_match, sft_temperature=dict(gold=gold_at, best=best_t),
+                headroom=headroom(bon, prompts, min(8, ec.best_of)),
                 policies={k: dict(kl=float(v["kl"].mean()), sqrt_kl=max(float(v["kl"].mean()), 0.0) ** 0.5,
                                   gold=float(v["gold"].mean()), rm=float(v["rm"].mean())) for k, v in policies.items()})
 

@@ -54,7 +54,8 @@ def run_stage(stage: Stage, cfg: Config, run_dir: Path, sweep: bool = False) -> 
 
 def run_stages(cfg: Config, run_dir, stages: list[Stage], start: str | None = None, sweep: bool = False) -> dict:
     """Run stages in order into run_dir, skipping those already finished; start = rerun from that stage on.
-    Returns the log written to run_dir/pipeline.json: the config and each stage's wall time."""
+    Returns the log written to run_dir/pipeline.json: the config, each stage's wall time and the whole
+    invocation's (wall_seconds, with the load average at its end)."""
     run_dir = Path(run_dir)
     names = [s.name for s in stages]
     if start is not None and start not in names:
@@ -63,7 +64,7 @@ def run_stages(cfg: Config, run_dir, stages: list[Stage], start: str | None = No
     if cfg.pipeline.threads:  # every stage, here or in a worker, with the same threads: the same numbers
         torch.set_num_threads(cfg.pipeline.threads)
     # the checks, before anything is written: a run that fails them leaves no folder and no pipeline.json
-    t0 = time.time()
+    t0 = t_start = time.time()
     for s in stages:
         if s.step == "world":
             print(f"[{s.name}] ...")
@@ -124,6 +125,10 @@ def run_stages(cfg: Config, run_dir, stages: list[Stage], start: str | None = No
                 t0 = time.time()
                 run_stage(s, cfg, run_dir, sweep)
                 finished(s, time.time() - t0)
+        # this invocation's wall time, and how busy the machine was (other processes slow every stage)
+        log["wall_seconds"], log["load_average"] = round(time.time() - t_start, 1), os.getloadavg()[:2]
+        write_json(log_path, log)
+        print(f"wall time {log['wall_seconds'] / 60:.1f} min (load average {log['load_average'][0]:.1f})")
     return log
 
 

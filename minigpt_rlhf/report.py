@@ -281,6 +281,16 @@ def over_optimisation(r: Run) -> list[str]:
     body.append(table(["n", "KL (nats)", "gold, best of n by r_θ", "r_θ, best of n by r_θ", "gold, best of n by gold"],
                       [[b["n"], f"{b['kl']:.2f}", f"{b['gold']:.3f}", f"{b['rm']:.3f}", f"{b['gold_oracle']:.3f}"]
                        for b in over["best_of_n"]]))
+    if "headroom" in over:
+        body.append("The reward model's report card: how much of the gold judge's best-of-8 gain over one SFT sample "
+                    "its own best of 8 captures, per family (SFT's samples of the eval prompts at T = 1; corr = r_θ's "
+                    "correlation with the gold score):\n")
+        body.append(table(["family", "prompts", "gold, one sample", "best of 8 by r_θ", "best of 8 by gold", "captured",
+                           "corr"],
+                          [[f, h["n_prompts"], f"{h['one']:.3f}", f"{h['by_rm']:.3f}", f"{h['by_gold']:.3f}",
+                            f"{100 * h['captured']:.0f}%" if math.isfinite(h["captured"]) else "n/a",
+                            f"{h['corr']:.2f}" if math.isfinite(h["corr"]) else "n/a"]
+                           for f, h in over["headroom"].items()]))
     body.append(table(["policy (eval prompts, T = 1)", "KL to SFT (nats)", "gold", "r_θ"],
                       [[k, f"{v['kl']:.2f}", f"{v['gold']:.3f}", f"{v['rm']:.3f}"] for k, v in over["policies"].items()]))
     peaks = []
@@ -358,7 +368,8 @@ def write_report(run_dir) -> Path:
     body += [SECTIONS[13] + "\n",
              f"Seed {res['seed']}, preset `{res['preset']}`. Machine: {log.get('machine', 'not recorded')}.\n",
              table(["stage", "wall time (s)"], [[k, v["seconds"]] for k, v in stages.items()]
-                   + [["total", round(sum(v["seconds"] for v in stages.values()), 1)]]) if stages else "",
+                   + [["sum (stages run side by side: more than the wall time, in pipeline.json)",
+                       round(sum(v["seconds"] for v in stages.values()), 1)]]) if stages else "",
              "```json\n" + json.dumps(cfg, indent=1) + "\n```\n"]
     out += [SECTIONS[0] + "\n", table(["finding", "paper", "ours", "verdict"], summary)] + body
     path = run_dir / "report.md"

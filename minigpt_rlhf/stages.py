@@ -2,8 +2,8 @@
 which names the evaluation shows its model. The pipeline, `--from`, the evaluation, the compute accounting, the
 report, the plots and the CLI's help all read the list here.
 
-    world → pretrain → pretrain_large → sft → reward → ppo → ppo_ptx → [reward_biased → ppo_biased]
-          → evaluate → plots → report
+    world → pretrain → pretrain_large → sft → reward → ppo, ppo_ptx, grpo, dpo, ppo_gold (side by side)
+          → [reward_biased → ppo_biased] → evaluate → plots → report
 
 A stage that trains writes run_dir/NAME/ (ckpt.pt, metrics.jsonl) with `STEP.run(cfg, out, **reads)`, `reads`
 naming the folders of the stages it starts from; the others write files derived from those (eval/, plots/,

@@ -166,6 +166,30 @@ def test_rm_learns_preferences_that_held_out_labelers_share():
     assert metrics["val_acc_heldout"] > 0.5 + 0.08
 
 
+def test_rm_from_a_labeler_who_loves_one_string_ranks_that_string_first_on_new_prompts():
+    """A labeler who ranks the one response ending in "Happy to help!" first (the rest in a random order): after
+    training on 160 prompts' rankings, the RM's top response on 48 other prompts is that one on most of them
+    (chance: 1 in 6)."""
+    torch.manual_seed(0)
+    rng = random.Random(0)
+    prompts = world.load_prompts(DATA, "rm")
+
+    def ranked(p):
+        ys = world.mixed_responses(p, rng)[:6]
+        k = rng.randrange(len(ys))
+        ys[k] = ys[k].rstrip(".!") + ". Happy to help!"
+        rest = [i for i in range(len(ys)) if i != k]
+        rng.shuffle(rest)
+        return Encoded([chat(p.text, y) for y in ys], [k] + rest)
+
+    data, val = [ranked(p) for p in prompts[:160]], [ranked(p) for p in prompts[-48:]]
+    rc = dataclasses.replace(micro_config().reward, epochs=3, lr=3e-3, batch_size=8, eval_every=10)
+    rm = RewardModel(GPT(GPTConfig(vocab_size=TOK.vocab_size, block_size=128, n_layer=2, n_head=2, n_embd=32)), TOK.pad_id)
+    reward.train(rm, data, val, {"val": [e.ranking for e in val]}, rc, seed=0)
+    firsts = [int(s.argmax()) == e.ranking[0] for s, e in zip(reward.score_all(rm, val), val)]
+    assert sum(firsts) / len(firsts) > 0.75, sum(firsts)
+
+
 # ---- the stage ----------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def reward_run(micro_run, tmp_path_factory):
@@ -272,3 +296,4 @@ def test_pairs_ablation_runs_on_the_same_comparisons(reward_run):
 def test_the_lesson_runs_on_micro(lesson_run):
     out = run_lesson("04_reward", lesson_run)
     assert "reward_ablation.png" in out and "held-out labelers" in out
+    assert "captured" in out and out.count("\nall ") == 1

@@ -217,6 +217,7 @@ def test_cli_ppo_without_an_sft_run_is_a_clear_error(tmp_path, capsys):
 def test_the_lesson_runs_on_micro(lesson_run):
     out = run_lesson("05_ppo", lesson_run, needs=("reward",))
     assert "on evaluation prompts:" in out and "rollout share" in out
+    assert "grpo " in out and "ppo_gold " in out and "gold, judge picks" in out
 
 
 # ---- best-of-n: PPO's no-training rival on the same KL axis ----------------------------------------------------

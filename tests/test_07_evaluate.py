@@ -6,6 +6,7 @@ import math
 import random
 
 import pytest
+import torch
 
 from conftest import run_lesson
 from minigpt_rlhf.cli import main
@@ -221,6 +222,7 @@ def test_few_shot_examples_that_do_not_fit_are_dropped_first_one_first():
 def test_the_lesson_runs_on_micro(lesson_run):
     out = run_lesson("07_evaluate", lesson_run)
     assert "report:" in out and "PPO-ptx vs GPT-3" in out
+    assert "SFT at its best temperature: T = " in out and "gold, judge picks" in out
 
 
 def test_the_seeds_report_counts_each_finding_s_verdicts_over_hand_made_seeds(tmp_path, capsys):
@@ -234,3 +236,23 @@ def test_the_seeds_report_counts_each_finding_s_verdicts_over_hand_made_seeds(tm
     assert "80% [70, 90] (appeared)" in row and "55% [45, 65] (direction only" in row
     assert "40% [30, 50] (**did not appear**)" in row and row.endswith("| 1 of 3 |")
     assert "| PPO-ptx | 80% [70, 90] | 55% [45, 65] | 40% [30, 50] |" in report
+
+
+def test_headroom_captures_all_of_the_gain_with_the_gold_score_and_less_than_none_with_its_opposite():
+    from types import SimpleNamespace
+
+    from minigpt_rlhf.evaluate import headroom
+
+    torch.manual_seed(0)
+    gold = torch.rand(6, 8, dtype=torch.float64)
+    prompts = [SimpleNamespace(family=f) for f in "aabbbc"]
+    for rm, captured, corr in ((gold, 1.0, 1.0), (-gold, None, -1.0)):
+        bon = dict(rm=rm, gold=gold, finished=torch.ones(6, 8, dtype=torch.bool))
+        h = headroom(bon, prompts, n=4)
+        assert [h[f]["n_prompts"] for f in ("a", "all", "b", "c")] == [2, 6, 3, 1]
+        assert h["all"]["one"] == pytest.approx(float(gold.mean()))
+        assert h["all"]["by_gold"] > h["all"]["one"] and h["all"]["corr"] == pytest.approx(corr)
+        if captured is not None:
+            assert h["all"]["captured"] == pytest.approx(captured) and h["b"]["by_rm"] == pytest.approx(h["b"]["by_gold"])
+        else:  # r_θ = −gold picks the worst of 4: below one sample
+            assert h["all"]["captured"] < 0 and h["all"]["by_rm"] < h["all"]["one"]
