@@ -377,13 +377,37 @@ def write_report(run_dir) -> Path:
     return path
 
 
+def method_rows(runs: dict[str, Run], logs: dict[str, dict]) -> list[list[str]]:
+    """write_seeds_report's table of methods: each chat model's numbers as the mean [min, max] over the seeds."""
+    def spread(values: list[float], fmt: str) -> str:
+        values = [v for v in values if v is not None and math.isfinite(v)]
+        if not values:
+            return "n/a"
+        return f"{fmt.format(sum(values) / len(values))} [{fmt.format(min(values))}, {fmt.format(max(values))}]"
+
+    rows = []
+    for k in next(iter(runs.values())).chat():
+        M = [r.M[k] for r in runs.values() if k in r.M]
+        trained = M[0]["prompting"] == "chat" and not k.startswith("SFT")
+        flops = {s: {row["stage"]: row["flops"] for row in r.res["compute"]["rows"]} for s, r in runs.items()}
+        rows.append([k, spread([100 * m["win_rate"]["heldout"]["mean"] for m in M], "{:.0f}%"),
+                     *[spread([100 * m["gold"][h]["mean"] for m in M], "{:.0f}%") for h in ("helpful", "truthful", "harmless")],
+                     spread([m.get("kl", {}).get("mean") for m in M], "{:.2f}"),
+                     spread([m["corpus_loss"]["mean"] if "corpus_loss" in m else None for m in M], "{:.2f}"),
+                     spread([flops[s].get(M[0]["stage"]) for s in runs], "{:.2e}") if trained else "",
+                     spread([logs[s].get("stages", {}).get(M[0]["stage"], {}).get("seconds") for s in runs], "{:.0f}")
+                     if trained else ""])
+    return rows
+
+
 def write_seeds_report(out_dir) -> Path:
     """out_dir/report.md for `minigpt-rlhf seeds`: each finding's verdict on every seed's run (out_dir/seed_N), how
     many seeds it appeared on, and every method's win rate against SFT per seed."""
     out_dir = Path(out_dir)
-    runs = {}
+    runs, logs = {}, {}
     for d in sorted(out_dir.glob("seed_*"), key=lambda d: int(d.name[5:])):
-        runs[d.name[5:]] = Run(d, check_run(d)[0])
+        res, logs[d.name[5:]] = check_run(d)
+        runs[d.name[5:]] = Run(d, res)
     if not runs:
         raise UserError(f"{out_dir} holds no seed_N run folder: run `minigpt-rlhf seeds --out {out_dir}` first")
     rows = {seed: findings(r)[0] for seed, r in runs.items()}
@@ -402,7 +426,14 @@ def write_seeds_report(out_dir) -> Path:
              "## Findings, seed by seed\n",
              table(["finding", "paper", *[f"seed {s}" for s in runs], "appeared on"], table_rows),
              "## Win rate against SFT (held-out labelers), seed by seed\n",
-             table(["model", *[f"seed {s}" for s in runs]], wins)]
+             table(["model", *[f"seed {s}" for s in runs]], wins),
+             "## Every method beside SFT, over the seeds\n",
+             "Means over the seeds, with the lowest and highest seed in brackets. KL to SFT in nats (best-of-n: "
+             "log n − (n−1)/n); corpus loss = the held-out corpus loss (the alignment tax); FLOPs and wall time "
+             "of the stage that trained the model (none for SFT's own samples and best-of-n, which train nothing; "
+             "wall times of stages run side by side, one thread each).\n",
+             table(["model", "win rate vs SFT", "gold helpful", "truthful", "harmless", "KL to SFT", "corpus loss",
+                    "training FLOPs", "wall time (s)"], method_rows(runs, logs))]
     path = out_dir / "report.md"
     path.write_text("\n".join(lines))
     return path

@@ -235,6 +235,8 @@ def test_the_seeds_report_counts_each_finding_s_verdicts_over_hand_made_seeds(tm
     row = next(line for line in report.splitlines() if line.startswith("| 1. preferred to GPT-3 |"))
     assert "80% [70, 90] (appeared)" in row and "55% [45, 65] (direction only" in row
     assert "40% [30, 50] (**did not appear**)" in row and row.endswith("| 1 of 3 |")
+    method = next(line for line in report.splitlines() if line.startswith("| PPO-ptx | 58% [40%, 80%] |"))
+    assert "| 1.00 [1.00, 1.00] |" in method  # the corpus loss, the same on every seed
     assert "| PPO-ptx | 80% [70, 90] | 55% [45, 65] | 40% [30, 50] |" in report
 
 
