@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 from minigpt_rlhf.plots import smooth
@@ -377,6 +378,13 @@ def write_report(run_dir) -> Path:
     return path
 
 
+def across_seeds(r: Run) -> dict[str, dict]:
+    """A run's models under names that are the same on every seed: the baselines' n and temperature are chosen
+    per run ("Best-of-9 (RM)" on one seed, "Best-of-16 (RM)" on another)."""
+    return {re.sub(r"^Best-of-\d+ \(RM\)$", "Best-of-n (RM)", re.sub(r"^SFT \(T=[\d.]+\)$", "SFT (best T)", k)): m
+            for k, m in r.M.items()}
+
+
 def method_rows(runs: dict[str, Run], logs: dict[str, dict]) -> list[list[str]]:
     """write_seeds_report's table of methods: each chat model's numbers as the mean [min, max] over the seeds."""
     def spread(values: list[float], fmt: str) -> str:
@@ -385,9 +393,10 @@ def method_rows(runs: dict[str, Run], logs: dict[str, dict]) -> list[list[str]]:
             return "n/a"
         return f"{fmt.format(sum(values) / len(values))} [{fmt.format(min(values))}, {fmt.format(max(values))}]"
 
-    rows = []
-    for k in next(iter(runs.values())).chat():
-        M = [r.M[k] for r in runs.values() if k in r.M]
+    rows, models = [], {s: across_seeds(r) for s, r in runs.items()}
+    first = next(iter(runs.values()))
+    for k in across_seeds(Run(first.dir, {**first.res, "models": {k: first.M[k] for k in first.chat()}})):
+        M = [models[s][k] for s in runs if k in models[s]]
         trained = M[0]["prompting"] == "chat" and not k.startswith("SFT")
         flops = {s: {row["stage"]: row["flops"] for row in r.res["compute"]["rows"]} for s, r in runs.items()}
         rows.append([k, spread([100 * m["win_rate"]["heldout"]["mean"] for m in M], "{:.0f}%"),
@@ -417,8 +426,9 @@ def write_seeds_report(out_dir) -> Path:
         cells = [f"{rows[s][i][2]} ({rows[s][i][3]})" for s in runs]
         appeared = sum(rows[s][i][3].startswith(APPEARED) for s in runs)
         table_rows.append([name, paper, *cells, f"{appeared} of {len(runs)}"])
-    models = [k for k in next(iter(runs.values())).M]
-    wins = [[k, *[pct(r.M[k]["win_rate"]["heldout"]) if k in r.M else "n/a" for r in runs.values()]] for k in models]
+    models = {s: across_seeds(r) for s, r in runs.items()}
+    wins = [[k, *[pct(models[s][k]["win_rate"]["heldout"]) if k in models[s] else "n/a" for s in runs]]
+            for k in next(iter(models.values()))]
     lines = [f"# minigpt-rlhf over {len(runs)} seeds\n",
              f"The same recipe and preset, seeds {', '.join(runs)} (run folders `seed_N`, each with its own "
              "report.md). A verdict is judged per seed by the run report's rule; a claim holds when it appeared on "

@@ -258,3 +258,13 @@ def test_headroom_captures_all_of_the_gain_with_the_gold_score_and_less_than_non
             assert h["all"]["captured"] == pytest.approx(captured) and h["b"]["by_rm"] == pytest.approx(h["b"]["by_gold"])
         else:  # r_θ = −gold picks the worst of 4: below one sample
             assert h["all"]["captured"] < 0 and h["all"]["by_rm"] < h["all"]["one"]
+
+
+def test_the_seeds_report_names_the_per_run_baselines_alike():
+    from pathlib import Path
+
+    from minigpt_rlhf.report import Run, across_seeds
+
+    names = ["SFT", "SFT (T=0.3)", "Best-of-9 (RM)", "Best-of-8 (gold oracle)"]
+    run = Run(Path("."), dict(models={k: {} for k in names}, head_to_head={}))
+    assert list(across_seeds(run)) == ["SFT", "SFT (best T)", "Best-of-n (RM)", "Best-of-8 (gold oracle)"]

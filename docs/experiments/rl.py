@@ -1,0 +1,41 @@
+"""Experiment: train a PPO-step stage into RUN/NAME (from RUN/sft, RUN/reward) and measure it as the evaluation
+does (480 eval prompts, T=0.7, held-out labelers vs a second SFT sample). Not part of the package."""
+import argparse, json, time, dataclasses, statistics, sys
+from pathlib import Path
+import torch
+from minigpt_rlhf import ppo, world
+from minigpt_rlhf.config import load_config
+from minigpt_rlhf.evaluate import Answerer, eval_prompts, judge_answers, labeler_pools, at_temperature_1
+from minigpt_rlhf.runtime import setup, load_reward_model
+
+ap = argparse.ArgumentParser()
+ap.add_argument("run"); ap.add_argument("name"); ap.add_argument("--set", action="append", default=[])
+ap.add_argument("--oracle", action="store_true"); ap.add_argument("--eval-only", action="store_true")
+ap.add_argument("--threads", type=int, default=1); ap.add_argument("--reward", default="reward")
+a = ap.parse_args()
+torch.set_num_threads(a.threads)
+cfg = load_config("quick", a.set)
+run = Path(a.run)
+t0 = time.time()
+if not a.eval_only:
+    ppo.run(cfg, run / a.name, run / "sft", run / a.reward, oracle=a.oracle)
+t_train = time.time() - t0
+dev = setup(cfg.seed)
+prompts = eval_prompts(cfg)
+pools = labeler_pools(False)
+ask = Answerer(cfg, run, dev)
+ref = ask("sft", "chat", prompts, cfg.seed + 1)
+out = {}
+for stage in ("sft", a.name):
+    ans = ask(stage, "chat", prompts, cfg.seed)
+    m = judge_answers(prompts, ans, ref, pools, cfg.eval, cfg.seed)
+    out[stage] = dict(win=m["win_rate"]["heldout"], helpful=m["gold"]["helpful"]["mean"], gold=m["gold"]["overall"]["mean"],
+                      med=m["median_chars"], non=m["non_answer"]["mean"],
+                      fam={f: round(v["helpful"]["mean"], 2) for f, v in m["families"].items()})
+rows = [json.loads(l) for l in open(run / a.name / "metrics.jsonl")]
+last = [r for r in rows if "kl" in r][-1]
+print(f"== {a.name} {a.set} oracle={a.oracle} train {t_train:.0f}s  final rollout kl {last['kl']:.2f} gold {last['gold']:.3f}")
+for k, v in out.items():
+    w = v["win"]
+    print(f"{k:12} win {w['mean']:.3f} [{w['lo']:.3f},{w['hi']:.3f}] helpful {v['helpful']:.3f} gold {v['gold']:.3f} med {v['med']:.0f} non {v['non']:.3f}")
+    print("    ", v["fam"])
