@@ -76,13 +76,13 @@ for key in ["approx_kl", "clipfrac", "vf_loss", "explained_var"]:
     print(f"{key:22} mean over the updates {sum(r[key] for r in trained) / len(trained):.4f}")
 
 # %% [markdown]
-# (The numbers quoted in this lesson are those of the README's `quick` run, 2-core CPU; yours print here.)
-# Measured on `quick` (24 iterations of 32 responses, β = 0.05): the RM score of the rollouts rose from 0.002 to
-# 0.017 (0.8 of the RM's spread on SFT samples, which PPO's normalised reward shows as 0.10 → 0.94) with the KL
-# to SFT bounded at about 5 nats; responses shrank from 27 to 9 characters and the entropy fell by two thirds
-# (0.74 → 0.25); the held-out corpus loss rose from 2.76 to 3.75 (the alignment tax, lesson 06). Updates stayed
-# gentle (approx-KL ≈ 0.01, clip fraction ≈ 0.09); the value model, started from the RM, predicted poorly
-# at first (explained variance below 0 for 13 iterations), then learned (0.80 at the end).
+# (The numbers quoted in this lesson are those of the README's seed-1337 `quick` run, 2-core CPU; yours print here.)
+# Measured on `quick` (24 iterations of 32 responses, β = 0.2): the RM score of the rollouts rose from 0.047 to
+# 0.117 with the KL to SFT at 1.5 nats; the gold score did not move (0.82 → 0.81: one batch of 32 is noisy by
+# about ±0.03); responses grew from 13.9 to 16.6 tokens; the entropy held (0.41 → 0.43); the held-out corpus
+# loss rose from 3.42 to 3.60 (the alignment tax, lesson 06). Updates stayed gentle (approx-KL ≈ 0.005, clip
+# fraction ≈ 0.03); the value model, started from the RM, predicted badly at first (explained variance −2.4,
+# below 0 for 6 iterations), then learned (0.4 at the end). An iteration took 2.3 s, 9% of it sampling.
 
 # %% [markdown]
 # ## The diagnostics, as cleanrl and lm-human-preferences plot them
@@ -124,12 +124,13 @@ print(f"rollout share: {sum(r['t_rollout'] for r in trained) / total:.0%}")
 # Training rewards are measured on the PPO prompts. Does it carry over to prompts never trained on? Sample one
 # response per evaluation prompt from SFT and from PPO, and score each with the RM and the gold judge.
 #
-# Measured on `quick`: the RM's gain carries over (0.003 → 0.017), the gold judge's does not (0.52 → 0.50).
-# The paper's finding — labelers prefer the PPO model — needs an RM that tracks what they want; ours (pairwise
-# accuracy 0.57 on held-out rankings, correlation 0.22 with the gold score) rates short, polite answers
-# highly, so PPO traded helpfulness (0.09 → 0.02) for truthfulness (0.92 → 1.00). A better RM (more rankings,
-# lesson 04) is the lever; β only sets how far the policy may chase this one (β = 0.1 and 0.2 fared no better
-# on a development run).
+# Measured on `quick`: the RM's gain carries over (0.028 → 0.112 on 128 evaluation prompts), the gold judge's
+# barely does (0.753 → 0.767, helpful 0.53 → 0.56, within the noise of 128 prompts; the evaluation's 480 give
+# PPO 49% [45, 53] against SFT). The paper's finding — labelers prefer the PPO model — needs an RM that tracks
+# what they want; ours correlates 0.23 with the gold score on SFT's samples (lesson 04's report card), so PPO
+# has little to climb. With β = 0.05 it climbed the wrong way: "I don't know anything about the ..." on
+# answerable questions, which the RM rates well (labelers do rank a decline above a wrong answer) — 43% against
+# SFT. β = 0.2 keeps it near SFT (the measurements are beside `PPOConfig.kl_coef`).
 
 # %%
 def evaluate(ckpt_path, n=128):
@@ -150,14 +151,11 @@ for name, res in results.items():
 # gold score against d = sqrt(KL(π ‖ π^SFT)), the distance travelled from the start: the proxy keeps rising,
 # the gold score stalls or falls.
 #
-# Measured on `quick` (a 2-core CPU; your numbers will differ a little): the RM score rose from 0.002 to 0.016
-# by iteration 24 and on to 0.027 while sqrt(KL) grew to 6.0, and the gold score went nowhere (0.51 at the
-# start, 0.50 at iteration 24, 0.51 at the end; one batch of 32 is noisy by about ±0.03). On evaluation prompts
-# helpfulness fell from 0.09 (SFT) to 0.02 (PPO and β = 0) while truthfulness rose to 1.00: the RM had learned
-# that short answers make no false claims, and the β = 0 policy ends up writing the same fragment to every
-# prompt ("HE BLLLLLLLLL"). The gold score hides most of the fall because the judge gives an unhelpful but
-# harmless answer about 0.5, close to where this small SFT model already sits; the samples below show the
-# damage plainly.
+# Measured on `quick` (a 2-core CPU; your numbers will differ a little; 5-iteration means): the RM score rose
+# from 0.047 to 0.146 by iteration 24 and on to 0.170 while sqrt(KL) grew to 2.8, and the gold score fell from
+# 0.82 to 0.75 and then 0.69. On evaluation prompts the β = 0 policy's RM score is the highest of the three
+# (0.165 against PPO's 0.112) and its gold score the lowest (0.654 against SFT's 0.753; helpful 0.53 → 0.39):
+# proxy up, truth down. Its answers drift into fragments and lists of the corpus's words (the samples below).
 
 # %%
 overopt = load_config(PRESET, ["ppo.ptx_coef=0", "ppo.kl_coef=0", "ppo.kl_target=0",
@@ -222,6 +220,12 @@ for name in ("sft", "ppo", "grpo"):
     print(f"{name:6}" + "".join(f"{v:14.3f}" for v in results[name].values()))
 
 # %% [markdown]
+# Measured on `quick`: GRPO took 1.1 s an iteration against PPO's 2.3 (no value model to run or train) and
+# landed in the same place (on 128 evaluation prompts gold 0.768 against PPO's 0.767; the evaluation's 480:
+# 48% [43, 52] against SFT, PPO 49% [45, 53]). With no critic, its advantages are right from the first
+# iteration, where PPO's value model starts with an explained variance of −2.4.
+
+# %% [markdown]
 # ## The loop itself, with a perfect reward model
 # When PPO fails to beat SFT, is it the RM or the RL? Swap the RM for the gold judge (`oracle=True`: the reward
 # is the judge's overall score of the decoded answer, the `ppo_gold` stage of the pipeline). This is a
@@ -232,6 +236,13 @@ ppo.run(cfg, RUN / "ppo_gold", sft=RUN / "sft", reward=RUN / "reward", oracle=Tr
 results["ppo_gold"] = evaluate(RUN / "ppo_gold" / "ckpt.pt")
 for name in ("sft", "ppo", "ppo_gold"):
     print(f"{name:9}" + "".join(f"{k} {results[name][k]:.3f}  " for k in ("gold", "helpful", "response_len")))
+
+# %% [markdown]
+# Measured on `quick`: with the gold judge as its reward, the same loop does climb (gold 0.753 → 0.802, helpful
+# 0.53 → 0.62 on 128 prompts; the evaluation: 55% [50, 59] against SFT), though not far: SFT at temperature 0,
+# with no training at all, wins 54%, and the gold judge's best of 8 SFT samples 67%. Four times the rollouts
+# per iteration bought 2 more points (docs/experiments/README.md). So the loop can use a good reward; ours is
+# not one.
 
 # %% [markdown]
 # ## Best-of-n: the same KL axis without any training
@@ -252,3 +263,9 @@ bon = at_temperature_1(sft_model, sft_model, rm_model, tok, world.load_prompts(c
 print(f"{'n':>3} {'sqrt KL':>8} {'gold, RM picks':>15} {'gold, judge picks':>18}")
 for row in best_of_n_curve(bon):
     print(f"{row['n']:3d} {row['sqrt_kl']:8.2f} {row['gold']:15.3f} {row['gold_oracle']:18.3f}")
+
+# %% [markdown]
+# Measured on `quick` (128 prompts, 16 samples each): choosing by the gold judge climbs from 0.784 to 0.929 by
+# n = 16; choosing by the RM stays flat (0.784 → 0.789 at n = 2–8) and then falls (0.772 at 16): past a few
+# samples, the answer the RM likes best is more often a worse one. That is over-optimisation without any
+# training, at KL ≤ 1.8 nats, and the plainest picture of why PPO against this RM cannot win.
