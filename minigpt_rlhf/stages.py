@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 from minigpt_rlhf.config import Config, parse_shape, sweep_shapes
@@ -68,11 +69,14 @@ def _grpo(cfg: Config) -> Config:
     return dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, ptx_coef=0.0, baseline="group"))
 
 
+def _with_shape(cfg: Config, mc: GPTConfig, no_ptx: bool) -> Config:
+    cfg = dataclasses.replace(cfg, model=mc)
+    return _no_ptx(cfg) if no_ptx else cfg
+
+
 def _shape(mc: GPTConfig, no_ptx: bool = False) -> Callable[[Config], Config]:
-    def configure(cfg: Config) -> Config:
-        cfg = dataclasses.replace(cfg, model=mc)
-        return _no_ptx(cfg) if no_ptx else cfg
-    return configure
+    """The settings of one size of the sweep; a partial, not a closure: stages travel to worker processes."""
+    return partial(_with_shape, mc=mc, no_ptx=no_ptx)
 
 
 # ---- the recipes ---------------------------------------------------------------------------------------------------

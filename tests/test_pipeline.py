@@ -166,3 +166,13 @@ def test_stages_side_by_side_give_the_numbers_of_one_after_another(tmp_path):
     run(load_config("micro", [*FAST, "pipeline.workers=2"]), tmp_path / "two")
     assert numbers(tmp_path / "two") == numbers(tmp_path / "one")
     assert (tmp_path / "two" / "ppo" / "log.txt").is_file()  # a worker's stage writes its progress there
+
+
+def test_every_stage_of_the_recipe_and_the_sweep_can_travel_to_a_worker_process():
+    """Stages side by side run in spawned processes: each stage, its settings function included, must pickle."""
+    import pickle
+
+    cfg = load_config("quick")
+    for stage in recipe() + pipeline.recipes.sweep(cfg):
+        twin = pickle.loads(pickle.dumps(stage))
+        assert twin.config(cfg) == stage.config(cfg), stage.name
