@@ -187,6 +187,14 @@ def run_step(cfg: Config, run_dir, name: str) -> None:
     preflight.check_out(run_dir, "--run-dir")
     print(preflight.check_world(cfg))
     if stage.step == "evaluate":  # every model of the run, where it is there (evaluate names a missing one)
+        log_path = run_dir / "pipeline.json"  # results labelled with this run's seed must be measured with it
+        log = read_json(log_path, "delete it and rerun") if log_path.is_file() else {}
+        made = log.get("config") if isinstance(log, dict) else None
+        changed = sorted(_diff(made, dataclasses.asdict(cfg))) if isinstance(made, dict) else []
+        if changed:
+            sets = " ".join(f"--set {k}={_get(made, k)}" for k in changed if k != "preset")
+            raise UserError(f"{run_dir} was made with other settings than these ({', '.join(changed)}): evaluate "
+                            f"it with its own, --preset {made.get('preset')} {sets}".rstrip())
         preflight.check_checkpoints(cfg, run_dir, recipes.training(stages))
     else:
         reads = [by_name[src] for param, src in stage.reads.items() if param != "responses"]  # responses: a file
@@ -201,6 +209,13 @@ def machine(cfg: Config) -> str:
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
     return (f"{name} ({dev.type}), {os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads, "
             f"torch {torch.__version__}, {platform.system()}")
+
+
+def _get(config: dict, key: str):
+    """config's value of a dotted section.key."""
+    for part in key.split("."):
+        config = config.get(part) if isinstance(config, dict) else None
+    return config
 
 
 def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:

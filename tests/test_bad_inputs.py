@@ -270,6 +270,13 @@ def test_a_broken_pipeline_log_and_a_folder_made_with_other_settings(refused):
             "holds their output (pretrain)", "--from STAGE")
 
 
+def test_evaluate_refuses_a_run_folder_made_with_other_settings(refused):
+    config = dataclasses.asdict(load_config("micro", [f"data_dir={DATA}", "device=cpu", "seed=7"]))
+    Path("r").mkdir()
+    Path("r/pipeline.json").write_text(json.dumps({"config": config, "stages": {}}))
+    refused(["evaluate", *MICRO, "--run-dir", "r"], "r was made with other settings", "(seed)", "--set seed=7")
+
+
 def _lock(folder: Path, pid: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / LOCK).write_text(json.dumps(dict(pid=pid, host=socket.gethostname(), command="minigpt-rlhf run",
