@@ -135,11 +135,12 @@ def smooth(rows: list[dict], keys: tuple[str, ...], window: int) -> list[dict]:
 
 
 def plot_overoptimisation(curves: dict[str, list[dict]], path: Path, over: dict | None = None,
-                          window: int = 5) -> Path | None:
+                          window: int = 5, other_reward: set[str] = frozenset()) -> Path | None:
     """Gao et al. (2022)'s picture: the gold score (what we want) and the RM score r_θ (the proxy optimised)
     against d = sqrt(KL(π ‖ π^SFT)). curves: PPO stages' metrics rows (their rollouts, temperature 1, smoothed
     over `window` iterations; the peak of the gold score is marked); over: the evaluation's best-of-n curves
-    (by r_θ and by the gold judge, at the analytic KL) and each policy's point, on the eval prompts."""
+    (by r_θ and by the gold judge, at the analytic KL) and each policy's point, on the eval prompts.
+    other_reward: stages trained against another reward (the gold judge, the biased RM), left out of the r_θ panel."""
     if not curves and not over:
         return None
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -149,7 +150,8 @@ def plot_overoptimisation(curves: dict[str, list[dict]], path: Path, over: dict 
         if not rows:
             continue
         line = a1.plot([r["sqrt_kl"] for r in rows], [r["gold"] for r in rows], label=f"{stage} (rollouts)")[0]
-        a2.plot([r["sqrt_kl"] for r in rows], [r["rm_score"] for r in rows], color=line.get_color(), label=stage)
+        if stage not in other_reward:
+            a2.plot([r["sqrt_kl"] for r in rows], [r["rm_score"] for r in rows], color=line.get_color(), label=stage)
         peak = max(rows, key=lambda r: r["gold"])
         a1.plot(peak["sqrt_kl"], peak["gold"], "*", ms=11, color=line.get_color())
     if over:
@@ -211,10 +213,12 @@ def plot_run(run_dir) -> list[Path]:
                                    ("fact completion", lambda m: m["cloze"])],
                            "alignment tax: corpus loss (lower is better), fact completion (higher is better)",
                            out / "alignment_tax.png"))
-    ppo_stages = [s.name for s in recipe(res["config"]["pipeline"]["biased"]) if s.step == "ppo"]
-    ppo_curves = {s: read_metrics(run_dir / s / "metrics.jsonl") for s in ppo_stages
-                  if (run_dir / s / "metrics.jsonl").is_file()}
-    paths.append(plot_overoptimisation(ppo_curves, out / "overoptimisation.png", res.get("over_optimisation")))
+    ppo_stages = [s for s in recipe(res["config"]["pipeline"]["biased"]) if s.step == "ppo"]
+    ppo_curves = {s.name: read_metrics(run_dir / s.name / "metrics.jsonl") for s in ppo_stages
+                  if (run_dir / s.name / "metrics.jsonl").is_file()}
+    other = {s.name for s in ppo_stages if s.options.get("oracle") or s.reads.get("reward") != "reward"}
+    paths.append(plot_overoptimisation(ppo_curves, out / "overoptimisation.png", res.get("over_optimisation"),
+                                       other_reward=other))
     if "PPO biased" in models:
         groups = [g for g in ("biased", "heldout", "training") if g in models["SFT"]["win_rate"]]
         trio = {k: models[k] for k in ("SFT", "PPO", "PPO biased")}
