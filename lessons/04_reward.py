@@ -16,7 +16,7 @@
 # shuffling the comparisons into independent pairs overfit, as the paper warns?
 #
 # Needs a run folder with `sft/` and `pretrain/` (lessons 02-03, or `minigpt-rlhf sft`). Run as a plain script:
-# `python lessons/04_reward.py` (quick: about 2 minutes for the reward model, a few more for the ablation; a
+# `python lessons/04_reward.py` (quick: under a minute for the reward model, about 3 more for the ablation; a
 # finished stage is reused).
 # `MINIGPT_RLHF_PRESET=micro` runs it in seconds on a micro run folder (numbers then mean little);
 # `MINIGPT_RLHF_RUN=runs/NAME` picks another run folder.

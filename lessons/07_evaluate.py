@@ -8,7 +8,7 @@
 # `stages.py` and `pipeline.py`.
 #
 # Run as a plain script on a run folder: `python lessons/07_evaluate.py` uses `runs/quick` (made by
-# `minigpt-rlhf run --preset quick`: about 14 minutes on an idle 2-core CPU; the README shows that run's numbers);
+# `minigpt-rlhf run --preset quick`: about 10 minutes on an idle 2-core CPU; the README shows seed 1337 and two more);
 # `MINIGPT_RLHF_PRESET=micro python lessons/07_evaluate.py`
 # runs the tiny `micro` recipe first (about a minute; its models are too small to show the findings).
 # A missing or unfinished run folder is (re)made by the pipeline, which skips every finished stage.
@@ -174,10 +174,10 @@ for ex in res["examples"][:3]:
 # ## Figure 1 across model sizes: the sweep
 # The paper's Figure 1 has three sizes per method (1.3B, 6B, 175B). `minigpt-rlhf sweep --preset quick` takes
 # three of ours (`pipeline.sweep_sizes`) through pretraining, SFT, PPO and PPO-ptx with one reward model, and judges
-# every model against the largest SFT model (about 33 minutes on an idle 2-core CPU, so this lesson does not
-# start it). On our quick sweep, the aligned models beat the base model of their size at every size, but the
-# intervals mostly overlap. Nothing aligned improved much with size, while the base models got *worse*: the
-# larger a model, the better it reproduces the forums' insults.
+# every model against the largest SFT model (about 20 minutes on a 2-core CPU, so this lesson does not
+# start it). On our quick sweep PPO-ptx beat the base model of its size at every size and gained with size
+# (24% → 44% against SFT 6x4x192), as SFT did; but PPO and PPO-ptx stayed below SFT at every size, and the
+# smallest PPO-ptx beat the largest base model in direction only (24% [20, 28] against 18% [15, 22]).
 
 # %%
 SWEEP = Path(os.environ.get("MINIGPT_RLHF_SWEEP", f"runs/sweep_{PRESET}"))
