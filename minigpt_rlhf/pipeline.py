@@ -152,9 +152,12 @@ def run_parallel(stages: list[Stage], cfg: Config, run_dir: Path, sweep: bool, f
     """Run training stages in `workers(cfg)` processes, each as soon as the stages it reads are done (pretrain
     beside pretrain_large, the RL methods beside each other). Each stage seeds itself, so the numbers are those of
     running them one after another with the same threads. A stage's output goes to RUN/STAGE/log.txt; a failure
-    stops the scheduling, lets the running stages finish, and is raised."""
-    pending, done, running = list(stages), set(), {}
+    stops the scheduling, lets the running stages finish, and is raised. Of the stages ready at once, those
+    that more stages wait for go first (reward_biased before the RL methods: ppo_biased follows it), so that the
+    last chain does not start last."""
     names = {s.name for s in stages}
+    pending = sorted(stages, key=lambda s: -len(_waiting_for(s.name, stages)))  # stable: the recipe's order
+    done, running = set(), {}
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch thread pool copied by fork
     with ProcessPoolExecutor(workers(cfg), mp_context=ctx) as pool, tqdm(total=len(stages), desc="stages") as bar:
         while pending or running:
@@ -175,6 +178,18 @@ def run_parallel(stages: list[Stage], cfg: Config, run_dir: Path, sweep: bool, f
                 done.add(s.name)
                 bar.update(1)
                 finished(s, time.time() - t0)
+
+
+def _waiting_for(name: str, stages: list[Stage]) -> set[str]:
+    """The stages that read `name`'s folder, directly or through others."""
+    out, todo = set(), [name]
+    while todo:
+        n = todo.pop()
+        for s in stages:
+            if n in s.reads.values() and s.name not in out:
+                out.add(s.name)
+                todo.append(s.name)
+    return out
 
 
 def run_step(cfg: Config, run_dir, name: str) -> None:

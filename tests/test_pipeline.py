@@ -176,3 +176,11 @@ def test_every_stage_of_the_recipe_and_the_sweep_can_travel_to_a_worker_process(
     for stage in recipe() + pipeline.recipes.sweep(cfg):
         twin = pickle.loads(pickle.dumps(stage))
         assert twin.config(cfg) == stage.config(cfg), stage.name
+
+
+def test_of_the_stages_ready_at_once_those_that_others_wait_for_go_first():
+    stages = training(recipe())
+    assert pipeline._waiting_for("reward_biased", stages) == {"ppo_biased"}
+    assert {"ppo", "ppo_ptx", "grpo", "dpo", "ppo_gold", "reward_biased", "ppo_biased"} == \
+        pipeline._waiting_for("reward", stages)
+    assert pipeline._waiting_for("ppo", stages) == set()
