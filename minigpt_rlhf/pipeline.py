@@ -153,20 +153,23 @@ def run_parallel(stages: list[Stage], cfg: Config, run_dir: Path, sweep: bool, f
     beside pretrain_large, the RL methods beside each other). Each stage seeds itself, so the numbers are those of
     running them one after another with the same threads. A stage's output goes to RUN/STAGE/log.txt; a failure
     stops the scheduling, lets the running stages finish, and is raised. Of the stages ready at once, those
-    that more stages wait for go first (reward_biased before the RL methods: ppo_biased follows it), so that the
-    last chain does not start last."""
+    that more stages wait for go first, then those whose inputs were done last: reward_biased before the RL
+    methods and ppo_biased as soon as it can, so that the last chain does not start last."""
     names = {s.name for s in stages}
-    pending = sorted(stages, key=lambda s: -len(_waiting_for(s.name, stages)))  # stable: the recipe's order
-    done, running = set(), {}
+    pending, done, running = list(stages), {}, {}  # done: stage -> when it finished
+
+    def priority(s: Stage):
+        return len(_waiting_for(s.name, stages)), max((done[r] for r in s.reads.values() if r in done), default=0)
+
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch thread pool copied by fork
     with ProcessPoolExecutor(workers(cfg), mp_context=ctx) as pool, tqdm(total=len(stages), desc="stages") as bar:
         while pending or running:
-            for s in list(pending):
-                if len(running) < workers(cfg) and all(r not in names or r in done for r in s.reads.values()):
-                    pending.remove(s)
-                    log_file = run_dir / s.name / "log.txt"
-                    running[pool.submit(_in_worker, s, cfg, run_dir, sweep, log_file)] = (s, time.time())
-                    tqdm.write(f"[{s.name}] started (its progress: {log_file})")
+            ready = [s for s in pending if all(r not in names or r in done for r in s.reads.values())]
+            for s in sorted(ready, key=priority, reverse=True)[: workers(cfg) - len(running)]:  # ties: in order
+                pending.remove(s)
+                log_file = run_dir / s.name / "log.txt"
+                running[pool.submit(_in_worker, s, cfg, run_dir, sweep, log_file)] = (s, time.time())
+                tqdm.write(f"[{s.name}] started (its progress: {log_file})")
             bar.set_postfix_str(", ".join(s.name for s, _ in running.values()))
             for future in wait(running, return_when=FIRST_COMPLETED).done:
                 s, t0 = running.pop(future)
@@ -175,7 +178,7 @@ def run_parallel(stages: list[Stage], cfg: Config, run_dir: Path, sweep: bool, f
                     for other in wait(running).done:
                         other.exception()
                     raise future.exception()
-                done.add(s.name)
+                done[s.name] = time.time()
                 bar.update(1)
                 finished(s, time.time() - t0)
 
