@@ -29,8 +29,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import multiprocessing
+import os
 import random
 import statistics
+from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -230,6 +233,28 @@ def best_of(bon: dict, n: int, by: str = "rm") -> list[Answer]:
     return [bon["answers"][p * N + k] for p, k in enumerate(pick(scores[:, :n]).tolist())]
 
 
+def sft_samples(cfg: Config, run_dir: Path, threads: int = 0) -> tuple[dict, dict, list[Answer]]:
+    """SFT's answers for the baselines that keep the comparison honest: at each of eval.temperatures (for SFT at
+    its best temperature, chosen on these very prompts: the baseline gets every advantage), eval.best_of samples
+    at temperature 1 scored by r_θ (best-of-n at the KL where PPO-ptx lands), and eval.oracle_of samples per
+    prompt for the ceiling of any method from SFT's samples (the gold judge's best). Each draw is seeded, so a
+    second process (with the same threads) gives the same answers."""
+    if threads:
+        torch.set_num_threads(threads)
+    ec, device = cfg.eval, setup(cfg.seed, cfg.device or None)
+    ckpt = load_checkpoint(Path(run_dir) / "sft" / "ckpt.pt")
+    sft, tok = build_model(ckpt, device).eval(), tokenizer_from(ckpt)
+    rm = load_reward_model(Path(run_dir) / "reward" / "ckpt.pt", device)
+    prompts, texts = eval_prompts(cfg), [p.text for p in eval_prompts(cfg)]
+    at = {t: answer(sft, tok, texts, cfg.max_new_tokens, t, "chat", (), ec.batch_size,
+                    torch.Generator(device=device).manual_seed(cfg.seed))
+          for t in parse_temperatures(ec.temperatures, "eval.temperatures", True)}
+    bon = at_temperature_1(sft, sft, rm, tok, prompts, cfg, cfg.seed + 4, ec.best_of)
+    pool = answer(sft, tok, [t for t in texts for _ in range(ec.oracle_of)], cfg.max_new_tokens, ec.temperature, "chat",
+                  (), ec.batch_size, torch.Generator(device=device).manual_seed(cfg.seed + 5))
+    return at, bon, pool
+
+
 def evaluate(cfg: Config, run_dir) -> Path:
     """Evaluate every contender of a run folder; write run_dir/eval/results.json and return its path."""
     run_dir, ec = Path(run_dir), cfg.eval
@@ -251,6 +276,10 @@ def evaluate(cfg: Config, run_dir) -> Path:
     if 0 < ec.cloze_items < len(cloze):
         cloze = random.Random(cfg.seed).sample(cloze, ec.cloze_items)
 
+    # SFT's samples for the baselines, in a second process beside the contenders where a second core is free
+    side = device.type == "cpu" and cfg.pipeline.workers != 1 and (os.cpu_count() or 1) > 1
+    helper = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) if side else None
+    later = helper.submit(sft_samples, cfg, run_dir, torch.get_num_threads()) if side else None
     results, examples, tax, policies = {}, {}, {}, {}
     for name, stage, prompting in tqdm(recipes.contenders(stages), desc="evaluate"):
         responses = ask(stage.name, prompting, prompts, cfg.seed)
@@ -267,21 +296,15 @@ def evaluate(cfg: Config, run_dir) -> Path:
             results[name]["kl"] = average(policies[name]["kl"][:, 0].tolist(), ec.confidence, ec.bootstrap, cfg.seed)
         examples[name] = responses
 
-    # baselines that keep the comparison honest: SFT at its best temperature (chosen on these very prompts: the
-    # baseline gets every advantage), best-of-n by r_θ at the KL where PPO-ptx lands, and the ceiling of any
-    # method from SFT's samples, the gold judge's best of eval.oracle_of
-    at = {t: answer(sft, tok, [p.text for p in prompts], cfg.max_new_tokens, t, "chat", (), ec.batch_size,
-                    torch.Generator(device=device).manual_seed(cfg.seed)) for t in parse_temperatures(ec.temperatures, "eval.temperatures", True)}
+    at, bon, pool = later.result() if later else sft_samples(cfg, run_dir)
+    if helper:
+        helper.shutdown()
     gold_at = {t: statistics.mean(world.judge(p, a.text, a.finished).overall for p, a in zip(prompts, at[t])) for t in at}
     best_t = max(gold_at, key=gold_at.get)
     sft_best = at[best_t]
-    bon = at_temperature_1(sft, sft, rm, tok, prompts, cfg, cfg.seed + 4, ec.best_of)
     curve = best_of_n_curve(bon)
     kl_ptx = results["PPO-ptx"]["kl"]["mean"] if "PPO-ptx" in results else 0.0
     n_match = min(range(1, ec.best_of + 1), key=lambda n: abs(kl_best_of_n(n) - kl_ptx))
-    texts = [p.text for p in prompts]
-    pool = answer(sft, tok, [t for t in texts for _ in range(ec.oracle_of)], cfg.max_new_tokens, ec.temperature, "chat",
-                  (), ec.batch_size, torch.Generator(device=device).manual_seed(cfg.seed + 5))
     gold_best = [max(pool[i * ec.oracle_of : (i + 1) * ec.oracle_of], key=lambda a: world.judge(p, a.text, a.finished).overall)
                  for i, p in enumerate(prompts)]
     sft_params = results["SFT"]["params"]
