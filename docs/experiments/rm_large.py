@@ -1,6 +1,6 @@
 """Experiment: does an RM on the larger base model serve better? SFT from RUN/pretrain_large, then an RM from it
-on the same responses and rankings as RUN/reward (then: rmcard.py RUN reward_large; rl.py RUN NAME --reward
-reward_large). Not part of the package."""
+on the same responses and rankings as RUN/reward (then: rm.py RUN reward_large, which finds it finished and prints its
+report card; rl.py RUN NAME --reward reward_large). Not part of the package."""
 import sys
 from pathlib import Path
 import torch
