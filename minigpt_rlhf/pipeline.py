@@ -203,6 +203,8 @@ def run_step(cfg: Config, run_dir, name: str) -> None:
     by_name = {s.name: s for s in stages}
     stage, run_dir = by_name[name], Path(run_dir)
     preflight.check_out(run_dir, "--run-dir")
+    if cfg.pipeline.threads:  # as `run` runs it: the same threads, the same numbers
+        torch.set_num_threads(cfg.pipeline.threads)
     print(preflight.check_world(cfg))
     if stage.step == "evaluate":  # every model of the run, where it is there (evaluate names a missing one)
         log_path = run_dir / "pipeline.json"  # results labelled with this run's seed must be measured with it
