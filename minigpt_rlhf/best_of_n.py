@@ -46,7 +46,8 @@ def expected_best(scores: torch.Tensor, values: torch.Tensor, n: int) -> torch.T
 
 @torch.no_grad()
 def best_of_n(model: GPT, rm: RewardModel, tok: Tokenizer, texts: list[str], n: int, max_new_tokens: int,
-              temperature: float = 1.0, generator=None, batch_size: int = 64) -> tuple[list[Answer], torch.Tensor, list[Answer]]:
+              temperature: float = 1.0, generator=None,
+              batch_size: int = 64) -> tuple[list[Answer], torch.Tensor, list[Answer]]:
     """For each prompt text, n chat answers sampled from model and scored by r_θ: (the chosen answer per prompt,
     the (P, n) scores, all P·n answers in prompt order). An unfinished answer (no <|end|>) is scored -inf: like
     PPO's truncation penalty, a fragment never wins."""

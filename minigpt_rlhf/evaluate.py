@@ -30,7 +30,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import multiprocessing
-import os
 import random
 import statistics
 from concurrent.futures import ProcessPoolExecutor
@@ -45,7 +44,7 @@ from minigpt_rlhf.config import Config, parse_temperatures
 from minigpt_rlhf.corpus import load_tokens, window, window_losses
 from minigpt_rlhf.best_of_n import expected_best, kl_best_of_n, pick
 from minigpt_rlhf.runtime import (UserError, build_model, load_checkpoint, load_reward_model, setup, tokenizer_from,
-                                  write_json)
+                                  workers, write_json)
 from minigpt_rlhf.sampling import Answer, answer, response_logprobs, sample
 from minigpt_rlhf.stats import average, proportion
 from minigpt_rlhf.tokenizer import Tokenizer, format_chat
@@ -245,7 +244,8 @@ def sft_samples(cfg: Config, run_dir: Path, threads: int = 0) -> tuple[dict, dic
     ckpt = load_checkpoint(Path(run_dir) / "sft" / "ckpt.pt")
     sft, tok = build_model(ckpt, device).eval(), tokenizer_from(ckpt)
     rm = load_reward_model(Path(run_dir) / "reward" / "ckpt.pt", device)
-    prompts, texts = eval_prompts(cfg), [p.text for p in eval_prompts(cfg)]
+    prompts = eval_prompts(cfg)
+    texts = [p.text for p in prompts]
     at = {t: answer(sft, tok, texts, cfg.max_new_tokens, t, "chat", (), ec.batch_size,
                     torch.Generator(device=device).manual_seed(cfg.seed))
           for t in parse_temperatures(ec.temperatures, "eval.temperatures", True)}
@@ -277,28 +277,30 @@ def evaluate(cfg: Config, run_dir) -> Path:
         cloze = random.Random(cfg.seed).sample(cloze, ec.cloze_items)
 
     # SFT's samples for the baselines, in a second process beside the contenders where a second core is free
-    side = device.type == "cpu" and cfg.pipeline.workers != 1 and (os.cpu_count() or 1) > 1
-    helper = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) if side else None
-    later = helper.submit(sft_samples, cfg, run_dir, torch.get_num_threads()) if side else None
-    results, examples, tax, policies = {}, {}, {}, {}
-    for name, stage, prompting in tqdm(recipes.contenders(stages), desc="evaluate"):
-        responses = ask(stage.name, prompting, prompts, cfg.seed)
-        model, _ = ask.model(stage.name)
-        if stage.name not in tax:  # a property of the weights, not of the prompting: once per stage
-            losses = window_losses(model, heldout_corpus, window(cfg, model), cfg.pretrain.eval_windows)
-            tax[stage.name] = dict(corpus_loss=average(losses, ec.confidence, ec.bootstrap, cfg.seed),
-                                   cloze=proportion(cloze_correct(model, tok, cloze, ec.batch_size), ec.confidence),
-                                   copy=proportion(cloze_correct(model, tok, copy_probe, ec.batch_size), ec.confidence))
-        results[name] = judge(responses, reference) | tax[stage.name] | dict(
-            stage=stage.name, prompting=prompting, params=model.num_params())
-        if prompting == "chat" and stage.name != "sft":
-            policies[name] = at_temperature_1(model, sft, rm, tok, prompts, cfg, cfg.seed + 3)
-            results[name]["kl"] = average(policies[name]["kl"][:, 0].tolist(), ec.confidence, ec.bootstrap, cfg.seed)
-        examples[name] = responses
-
-    at, bon, pool = later.result() if later else sft_samples(cfg, run_dir)
-    if helper:
-        helper.shutdown()
+    helper = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) if workers(cfg) > 1 else None
+    try:
+        later = helper.submit(sft_samples, cfg, run_dir, torch.get_num_threads()) if helper else None
+        results, examples, tax, policies = {}, {}, {}, {}
+        for name, stage, prompting in tqdm(recipes.contenders(stages), desc="evaluate"):
+            responses = ask(stage.name, prompting, prompts, cfg.seed)
+            model, _ = ask.model(stage.name)
+            if stage.name not in tax:  # a property of the weights, not of the prompting: once per stage
+                losses = window_losses(model, heldout_corpus, window(cfg, model), cfg.pretrain.eval_windows)
+                correct = partial(cloze_correct, model, tok, batch_size=ec.batch_size)
+                tax[stage.name] = dict(corpus_loss=average(losses, ec.confidence, ec.bootstrap, cfg.seed),
+                                       cloze=proportion(correct(cloze), ec.confidence),
+                                       copy=proportion(correct(copy_probe), ec.confidence))
+            results[name] = judge(responses, reference) | tax[stage.name] | dict(
+                stage=stage.name, prompting=prompting, params=model.num_params())
+            if prompting == "chat" and stage.name != "sft":
+                policies[name] = at_temperature_1(model, sft, rm, tok, prompts, cfg, cfg.seed + 3)
+                kl = policies[name]["kl"][:, 0].tolist()
+                results[name]["kl"] = average(kl, ec.confidence, ec.bootstrap, cfg.seed)
+            examples[name] = responses
+        at, bon, pool = later.result() if later else sft_samples(cfg, run_dir)
+    finally:
+        if helper:
+            helper.shutdown(cancel_futures=True)
     gold_at = {t: statistics.mean(world.judge(p, a.text, a.finished).overall for p, a in zip(prompts, at[t])) for t in at}
     best_t = max(gold_at, key=gold_at.get)
     sft_best = at[best_t]

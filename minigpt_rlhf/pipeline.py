@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from minigpt_rlhf import preflight, stages as recipes
 from minigpt_rlhf.config import Config
-from minigpt_rlhf.runtime import UserError, pick_device, read_json, run_lock, write_json
+from minigpt_rlhf.runtime import UserError, pick_device, read_json, run_lock, workers, write_json
 from minigpt_rlhf.stages import Stage
 
 
@@ -133,13 +133,6 @@ def run_stages(cfg: Config, run_dir, stages: list[Stage], start: str | None = No
 
 
 # ---- stages side by side --------------------------------------------------------------------------------------
-def workers(cfg: Config) -> int:
-    """How many training stages run at once: pipeline.workers, or (0) one per CPU core on a CPU and one on a GPU."""
-    if cfg.pipeline.workers:
-        return cfg.pipeline.workers
-    return 1 if pick_device(cfg.device or None).type != "cpu" else max(1, os.cpu_count() or 1)
-
-
 def _in_worker(stage: Stage, cfg: Config, run_dir: Path, sweep: bool, log_file: Path) -> None:
     """A stage in a process of its own, with pipeline.threads torch threads, its output into log_file."""
     torch.set_num_threads(cfg.pipeline.threads or torch.get_num_threads())
@@ -156,10 +149,11 @@ def run_parallel(stages: list[Stage], cfg: Config, run_dir: Path, sweep: bool, f
     that more stages wait for go first, then those whose inputs were done last: reward_biased before the RL
     methods and ppo_biased as soon as it can, so that the last chain does not start last."""
     names = {s.name for s in stages}
+    waits = {s.name: len(_waiting_for(s.name, stages)) for s in stages}
     pending, done, running = list(stages), {}, {}  # done: stage -> when it finished
 
     def priority(s: Stage):
-        return len(_waiting_for(s.name, stages)), max((done[r] for r in s.reads.values() if r in done), default=0)
+        return waits[s.name], max((done[r] for r in s.reads.values() if r in done), default=0)
 
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch thread pool copied by fork
     with ProcessPoolExecutor(workers(cfg), mp_context=ctx) as pool, tqdm(total=len(stages), desc="stages") as bar:

@@ -378,11 +378,14 @@ def write_report(run_dir) -> Path:
     return path
 
 
-def across_seeds(r: Run) -> dict[str, dict]:
-    """A run's models under names that are the same on every seed: the baselines' n and temperature are chosen
-    per run ("Best-of-9 (RM)" on one seed, "Best-of-16 (RM)" on another)."""
-    return {re.sub(r"^Best-of-\d+ \(RM\)$", "Best-of-n (RM)", re.sub(r"^SFT \(T=[\d.]+\)$", "SFT (best T)", k)): m
-            for k, m in r.M.items()}
+def across_seeds(name: str) -> str:
+    """A model's name as it is on every seed: the baselines' n and temperature are chosen per run ("Best-of-9
+    (RM)" on one seed, "Best-of-16 (RM)" on another)."""
+    return re.sub(r"^Best-of-\d+ \(RM\)$", "Best-of-n (RM)", re.sub(r"^SFT \(T=[\d.]+\)$", "SFT (best T)", name))
+
+
+def models_across_seeds(r: Run) -> dict[str, dict]:
+    return {across_seeds(k): m for k, m in r.M.items()}
 
 
 def method_rows(runs: dict[str, Run], logs: dict[str, dict]) -> list[list[str]]:
@@ -393,12 +396,11 @@ def method_rows(runs: dict[str, Run], logs: dict[str, dict]) -> list[list[str]]:
             return "n/a"
         return f"{fmt.format(sum(values) / len(values))} [{fmt.format(min(values))}, {fmt.format(max(values))}]"
 
-    rows, models = [], {s: across_seeds(r) for s, r in runs.items()}
-    first = next(iter(runs.values()))
-    for k in across_seeds(Run(first.dir, {**first.res, "models": {k: first.M[k] for k in first.chat()}})):
+    rows, models = [], {s: models_across_seeds(r) for s, r in runs.items()}
+    flops = {s: {row["stage"]: row["flops"] for row in r.res["compute"]["rows"]} for s, r in runs.items()}
+    for k in map(across_seeds, next(iter(runs.values())).chat()):
         M = [models[s][k] for s in runs if k in models[s]]
         trained = M[0]["prompting"] == "chat" and not k.startswith("SFT")
-        flops = {s: {row["stage"]: row["flops"] for row in r.res["compute"]["rows"]} for s, r in runs.items()}
         rows.append([k, spread([100 * m["win_rate"]["heldout"]["mean"] for m in M], "{:.0f}%"),
                      *[spread([100 * m["gold"][h]["mean"] for m in M], "{:.0f}%") for h in ("helpful", "truthful", "harmless")],
                      spread([m.get("kl", {}).get("mean") for m in M], "{:.2f}"),
@@ -426,7 +428,7 @@ def write_seeds_report(out_dir) -> Path:
         cells = [f"{rows[s][i][2]} ({rows[s][i][3]})" for s in runs]
         appeared = sum(rows[s][i][3].startswith(APPEARED) for s in runs)
         table_rows.append([name, paper, *cells, f"{appeared} of {len(runs)}"])
-    models = {s: across_seeds(r) for s, r in runs.items()}
+    models = {s: models_across_seeds(r) for s, r in runs.items()}
     wins = [[k, *[pct(models[s][k]["win_rate"]["heldout"]) if k in models[s] else "n/a" for s in runs]]
             for k in next(iter(models.values()))]
     lines = [f"# minigpt-rlhf over {len(runs)} seeds\n",

@@ -263,8 +263,8 @@ def test_headroom_captures_all_of_the_gain_with_the_gold_score_and_less_than_non
 def test_the_seeds_report_names_the_per_run_baselines_alike():
     from pathlib import Path
 
-    from minigpt_rlhf.report import Run, across_seeds
+    from minigpt_rlhf.report import Run, models_across_seeds
 
     names = ["SFT", "SFT (T=0.3)", "Best-of-9 (RM)", "Best-of-8 (gold oracle)"]
     run = Run(Path("."), dict(models={k: {} for k in names}, head_to_head={}))
-    assert list(across_seeds(run)) == ["SFT", "SFT (best T)", "Best-of-n (RM)", "Best-of-8 (gold oracle)"]
+    assert list(models_across_seeds(run)) == ["SFT", "SFT (best T)", "Best-of-n (RM)", "Best-of-8 (gold oracle)"]

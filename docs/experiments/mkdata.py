@@ -4,7 +4,7 @@ from pathlib import Path
 from minigpt_rlhf import world
 from minigpt_rlhf.world.tasks import GENERATORS, MIX, Prompt
 from minigpt_rlhf.world.labelers import training_labelers
-src, out, n = Path("/work/main/data"), Path(sys.argv[1]), int(sys.argv[2])
+src, out, n = Path("data"), Path(sys.argv[1]), int(sys.argv[2])
 shutil.copytree(src, out, dirs_exist_ok=True)
 kb, unknown = world.load_kb(src)
 seen = {p.text for s in ("sft", "ppo", "eval") for p in world.load_prompts(src, s)}
