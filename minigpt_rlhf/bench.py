@@ -2,8 +2,10 @@
 
 For each model shape (the `micro`, `quick`, `full` presets) it measures, as medians of repeated runs after a
 warm-up: training tokens/s and MFU against this machine's measured matmul peak; sampling tokens/s with and
-without the KV cache; one PPO-like iteration split into rollout, scoring and update. Timings only, no
-assertions: the machine may be shared, so read `threads`, `load_avg` and the spread in the JSON.
+without the KV cache; one PPO-like iteration split into rollout, scoring and update. Each in the precision its
+stages use: training as pretraining trains (runtime.autocast: bf16 matrix products where the hardware has them,
+MFU against that precision's measured peak), sampling and PPO in float32 as PPO runs. Timings only, no assertions: the machine may be shared, so read `threads`, `load_avg` and
+the spread in the JSON.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 
 from minigpt_rlhf.config import PRESETS, load_config
 from minigpt_rlhf.model import GPT, GPTConfig, left_pad
-from minigpt_rlhf.runtime import measure_matmul_flops, mfu
+from minigpt_rlhf.runtime import autocast, measure_matmul_flops, mfu, uses_bf16
 from minigpt_rlhf.corpus import tokenizer
 
 SAMPLE_TOKENS = 256  # new tokens per sampling measurement, block_size permitting
@@ -56,7 +58,8 @@ def bench_training(model: GPT, batch: int, T: int, dev, repeats: int, peak: floa
     x = torch.randint(0, V, (batch, T + 1), device=dev)
 
     def step():
-        loss = model(x[:, :-1], x[:, 1:])[1]
+        with autocast(dev):
+            loss = model(x[:, :-1], x[:, 1:])[1]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -158,16 +161,16 @@ def run(presets=PRESETS, device: torch.device | None = None, repeats: int = 3, s
     dev = device or torch.device("cpu")
     torch.set_flush_denormal(True)
     peak = measure_matmul_flops(dev)
+    bf16 = measure_matmul_flops(dev, 4096, torch.bfloat16) if uses_bf16(dev) else None
     result = {"torch": torch.__version__, "device": str(dev), "threads": torch.get_num_threads(),
               "cpu_count": os.cpu_count(), "platform": platform.platform(),
               "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "load_avg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-              "repeats": repeats, "peak_fp32_flops": peak, "peak_bf16_flops": None, "shapes": {}}
-    if dev.type == "cuda":
-        result["peak_bf16_flops"] = measure_matmul_flops(dev, 4096, torch.bfloat16)
+              "repeats": repeats, "precision": "bf16" if bf16 else "fp32", "peak_fp32_flops": peak,
+              "peak_bf16_flops": bf16, "shapes": {}}
     for p in presets:
         log(f"benchmarking {p} ...")
-        result["shapes"][p] = bench_shape(p, dev, peak, repeats, sample_tokens)
+        result["shapes"][p] = bench_shape(p, dev, bf16 or peak, repeats, sample_tokens)
     result["load_avg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -178,7 +181,9 @@ def run(presets=PRESETS, device: torch.device | None = None, repeats: int = 3, s
 def table(result: dict) -> str:
     """The Markdown table the README shows."""
     lines = [f"torch {result['torch']}, {result['device']}, {result['threads']} threads, "
-             f"fp32 matmul peak {result['peak_fp32_flops'] / 1e9:.1f} GFLOP/s (measured), "
+             f"{result.get('precision', 'fp32')} matrix products, fp32 matmul peak "
+             f"{result['peak_fp32_flops'] / 1e9:.1f} GFLOP/s, bf16 {(result.get('peak_bf16_flops') or 0) / 1e9:.1f} "
+             f"(measured; MFU against the peak of the precision used), "
              f"load avg {result['load_avg'][0]:.1f}" if result.get("load_avg") else "",
              "",
              "| shape | params | train tok/s | MFU | sample b1 cache / no-cache tok/s (x) "

@@ -162,13 +162,15 @@ def cmd_report(args) -> None:
 
 # ---- talking to a model --------------------------------------------------------------------------------------------
 def cmd_info(args) -> None:
-    from minigpt_rlhf.runtime import measure_matmul_flops, setup
+    from minigpt_rlhf.runtime import measure_matmul_flops, native_bf16, setup
 
     dev = setup(0, args.device)
     print(f"torch {torch.__version__}, device {dev}, {torch.get_num_threads()} threads")
     print(f"fp32 matmul: {measure_matmul_flops(dev) / 1e9:.1f} GFLOP/s (measured, 1024x1024)")
-    if dev.type == "cuda":
-        print(f"bf16 matmul: {measure_matmul_flops(dev, 4096, torch.bfloat16) / 1e12:.1f} TFLOP/s (measured)")
+    bf16 = native_bf16(dev.type)
+    print(f"bf16 in hardware: {'yes' if bf16 else 'no'} (precision=auto trains in {'bf16' if bf16 else 'fp32'})")
+    if bf16:
+        print(f"bf16 matmul: {measure_matmul_flops(dev, 4096, torch.bfloat16) / 1e9:.1f} GFLOP/s (measured, 4096x4096)")
 
 
 def cmd_sample(args) -> None:

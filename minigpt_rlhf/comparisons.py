@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from minigpt_rlhf import world
 from minigpt_rlhf.config import RewardConfig, parse_temperatures
 from minigpt_rlhf.model import GPT
-from minigpt_rlhf.runtime import UserError
+from minigpt_rlhf.runtime import UserError, autocast
 from minigpt_rlhf.tokenizer import Tokenizer, chat_response, format_chat, format_plain
 
 SPLITS = ("train", "val", "val_heldout")  # val: ranked by the pool that ranked train; val_heldout: held-out labelers
@@ -107,8 +107,9 @@ def sample_responses(models: dict[str, GPT], tok: Tokenizer, prompts: list, rc: 
         group = list(group)
         for b in range(0, len(group), rc.sample_batch):
             chunk = group[b : b + rc.sample_batch]
-            g = models[name].generate([encode[name](prompts[i]) for i, _, _ in chunk], max_new_tokens, temp,
-                                      stop_id=tok.end_id, pad_id=tok.pad_id, generator=gen)
+            with autocast(gen.device):
+                g = models[name].generate([encode[name](prompts[i]) for i, _, _ in chunk], max_new_tokens, temp,
+                                          stop_id=tok.end_id, pad_id=tok.pad_id, generator=gen)
             for (i, _, _), resp, done in zip(chunk, g.responses, g.finished):
                 out[i][0].append(tok.decode(resp, skip_special=True))
                 out[i][1].append(done)

@@ -239,6 +239,11 @@ class Config:
     preset: str = "quick"
     seed: int = 1337
     device: str = ""  # "" = automatic (cuda > mps > cpu)
+    precision: str = "auto"  # matrix products of the supervised stages (pretraining, SFT, the reward model and its
+    #                         samples): "auto" = bf16 where the device has it in hardware (a CUDA GPU, a CPU with
+    #                         AVX512-BF16 or AMX), else fp32; or "bf16" / "fp32". PPO, GRPO, DPO and the evaluation
+    #                         always run in fp32 (see ppo.py). Measured on quick (2-core CPU, bf16): pretraining 142 s
+    #                         against 225 s, the base model's held-out loss within the seeds' spread
     data_dir: str = "data"
     tokenizer: str = "bpe"  # "bpe": the world's byte pairs (data/tokenizer.json); "chars": one token per character
     max_new_tokens: int = 32  # response length limit wherever a model answers a prompt: SFT's held-out gold score,
@@ -404,6 +409,8 @@ def _agreements(cfg: Config) -> list[tuple[bool, str]]:
         (cfg.preset in PRESETS, f"preset={cfg.preset!r}: choose the preset with --preset {'|'.join(PRESETS)}"),
         (m.vocab_size == 0, f"model.vocab_size={m.vocab_size}: it is set from the tokenizer when a model is built; "
                             f"drop --set model.vocab_size"),
+        (cfg.precision in ("auto", "bf16", "fp32"), f"precision={cfg.precision!r}: choose auto, bf16 or fp32 with "
+                                                    f"--set precision"),
         (cfg.tokenizer in ("bpe", "chars"), f"tokenizer={cfg.tokenizer!r}: choose bpe (the world's byte pairs) or "
                                             f"chars (one token per character) with --set tokenizer"),
         (m.n_embd % m.n_head == 0, f"model.n_embd={m.n_embd} is not divisible by model.n_head={m.n_head}: each head "

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from minigpt_rlhf import preflight, stages as recipes
 from minigpt_rlhf.config import Config
-from minigpt_rlhf.runtime import UserError, pick_device, read_json, run_lock, workers, write_json
+from minigpt_rlhf.runtime import UserError, native_bf16, pick_device, read_json, run_lock, workers, write_json
 from minigpt_rlhf.stages import Stage
 
 
@@ -205,6 +205,10 @@ def run_step(cfg: Config, run_dir, name: str) -> None:
         log = read_json(log_path, "delete it and rerun") if log_path.is_file() else {}
         made = log.get("config") if isinstance(log, dict) else None
         changed = sorted(_diff(made, dataclasses.asdict(cfg))) if isinstance(made, dict) else []
+        unknown = [k for k in changed if _get(made, k) is None]  # settings newer than the folder
+        if unknown:
+            raise UserError(f"{run_dir} was made by an older version of minigpt-rlhf, which had no "
+                            f"{', '.join(unknown)} setting: rerun it (`minigpt-rlhf run --out {run_dir} --from pretrain`)")
         if changed:
             sets = " ".join(f"--set {k}={_get(made, k)}" for k in changed if k != "preset")
             raise UserError(f"{run_dir} was made with other settings than these ({', '.join(changed)}): evaluate "
@@ -221,8 +225,9 @@ def machine(cfg: Config) -> str:
     """Where the run's wall times were measured, for the report."""
     dev = pick_device(cfg.device or None)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and native_bf16(dev.type))
     return (f"{name} ({dev.type}), {os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads, "
-            f"torch {torch.__version__}, {platform.system()}")
+            f"{'bf16' if bf16 else 'fp32'} in the supervised stages, torch {torch.__version__}, {platform.system()}")
 
 
 def _get(config: dict, key: str):

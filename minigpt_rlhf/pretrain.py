@@ -33,7 +33,7 @@ def run(cfg: Config, out: Path) -> Path:
     if finished_checkpoint(ckpt_path):
         print(f"{out.name}: {ckpt_path} is finished, skipping")
         return ckpt_path
-    device = setup(cfg.seed, cfg.device or None)
+    device = setup(cfg.seed, cfg.device or None, cfg.precision)
     rank, _ = dist_setup(device)
     c, tok = cfg.pretrain, tokenizer(cfg)
     model = GPT(dataclasses.replace(cfg.model, vocab_size=tok.vocab_size)).to(device)

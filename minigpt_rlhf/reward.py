@@ -230,7 +230,7 @@ def run(cfg: Config, out: Path, sft: Path, base: Path | None = None, labelers: s
     if resume and resume.get("finished"):
         print(f"{ckpt_path} is finished: delete it to train again")
         return ckpt_path
-    device = setup(cfg.seed, cfg.device or None)
+    device = setup(cfg.seed, cfg.device or None, cfg.precision)
     sft_ckpt = load_checkpoint(Path(sft) / "ckpt.pt", "sft")
     if resume:  # the RM resumed is the one this SFT model starts
         check_shape(resume, GPTConfig(**sft_ckpt["model_config"]), ckpt_path)

@@ -95,7 +95,7 @@ def run(cfg: Config, out: Path, base: Path) -> Path:
     if finished_checkpoint(ckpt_path):
         print(f"{out.name}: {ckpt_path} is finished, skipping")
         return ckpt_path
-    device = setup(cfg.seed, cfg.device or None)
+    device = setup(cfg.seed, cfg.device or None, cfg.precision)
     rank, _ = dist_setup(device)
     c = cfg.sft
     init = load_checkpoint(Path(base) / "ckpt.pt", "pretrain")

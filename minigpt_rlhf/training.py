@@ -27,7 +27,7 @@ from minigpt_rlhf.compute import Compute
 from minigpt_rlhf.config import Config, Optim
 from minigpt_rlhf.model import GPT
 from minigpt_rlhf.runtime import (MetricsLogger, autocast, check_finite, check_shape, load_checkpoint,
-                                  measure_matmul_flops, mfu, save_checkpoint)
+                                  measure_matmul_flops, mfu, save_checkpoint, uses_bf16)
 from minigpt_rlhf.tokenizer import Tokenizer
 
 
@@ -122,7 +122,9 @@ def fit(model: GPT, batch: Callable[[], tuple], c: Optim, total: int, *, ckpt_pa
                             data_rng=generator.get_state() if generator is not None else None)
 
     tokens_per_step = None
-    peak = measure_matmul_flops(device, seconds=0.3) if is_main() else 1.0
+    # MFU against the peak of the precision the matrix products run in
+    peak = measure_matmul_flops(device, dtype=torch.bfloat16 if uses_bf16(device) else torch.float32,
+                                seconds=0.3) if is_main() else 1.0
     bar = tqdm(total=total, initial=step, desc=desc, disable=not is_main(), dynamic_ncols=True)
     train_model.train()
     t0, tokens = time.perf_counter(), 0

@@ -15,6 +15,15 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
 
 
+@pytest.fixture
+def fp32(monkeypatch):
+    """For tests of exact arithmetic (padding invariance, sampled log-probs equal a recomputation): autocast does
+    nothing during the test, whatever the machine's bf16 (under bf16 these hold only to its rounding)."""
+    from minigpt_rlhf import runtime
+
+    monkeypatch.setattr(runtime, "_bf16", False)
+
+
 def micro_config(*overrides):
     return load_config("micro", [f"data_dir={DATA}", "device=cpu", *overrides])
 

@@ -52,6 +52,40 @@ def test_causal_mask_future_tokens_do_not_change_the_past(rope):
     assert not torch.allclose(lx[:, 11:], ly[:, 11:], atol=1e-3)
 
 
+def test_bf16_autocast_changes_the_loss_and_gradients_only_by_rounding(monkeypatch):
+    """Mixed precision (runtime.autocast, bf16 where the hardware has it): the loss and the gradients of the float32
+    weights agree with float32 to bf16's rounding (and differ: bf16 was used), and on the CPU attention stays
+    float32."""
+    import torch.nn.functional as F
+
+    from minigpt_rlhf import model as model_module, runtime
+
+    m = tiny()
+    x = torch.randint(0, 96, (4, 33), generator=torch.Generator().manual_seed(0))
+    seen, sdpa = [], F.scaled_dot_product_attention
+
+    def spy(q, k, v, **kw):
+        seen.append(q.dtype)
+        return sdpa(q, k, v, **kw)
+
+    monkeypatch.setattr(model_module.F, "scaled_dot_product_attention", spy)
+    losses, grads = [], []
+    for bf16 in (False, True):
+        monkeypatch.setattr(runtime, "_bf16", bf16)
+        m.zero_grad()
+        with runtime.autocast(torch.device("cpu")):
+            logits, loss = m(x[:, :-1], x[:, 1:])
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(torch.cat([p.grad.flatten() for p in m.parameters()]))
+        assert logits.dtype == loss.dtype == torch.float32  # the unembedding is float32 (model.fp32_linear)
+        assert all(p.dtype == torch.float32 for p in m.parameters())
+    assert seen and all(d == torch.float32 for d in seen)
+    assert losses[1] == pytest.approx(losses[0], rel=1e-2) and losses[1] != losses[0]
+    cos = F.cosine_similarity(grads[0], grads[1], dim=0)
+    assert cos > 0.99, cos
+
+
 @ROPE
 def test_sdpa_equals_reference_attention(rope):
     m = tiny(rope=rope)

@@ -68,6 +68,7 @@ def test_loss_is_invariant_to_a_constant_and_gives_the_constant_no_gradient():
     assert abs(c.grad.item()) < 1e-6
 
 
+@pytest.mark.usefixtures("fp32")
 def test_one_batch_element_per_prompt_equals_the_explicit_sum_over_pairs_gradients_included():
     prompts = ["Reverse the word moss.", "What is 2 plus 3?"]
     answers = [["ssom", "moss", "I don't know.", "ssom.", "mos"], ["5", "It is 6.", "five", "2 plus 3"]]

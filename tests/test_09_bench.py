@@ -10,7 +10,7 @@ from minigpt_rlhf.cli import main
 from minigpt_rlhf.model import GPT, GPTConfig
 from minigpt_rlhf.runtime import mfu
 
-TOP = ["torch", "device", "threads", "cpu_count", "timestamp", "load_avg", "repeats", "peak_fp32_flops",
+TOP = ["torch", "device", "threads", "cpu_count", "timestamp", "load_avg", "repeats", "precision", "peak_fp32_flops",
        "peak_bf16_flops", "shapes"]
 
 
@@ -22,7 +22,10 @@ def _check(result):
     assert r["params"] > 0
     tr = r["train"]
     assert tr["tokens_per_s"] > 0 and 0 < tr["mfu"] and tr["flops_per_token"] > 0
-    assert tr["mfu"] == pytest.approx(mfu(tr["tokens_per_s"], tr["flops_per_token"], result["peak_fp32_flops"]))
+    # MFU against the peak of the precision training ran in (bf16 where the hardware has it, as pretraining)
+    assert result["precision"] in ("bf16", "fp32") and (result["peak_bf16_flops"] is None) == (result["precision"] == "fp32")
+    peak = result["peak_bf16_flops"] or result["peak_fp32_flops"]
+    assert tr["mfu"] == pytest.approx(mfu(tr["tokens_per_s"], tr["flops_per_token"], peak))
     for b in ("batch1", "batch32"):
         s = r["sample"][b]
         for kind in ("cache", "no_cache"):
