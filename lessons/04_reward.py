@@ -235,23 +235,24 @@ print(f"wrote {PLOTS / 'reward_ablation.png'}")
 
 # %% [markdown]
 # ## What we measured on `quick`
-# (Seed 1337, the README's run.) 480 rankings, one epoch (60 steps): the RM reached 63.0% pairwise accuracy on
-# training labelers' held-out rankings and 65.5% on held-out labelers' — as in the paper, no worse on labelers it
-# never saw (72.4% vs 69.6%) — but 11-12 points under the labelers' own agreement (73.7%, 77.2%). Against the
-# gold judge it orders 75.7% of the pairs the judge tells apart as the judge does (the labelers: 89.8%).
+# (Seed 1337, the README's run.) 480 rankings, one epoch (60 steps): the RM reached 62.4% pairwise accuracy on
+# training labelers' held-out rankings and 66.8% on held-out labelers' — as in the paper, no worse on labelers it
+# never saw (72.4% vs 69.6%) — but 10-11 points under the labelers' own agreement (72.7%, 77.5%). Against the
+# gold judge it orders 76.3% of the pairs the judge tells apart as the judge does (the labelers: 90.0%).
 # The report card is the sobering part: on SFT's samples of the eval prompts its correlation with the gold score
-# is 0.23, and its best of 8 is no better than one sample (0.734 against 0.739; the gold judge's best of 8:
-# 0.881). It captures the headroom only where the right answer has a fixed form: a declined harmful request
-# (64%), "I don't know" about an unknown creature (50%); on open QA, closed QA and constraints its pick is
-# worse than chance. PPO can only climb what the RM sees (lesson 05).
+# is 0.17, and its best of 8 is no better than one sample (0.747 against 0.763; the gold judge's best of 8:
+# 0.900). Per family it gains a little on generation (18%) and brainstorm (6%) and loses on open QA, unknown
+# creatures and extraction; per family the numbers are noisy (14-84 prompts) and change between seeds: over
+# three seeds it captures something most often on unknown creatures and declined harmful requests, where the
+# right answer has a fixed form (README). PPO can only climb what the RM sees (lesson 05).
 #
 # Why one epoch of 480 prompts is not the paper's one epoch: the paper's RM saw about 33k prompts, each ranking
 # 4-9 responses, so one pass held tens of thousands of distinct comparisons; ours holds 9,630 pairs from 480
-# prompts, and the held-out loss is still falling after one epoch (K-wise: 0.669 after one, 0.610 after three
+# prompts, and the held-out loss is still falling after one epoch (K-wise: 0.657 after one, 0.614 after three
 # on the ablation's 96 rankings). More rankings help most: 4,000 of them raised the correlation to 0.46-0.56
-# (docs/experiments/README.md), at the cost of five more minutes.
+# (docs/experiments/README.md, the float32 recipe), at the cost of several more minutes.
 #
 # The ablation (96 rankings, 3 epochs) showed the paper's warning in the validation loss: independent pairs
-# drove it from 0.600 after one epoch to 0.797 after three while K-wise batches kept lowering it (0.669 → 0.610).
-# Accuracy on this small validation set only wobbled (K-wise 64.3% after one epoch, 62.7% after three; pairs
-# 64.8% then 61.3%): within its noise of about ±4 points.
+# drove it from 0.623 after one epoch to 0.722 after three while K-wise batches kept lowering it (0.657 → 0.614).
+# Accuracy on this small validation set only wobbled (K-wise 64.5% after one epoch, 66.3% after three; pairs
+# 64.7% then 65.3%): within its noise of about ±4 points.
