@@ -4,8 +4,8 @@ For each model shape (the `micro`, `quick`, `full` presets) it measures, as medi
 warm-up: training tokens/s and MFU against this machine's measured matmul peak; sampling tokens/s with and
 without the KV cache; one PPO-like iteration split into rollout, scoring and update. Each in the precision its
 stages use: training as pretraining trains (runtime.autocast: bf16 matrix products where the hardware has them,
-MFU against that precision's measured peak), sampling and PPO in float32 as PPO runs. Timings only, no assertions: the machine may be shared, so read `threads`, `load_avg` and
-the spread in the JSON.
+MFU against that precision's measured peak), sampling and PPO in float32 as PPO runs. Timings only, no
+assertions: the machine may be shared, so read `threads`, `load_avg` and the spread in the JSON.
 """
 
 from __future__ import annotations

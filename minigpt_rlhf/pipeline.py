@@ -208,7 +208,8 @@ def run_step(cfg: Config, run_dir, name: str) -> None:
         unknown = [k for k in changed if _get(made, k) is None]  # settings newer than the folder
         if unknown:
             raise UserError(f"{run_dir} was made by an older version of minigpt-rlhf, which had no "
-                            f"{', '.join(unknown)} setting: rerun it (`minigpt-rlhf run --out {run_dir} --from pretrain`)")
+                            f"{', '.join(unknown)} setting: rerun it "
+                            f"(`minigpt-rlhf run --out {run_dir} --from pretrain`)")
         if changed:
             sets = " ".join(f"--set {k}={_get(made, k)}" for k in changed if k != "preset")
             raise UserError(f"{run_dir} was made with other settings than these ({', '.join(changed)}): evaluate "

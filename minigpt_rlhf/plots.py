@@ -32,6 +32,8 @@ PREFERRED = ("loss", "val_loss", "acc", "val_acc", "val_acc_heldout", "rm_score"
 COLORS = {"GPT-3": "tab:gray", "GPT-3 prompted": "tab:olive", "SFT": "tab:blue", "PPO": "tab:orange",
           "PPO-ptx": "tab:red", "PPO biased": "tab:purple", "GRPO": "tab:green", "PPO (gold oracle)": "gold",
           "DPO": "tab:cyan"}
+# for the models COLORS does not name (the baselines: SFT at its best T, best-of-n, ...), none of them COLORS' own
+EXTRA_COLORS = ("tab:brown", "tab:pink", "black", "silver", "navy", "lime")
 FIGURE1 = ("GPT-3", "GPT-3 prompted", "SFT", "PPO", "PPO-ptx")  # the paper's methods, by model size
 
 
@@ -110,13 +112,14 @@ def plot_figure1(series: dict[str, list[tuple[int, dict]]], title: str, path: Pa
 def plot_bars(models: dict, metrics: list[tuple[str, callable]], title: str, path: Path, ylabel: str = "") -> Path:
     """Grouped bars with their confidence intervals: one group per metric, one bar per model."""
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(metrics) + 2), 4))
-    width = 0.8 / len(models)
+    width, extra = 0.8 / len(models), iter(EXTRA_COLORS * len(models))
     for i, (name, m) in enumerate(models.items()):
+        color = COLORS.get(name) or next(extra)
         for j, (label, get) in enumerate(metrics):
             est = get(m)
             if est is None or not math.isfinite(est["mean"]):
                 continue
-            ax.bar(j + i * width, est["mean"], width, yerr=_err(est), capsize=2, color=COLORS.get(name, f"C{i}"),
+            ax.bar(j + i * width, est["mean"], width, yerr=_err(est), capsize=2, color=color,
                    label=name if j == 0 else None, alpha=0.9)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(metrics))], [label for label, _ in metrics], fontsize=8)
     ax.set_ylabel(ylabel)

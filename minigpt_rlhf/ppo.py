@@ -31,7 +31,8 @@ One iteration = rollout (sample with the KV cache, then score: π^RL, π^SFT, V 
 update (ppo_epochs passes of minibatch gradient steps). All in float32, on every device: the ratio, the KL and the
 advantages are differences of log-probabilities, and bf16 rounding made the sampled log-probs differ from their
 recomputation by up to 0.08 nats per token (0 in float32); measured on quick, PPO against the gold judge then lost
-gold score (0.88 -> 0.78) where it gained in float32 (0.82 -> 0.86). The supervised stages use bf16 (config.precision). Shapes: B responses; each row is a left-padded prompt
+gold score (0.88 → 0.78) where it gained in float32 (0.82 → 0.86). (The supervised stages use bf16 where the
+hardware has it: config.precision.) Shapes: B responses; each row is a left-padded prompt
 (P columns) followed by its right-padded response (R columns); per-token tensors are (B, R), with `mask` True
 on real response tokens. Padding never enters a sum, a mean or a loss.
 """

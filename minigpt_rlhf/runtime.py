@@ -83,7 +83,8 @@ def native_bf16(device_type: str) -> bool:
     if device_type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device_type == "cpu":
-        return any(getattr(torch.cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu's, private but stable
+        return any(getattr(torch.cpu, f, lambda: False)() for f in checks)
     return False
 
 

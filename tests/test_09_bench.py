@@ -23,7 +23,8 @@ def _check(result):
     tr = r["train"]
     assert tr["tokens_per_s"] > 0 and 0 < tr["mfu"] and tr["flops_per_token"] > 0
     # MFU against the peak of the precision training ran in (bf16 where the hardware has it, as pretraining)
-    assert result["precision"] in ("bf16", "fp32") and (result["peak_bf16_flops"] is None) == (result["precision"] == "fp32")
+    assert result["precision"] in ("bf16", "fp32")
+    assert (result["peak_bf16_flops"] is None) == (result["precision"] == "fp32")
     peak = result["peak_bf16_flops"] or result["peak_fp32_flops"]
     assert tr["mfu"] == pytest.approx(mfu(tr["tokens_per_s"], tr["flops_per_token"], peak))
     for b in ("batch1", "batch32"):
