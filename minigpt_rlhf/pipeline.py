@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from minigpt_rlhf import preflight, stages as recipes
 from minigpt_rlhf.config import Config
-from minigpt_rlhf.runtime import UserError, native_bf16, pick_device, read_json, run_lock, workers, write_json
+from minigpt_rlhf.runtime import UserError, pick_device, read_json, run_lock, uses_bf16, workers, write_json
 from minigpt_rlhf.stages import Stage
 
 
@@ -226,7 +226,7 @@ def machine(cfg: Config) -> str:
     """Where the run's wall times were measured, for the report."""
     dev = pick_device(cfg.device or None)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
-    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and native_bf16(dev.type))
+    bf16 = uses_bf16(dev, cfg.precision)
     return (f"{name} ({dev.type}), {os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads, "
             f"{'bf16' if bf16 else 'fp32'} in the supervised stages, torch {torch.__version__}, {platform.system()}")
 

@@ -29,10 +29,10 @@ baseline.)
 
 One iteration = rollout (sample with the KV cache, then score: π^RL, π^SFT, V and r_θ on the samples) →
 update (ppo_epochs passes of minibatch gradient steps). All in float32, on every device: the ratio, the KL and the
-advantages are differences of log-probabilities, and bf16 rounding made the sampled log-probs differ from their
-recomputation by up to 0.08 nats per token (0 in float32); measured on quick, PPO against the gold judge then lost
-gold score (0.88 → 0.78) where it gained in float32 (0.82 → 0.86). (The supervised stages use bf16 where the
-hardware has it: config.precision.) Shapes: B responses; each row is a left-padded prompt
+advantages are differences of log-probabilities, which float32 computes the same way when sampling and when
+scoring (the largest gap 8e-6), where bf16 made them differ by up to 0.015 nats per token, and by 0.062 with bf16
+logits, with which the rollouts' gold score fell (docs/experiments/bf16_ppo.py). (The supervised stages use bf16
+where the hardware has it: config.precision.) Shapes: B responses; each row is a left-padded prompt
 (P columns) followed by its right-padded response (R columns); per-token tensors are (B, R), with `mask` True
 on real response tokens. Padding never enters a sum, a mean or a loss.
 """

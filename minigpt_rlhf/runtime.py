@@ -65,14 +65,14 @@ def setup(seed: int, device: str | None = None, precision: str = "auto") -> torc
     """Seed everything, pick the device, choose what `autocast` does in this process (precision: "auto", "bf16"
     or "fp32"), and flush subnormal floats to zero on CPU: tiny gradients in the backward pass were measured to
     slow small-model training on a 2-core CPU by 17% up to 35x."""
-    global _bf16
+    global _precision
     torch.set_flush_denormal(True)
     seed_everything(seed)
     dev = pick_device(device)
     if dev.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    _bf16 = {"auto": None, "bf16": True, "fp32": False}[precision]
+    _precision = precision
     return dev
 
 
@@ -88,20 +88,24 @@ def native_bf16(device_type: str) -> bool:
     return False
 
 
-_bf16: bool | None = None  # set by setup() from the run's `precision`; None ("auto"): bf16 where native_bf16
+_precision = "auto"  # set by setup() from the run's `precision`: what autocast() does in this process
 
 
 def autocast(device: torch.device):
     """Mixed precision where `setup` chose it: matrix products in bfloat16; weights, optimizer states, softmaxes,
     losses and layer norms in float32 (torch's autocast rules); elsewhere plain float32. On the 2-core CPU
-    (AVX512-BF16) a quick training step took 0.10 s in bf16 against 0.17 s in fp32, with attention kept in
-    float32 there (see CausalSelfAttention)."""
+    (AVX512-BF16) a quick training step took 0.081 s in bf16 against 0.161 s in fp32, with attention kept in
+    float32 there (see CausalSelfAttention; docs/experiments/bf16_step.py)."""
     return torch.autocast(device.type, dtype=torch.bfloat16) if uses_bf16(device) else contextlib.nullcontext()
 
 
-def uses_bf16(device: torch.device) -> bool:
-    """Whether autocast(device) runs matrix products in bfloat16 in this process."""
-    return device.type in ("cuda", "cpu") and (native_bf16(device.type) if _bf16 is None else _bf16)
+def uses_bf16(device: torch.device, precision: str | None = None) -> bool:
+    """Whether autocast(device) runs matrix products in bfloat16 under `precision` (default: this process's, as
+    `setup` set it): "bf16", or "auto" where the device has bf16 in hardware; never on MPS."""
+    precision = precision or _precision
+    if device.type not in ("cuda", "cpu"):
+        return False
+    return precision == "bf16" or (precision == "auto" and native_bf16(device.type))
 
 
 # ---- checkpoints ----------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ def fp32(monkeypatch):
     nothing during the test, whatever the machine's bf16 (under bf16 these hold only to its rounding)."""
     from minigpt_rlhf import runtime
 
-    monkeypatch.setattr(runtime, "_bf16", False)
+    monkeypatch.setattr(runtime, "_precision", "fp32")
 
 
 def micro_config(*overrides):

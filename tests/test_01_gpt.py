@@ -71,7 +71,7 @@ def test_bf16_autocast_changes_the_loss_and_gradients_only_by_rounding(monkeypat
     monkeypatch.setattr(model_module.F, "scaled_dot_product_attention", spy)
     losses, grads = [], []
     for bf16 in (False, True):
-        monkeypatch.setattr(runtime, "_bf16", bf16)
+        monkeypatch.setattr(runtime, "_precision", "bf16" if bf16 else "fp32")
         m.zero_grad()
         with runtime.autocast(torch.device("cpu")):
             logits, loss = m(x[:, :-1], x[:, 1:])
