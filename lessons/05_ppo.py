@@ -77,13 +77,13 @@ for key in ["approx_kl", "clipfrac", "vf_loss", "explained_var"]:
 
 # %% [markdown]
 # (The numbers quoted in this lesson are those of the README's seed-1337 `quick` run, 2-core CPU; yours print here.)
-# Measured on `quick` (24 iterations of 32 responses, β = 0.2): the RM score of the rollouts rose from 0.061 to
-# 0.165 with the KL to SFT at 0.8 nats; the gold score did not rise (0.83 → 0.78; 5-iteration means 0.80 →
-# 0.78: one batch of 32 is noisy by about ±0.03); responses grew from 14.7 to 17.6 tokens; the entropy held
-# (0.34); the held-out corpus loss rose from 3.27 to 3.42 (the alignment tax, lesson 06). Updates stayed gentle
-# (approx-KL ≈ 0.007, clip fraction ≈ 0.03); the value model, started from the RM, predicted badly at first
-# (explained variance −1.1, negative in 7 of the first 14 iterations), then learned (0.6 at the end). An
-# iteration took 1.8 s, 10% of it sampling.
+# Measured on `quick` (24 iterations of 32 responses, β = 0.2): the RM score of the rollouts rose from 0.003 to
+# 0.121 (5-iteration means) with the KL to SFT at 1.7 nats; the gold score hardly moved (5-iteration means 0.810
+# → 0.818; first and last batch 0.80 → 0.87: one batch of 32 is noisy by about ±0.03); responses grew from 13.3
+# to 17.9 tokens; the entropy drifted from 0.41 to 0.32; the held-out corpus loss rose from 2.84 to 2.99 (the
+# alignment tax, lesson 06). Updates stayed gentle (approx-KL ≈ 0.006, clip fraction ≈ 0.04); the value model,
+# started from the RM, predicted badly at first (explained variance −1.4, negative in 7 of the first 14
+# iterations), then learned (0.8 at the end). An iteration took 2.1 s, 11% of it sampling.
 
 # %% [markdown]
 # ## The diagnostics, as cleanrl and lm-human-preferences plot them
@@ -125,10 +125,10 @@ print(f"rollout share: {sum(r['t_rollout'] for r in trained) / total:.0%}")
 # Training rewards are measured on the PPO prompts. Does it carry over to prompts never trained on? Sample one
 # response per evaluation prompt from SFT and from PPO, and score each with the RM and the gold judge.
 #
-# Measured on `quick`: the RM's gain carries over (0.046 → 0.133 on 128 evaluation prompts), the gold judge's
-# does not (0.786 → 0.771, helpful 0.59 → 0.57, within the noise of 128 prompts; the evaluation's 480 give
-# PPO 48% [43, 52] against SFT). The paper's finding — labelers prefer the PPO model — needs an RM that tracks
-# what they want; ours correlates 0.17 with the gold score on SFT's samples (lesson 04's report card), so PPO
+# Measured on `quick`: the RM's gain carries over (0.002 → 0.118 on 128 evaluation prompts), the gold judge's
+# does not (0.800 → 0.785, helpful 0.62 → 0.59, within the noise of 128 prompts; the evaluation's 480 give
+# PPO 47% [42, 51] against SFT). The paper's finding — labelers prefer the PPO model — needs an RM that tracks
+# what they want; ours correlates 0.10 with the gold score on SFT's samples (lesson 04's report card), so PPO
 # has little to climb. With β = 0.05 it climbed the wrong way: "I don't know anything about the ..." on
 # answerable questions, which the RM rates well (labelers do rank a decline above a wrong answer) — 43% against
 # SFT. β = 0.2 keeps it near SFT (the measurements are beside `PPOConfig.kl_coef`).
@@ -153,11 +153,11 @@ for name, res in results.items():
 # the gold score stalls or falls.
 #
 # Measured on `quick` (a 2-core CPU; your numbers will differ a little; 5-iteration means): the RM score rose
-# from 0.061 to 0.182 by iteration 24 and on to 0.204 while sqrt(KL) grew to 2.9, and the gold score fell from
-# 0.83 to 0.72 and then 0.66. On evaluation prompts the β = 0 policy's RM score is the highest of the three
-# (0.201 against PPO's 0.133) and its gold score the lowest (0.598 against SFT's 0.786; helpful 0.59 → 0.27):
-# proxy up, truth down. Its answers drift into the RM's favourite phrases ("Happy to help!", "Sad.") around
-# fragments of an answer (the samples below).
+# from 0.013 to 0.138 by iteration 24 and on to 0.172 while sqrt(KL) grew to 3.7, and the gold score fell from
+# 0.80 to 0.72 and then 0.65. On evaluation prompts the β = 0 policy's RM score is the highest of the three
+# (0.167 against PPO's 0.118) and its gold score the lowest (0.643 against SFT's 0.800; helpful 0.62 → 0.31):
+# proxy up, truth down. Its answers drift into the RM's favourite phrases ("Sure.", "Hope that helps.") around
+# misspelt fragments of an answer (the samples below).
 
 # %%
 overopt = load_config(PRESET, ["ppo.ptx_coef=0", "ppo.kl_coef=0", "ppo.kl_target=0",
@@ -222,10 +222,10 @@ for name in ("sft", "ppo", "grpo"):
     print(f"{name:6}" + "".join(f"{v:14.3f}" for v in results[name].values()))
 
 # %% [markdown]
-# Measured on `quick`: GRPO took 1.0 s an iteration against PPO's 1.8 (no value model to run or train) and
-# landed in about the same place (on 128 evaluation prompts gold 0.779 against PPO's 0.771; the evaluation's
-# 480: 45% [40, 49] against SFT, PPO 48% [43, 52]). With no critic, its advantages are right from the first
-# iteration, where PPO's value model starts with an explained variance of −1.1.
+# Measured on `quick`: GRPO took 1.2 s an iteration against PPO's 2.1 (no value model to run or train) and
+# landed a little lower (on 128 evaluation prompts gold 0.762 against PPO's 0.785; the evaluation's 480: 43%
+# [39, 48] against SFT, PPO 47% [42, 51]: the intervals overlap). With no critic, its advantages are right from
+# the first iteration, where PPO's value model starts with an explained variance of −1.4.
 
 # %% [markdown]
 # ## The loop itself, with a perfect reward model
@@ -241,9 +241,9 @@ for name in ("sft", "ppo", "ppo_gold"):
 
 # %% [markdown]
 # Measured on `quick`: with the gold judge as its reward, the same loop hardly moves on this seed (the rollouts'
-# gold 0.82 → 0.81 in 5-iteration means; on 128 prompts 0.786 → 0.785; the evaluation: 51% [46, 55] against
-# SFT), where SFT at temperature 0, with no training at all, wins 55%, and the gold judge's best of 8 SFT samples
-# 65%. In the float32 recipe before (README) it climbed a little (0.753 → 0.802 on 128 prompts, 55%), and four
+# gold 0.808 → 0.814 in 5-iteration means; on 128 prompts 0.800 → 0.792; the evaluation: 51% [46, 55] against
+# SFT), where SFT at temperature 0.3, with no training at all, wins 53%, and the gold judge's best of 8 SFT
+# samples 65%. In the float32 recipe before (README) it climbed a little (0.753 → 0.802 on 128 prompts, 55%), and four
 # times the rollouts per iteration bought 2 more points (docs/experiments/README.md). So even a perfect reward
 # buys little in 24 iterations of 32 answers: the loop sharpens SFT, it does not teach it the hard families.
 
@@ -268,7 +268,7 @@ for row in best_of_n_curve(bon):
     print(f"{row['n']:3d} {row['sqrt_kl']:8.2f} {row['gold']:15.3f} {row['gold_oracle']:18.3f}")
 
 # %% [markdown]
-# Measured on `quick` (128 prompts, 16 samples each): choosing by the gold judge climbs from 0.792 to 0.932 by
-# n = 16; choosing by the RM stays flat (0.792 → 0.795 at n = 2, 0.788 at 4) and then falls (0.770 at 8, 0.733
+# Measured on `quick` (128 prompts, 16 samples each): choosing by the gold judge climbs from 0.786 to 0.933 by
+# n = 16; choosing by the RM stays flat (0.786 → 0.789 at n = 2, 0.779 at 4) and then falls (0.765 at 8, 0.749
 # at 16): past a few samples, the answer the RM likes best is more often a worse one. That is over-optimisation without any
 # training, at KL ≤ 1.8 nats, and the plainest picture of why PPO against this RM cannot win.

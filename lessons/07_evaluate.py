@@ -174,10 +174,10 @@ for ex in res["examples"][:3]:
 # ## Figure 1 across model sizes: the sweep
 # The paper's Figure 1 has three sizes per method (1.3B, 6B, 175B). `minigpt-rlhf sweep --preset quick` takes
 # three of ours (`pipeline.sweep_sizes`) through pretraining, SFT, PPO and PPO-ptx with one reward model, and judges
-# every model against the largest SFT model (about 20 minutes on a 2-core CPU, so this lesson does not
+# every model against the largest SFT model (about 14 minutes on a 2-core CPU, so this lesson does not
 # start it). On our quick sweep PPO-ptx beat the base model of its size at every size and gained with size
-# (24% → 44% against SFT 6x4x192), as SFT did; but PPO and PPO-ptx stayed below SFT at every size, and the
-# smallest PPO-ptx beat the largest base model in direction only (24% [20, 28] against 18% [15, 22]).
+# (22% → 43% against SFT 6x4x192), as SFT did; but PPO and PPO-ptx stayed at or below SFT at every size, and
+# the smallest PPO-ptx beat the largest base model in direction only (22% [18, 26] against 16% [13, 20]).
 
 # %%
 SWEEP = Path(os.environ.get("MINIGPT_RLHF_SWEEP", f"runs/sweep_{PRESET}"))

@@ -76,9 +76,9 @@ print(f"{'the reward model r_θ (lesson 04)':34} {rm['val_acc']:18.1%} {rm['val_
 
 # %% [markdown]
 # Measured on `quick` (seed 1337): the implicit reward starts at chance (50%, loss log 2: π = π_ref) and after
-# 2 epochs orders 65.8% of the training labelers' held-out pairs and 68.0% of the held-out labelers' — as well
-# as the reward model does (62.4%, 66.8%), from the same comparisons. As a policy it ties SFT: 49% / 44% / 51%
-# against SFT on seeds 1337 / 1338 / 1339, with the smallest KL of the methods (0.3–0.7 nats): learning from the
+# 2 epochs orders 64.9% of the training labelers' held-out pairs and 67.4% of the held-out labelers' — as well
+# as the reward model does (64.5%, 65.4%), from the same comparisons. As a policy it ties SFT: 48% / 48% / 50%
+# against SFT on seeds 1337 / 1338 / 1339, with the smallest KL of the methods (0.4–0.6 nats): learning from the
 # same comparisons, it ranks as well as r_θ and gains no more than PPO did from it.
 
 # %% [markdown]
