@@ -46,7 +46,8 @@ class PretrainConfig(Optim):
 
     steps: int = 1800  # optimizer steps. Measured (bf16, seeds 1339 / 1341, whose base models failed at 1200): fact
     #                    completion 57% / 58% at 1200 steps, 68% / 83% at 1500, 94% / 95% at 1800; copy probe 40% /
-    #                    67%, 54% / 83%, 83% / 83%; held-out loss still falling at 1200 (1.075 -> 1.033 at 1800).
+    #                    67%, 54% / 83%, 83% / 83%; held-out loss still falling at 1200 (seed 1339: 1.075 at 1200,
+    #                    1.033 at 1800; docs/experiments/README.md, "How many pretraining steps").
     #                    Memorising the facts and copying from the context is what the last steps buy.
     batch_size: int = 12  # sequences per micro-batch (quick, measured: 12 at lr 5e-3 reached val loss 0.366, 16 at
     #                       2e-3 0.381 with a third more tokens; 12 at 2e-3 0.483, at 3e-3 0.397, 10 at 4e-3 0.419)
@@ -245,7 +246,7 @@ class Config:
     #                         samples): "auto" = bf16 where the device has it in hardware (a CUDA GPU, a CPU with
     #                         AVX512-BF16 or AMX), else fp32; or "bf16" / "fp32". PPO, GRPO, DPO and the evaluation
     #                         always run in fp32 (see ppo.py). Measured on quick (2-core CPU, bf16): pretraining
-    #                         128-150 s against 211-225 s; over 9 seeds the base model's held-out loss 1.053 against
+    #                         (1200 steps) 128-150 s against 211-225 s; over 9 seeds the base model's held-out loss 1.053 against
     #                         1.055 and fact completion 79% against 83% (-4 ± 5 points paired): no measurable cost
     data_dir: str = "data"
     tokenizer: str = "bpe"  # "bpe": the world's byte pairs (data/tokenizer.json); "chars": one token per character
