@@ -3,7 +3,7 @@ does (480 eval prompts, T=0.7, held-out labelers vs a second SFT sample). Not pa
 import argparse, json, time, dataclasses, statistics, sys
 from pathlib import Path
 import torch
-from minigpt_rlhf import ppo, world
+from minigpt_rlhf import preflight, ppo, world
 from minigpt_rlhf.config import load_config
 from minigpt_rlhf.evaluate import Answerer, eval_prompts, judge_answers, labeler_pools, at_temperature_1
 from minigpt_rlhf.runtime import setup, load_reward_model
@@ -15,6 +15,7 @@ ap.add_argument("--threads", type=int, default=1); ap.add_argument("--reward", d
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 cfg = load_config("quick", a.set)
+preflight.check_world(cfg)  # as the CLI checks: e.g. reward.n_prompts + val_prompts within the RM split
 run = Path(a.run)
 t0 = time.time()
 if not a.eval_only:
@@ -33,7 +34,7 @@ for stage in ("sft", a.name):
                       med=m["median_chars"], non=m["non_answer"]["mean"],
                       fam={f: round(v["helpful"]["mean"], 2) for f, v in m["families"].items()})
 rows = [json.loads(l) for l in open(run / a.name / "metrics.jsonl")]
-last = [r for r in rows if "kl" in r][-1]
+last = ([r for r in rows if "kl" in r] or [{"kl": float("nan"), "gold": float("nan")}])[-1]  # none for an SFT stage
 print(f"== {a.name} {a.set} oracle={a.oracle} train {t_train:.0f}s  final rollout kl {last['kl']:.2f} gold {last['gold']:.3f}")
 for k, v in out.items():
     w = v["win"]

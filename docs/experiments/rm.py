@@ -4,7 +4,7 @@ the best of 8 by r_theta against the mean and the gold judge's best of 8. Not pa
 import argparse, json, time
 from pathlib import Path
 import torch
-from minigpt_rlhf import reward, world
+from minigpt_rlhf import preflight, reward, world
 from minigpt_rlhf.config import load_config
 from minigpt_rlhf.evaluate import eval_prompts, at_temperature_1, best_of_n_curve
 from minigpt_rlhf.best_of_n import expected_best
@@ -16,6 +16,7 @@ ap.add_argument("--labelers", default="train")
 a = ap.parse_args()
 torch.set_num_threads(1)
 cfg = load_config("quick", a.set)
+preflight.check_world(cfg)  # as the CLI checks: e.g. reward.n_prompts + val_prompts within the RM split
 run = Path(a.run)
 t0 = time.time()
 reward.run(cfg, run / a.name, run / "sft", run / "pretrain", labelers=a.labelers)

@@ -1,0 +1,37 @@
+"""Experiment: the evaluation's two SFT baselines for a run folder with only pretrain/ and sft/: SFT at its best
+sampling temperature and the gold judge's best of eval.oracle_of SFT samples (the ceiling), each judged as rl.py
+judges (held-out labelers against a second SFT sample). Not part of the package."""
+import argparse
+from pathlib import Path
+import torch
+from minigpt_rlhf import preflight, world
+from minigpt_rlhf.config import load_config, parse_temperatures
+from minigpt_rlhf.evaluate import Answerer, answer, eval_prompts, judge_answers, labeler_pools
+from minigpt_rlhf.runtime import setup, load_checkpoint, build_model, tokenizer_from
+
+ap = argparse.ArgumentParser()
+ap.add_argument("run"); ap.add_argument("--set", action="append", default=[])
+a = ap.parse_args()
+torch.set_num_threads(1)
+cfg = load_config("quick", a.set)
+preflight.check_world(cfg)
+ec, dev, run = cfg.eval, setup(cfg.seed), Path(a.run)
+prompts, pools = eval_prompts(cfg), labeler_pools(False)
+texts = [p.text for p in prompts]
+ref = Answerer(cfg, run, dev)("sft", "chat", prompts, cfg.seed + 1)
+ckpt = load_checkpoint(run / "sft" / "ckpt.pt")
+sft, tok = build_model(ckpt, dev).eval(), tokenizer_from(ckpt)
+rows = {}
+for t in parse_temperatures(ec.temperatures, "eval.temperatures", True):
+    rows[f"SFT T={t:g}"] = answer(sft, tok, texts, cfg.max_new_tokens, t, "chat", (), ec.batch_size,
+                                  torch.Generator(device=dev).manual_seed(cfg.seed))
+pool = answer(sft, tok, [t for t in texts for _ in range(ec.oracle_of)], cfg.max_new_tokens, ec.temperature, "chat",
+              (), ec.batch_size, torch.Generator(device=dev).manual_seed(cfg.seed + 5))
+k = ec.oracle_of
+rows[f"best of {k} (gold)"] = [max(pool[i * k:(i + 1) * k], key=lambda x: world.judge(p, x.text, x.finished).overall)
+                               for i, p in enumerate(prompts)]
+for name, ans in rows.items():
+    m = judge_answers(prompts, ans, ref, pools, ec, cfg.seed)
+    w = m["win_rate"]["heldout"]
+    print(f"{name:18} win {w['mean']:.3f} [{w['lo']:.3f},{w['hi']:.3f}] helpful {m['gold']['helpful']['mean']:.3f} "
+          f"gold {m['gold']['overall']['mean']:.3f}")
