@@ -225,6 +225,13 @@ def headroom(bon: dict, prompts, n: int = 8) -> dict:
     return out
 
 
+def oracle_best(pool: list[Answer], prompts, k: int) -> list[Answer]:
+    """The ceiling of any method: for each prompt, the answer the gold judge scores highest among its k in pool
+    (pool holds k answers per prompt, in prompt order)."""
+    return [max(pool[i * k : (i + 1) * k], key=lambda a: world.judge(p, a.text, a.finished).overall)
+            for i, p in enumerate(prompts)]
+
+
 def best_of(bon: dict, n: int, by: str = "rm") -> list[Answer]:
     """The answer to each prompt that r_θ (by="rm") or the gold judge (by="gold") scores highest among its first n."""
     scores = bon["rm"].masked_fill(~bon["finished"], float("-inf")) if by == "rm" else bon["gold"]
@@ -307,8 +314,7 @@ def evaluate(cfg: Config, run_dir) -> Path:
     curve = best_of_n_curve(bon)
     kl_ptx = results["PPO-ptx"]["kl"]["mean"] if "PPO-ptx" in results else 0.0
     n_match = min(range(1, ec.best_of + 1), key=lambda n: abs(kl_best_of_n(n) - kl_ptx))
-    gold_best = [max(pool[i * ec.oracle_of : (i + 1) * ec.oracle_of], key=lambda a: world.judge(p, a.text, a.finished).overall)
-                 for i, p in enumerate(prompts)]
+    gold_best = oracle_best(pool, prompts, ec.oracle_of)
     sft_params = results["SFT"]["params"]
     for name, answers, note in ((f"SFT (T={best_t:g})", sft_best, "chat"),
                                 (f"Best-of-{n_match} (RM)", best_of(bon, n_match), f"best-of-{n_match}"),

@@ -4,9 +4,9 @@ judges (held-out labelers against a second SFT sample). Not part of the package.
 import argparse
 from pathlib import Path
 import torch
-from minigpt_rlhf import preflight, world
+from minigpt_rlhf import preflight
 from minigpt_rlhf.config import load_config, parse_temperatures
-from minigpt_rlhf.evaluate import Answerer, answer, eval_prompts, judge_answers, labeler_pools
+from minigpt_rlhf.evaluate import Answerer, answer, eval_prompts, judge_answers, labeler_pools, oracle_best
 from minigpt_rlhf.runtime import setup, load_checkpoint, build_model, tokenizer_from
 
 ap = argparse.ArgumentParser()
@@ -27,9 +27,7 @@ for t in parse_temperatures(ec.temperatures, "eval.temperatures", True):
                                   torch.Generator(device=dev).manual_seed(cfg.seed))
 pool = answer(sft, tok, [t for t in texts for _ in range(ec.oracle_of)], cfg.max_new_tokens, ec.temperature, "chat",
               (), ec.batch_size, torch.Generator(device=dev).manual_seed(cfg.seed + 5))
-k = ec.oracle_of
-rows[f"best of {k} (gold)"] = [max(pool[i * k:(i + 1) * k], key=lambda x: world.judge(p, x.text, x.finished).overall)
-                               for i, p in enumerate(prompts)]
+rows[f"best of {ec.oracle_of} (gold)"] = oracle_best(pool, prompts, ec.oracle_of)
 for name, ans in rows.items():
     m = judge_answers(prompts, ans, ref, pools, ec, cfg.seed)
     w = m["win_rate"]["heldout"]
