@@ -1,5 +1,6 @@
 """Experiment: train a PPO-step stage into RUN/NAME (from RUN/sft, RUN/reward) and measure it as the evaluation
-does (480 eval prompts, T=0.7, held-out labelers vs a second SFT sample). Not part of the package."""
+does (480 eval prompts, T=0.7, held-out labelers vs a second SFT sample). --reward A+B+C: the mean of those reward
+models' r_θ (an ensemble; PPO's value model starts from A's). Not part of the package."""
 import argparse, json, time, dataclasses, statistics, sys
 from pathlib import Path
 import torch
@@ -17,6 +18,17 @@ torch.set_num_threads(a.threads)
 cfg = load_config("quick", a.set)
 preflight.check_world(cfg)  # as the CLI checks: e.g. reward.n_prompts + val_prompts within the RM split
 run = Path(a.run)
+if "+" in a.reward:  # an ensemble: ppo.build_trainer loads RUN/A+B+C/ckpt.pt, which is read as its members
+    class MeanReward(torch.nn.Module):
+        def __init__(self, members):
+            super().__init__()
+            self.members, self.trunk, self.head = torch.nn.ModuleList(members), members[0].trunk, members[0].head
+
+        def score(self, prompts, responses):
+            return sum(m.score(prompts, responses) for m in self.members) / len(self.members)
+
+    ppo.load_reward_model = lambda path, device="cpu": MeanReward(
+        [load_reward_model(run / n / "ckpt.pt", device) for n in Path(path).parent.name.split("+")])
 t0 = time.time()
 if not a.eval_only:
     ppo.run(cfg, run / a.name, run / "sft", run / a.reward, oracle=a.oracle)
