@@ -1,14 +1,14 @@
 """Experiment: train a reward stage RUN/NAME from RUN/sft (+ RUN/pretrain) with --set overrides, then its report
 card on SFT's own samples of the eval prompts (8 per prompt, temperature 1, cached): correlation with gold, and
 the best of 8 by r_theta against the mean and the gold judge's best of 8. Not part of the package."""
-import argparse, json, time
+import argparse, time
 from pathlib import Path
 import torch
-from minigpt_rlhf import preflight, reward, world
+from minigpt_rlhf import preflight, reward
 from minigpt_rlhf.config import load_config
-from minigpt_rlhf.evaluate import eval_prompts, at_temperature_1, best_of_n_curve
-from minigpt_rlhf.best_of_n import expected_best
+from minigpt_rlhf.evaluate import eval_prompts, at_temperature_1, headroom
 from minigpt_rlhf.runtime import setup, load_reward_model, load_checkpoint, build_model, tokenizer_from
+from samples import sft_samples
 
 ap = argparse.ArgumentParser()
 ap.add_argument("run"); ap.add_argument("name"); ap.add_argument("--set", action="append", default=[])
@@ -27,21 +27,11 @@ sft_ckpt = load_checkpoint(run / "sft" / "ckpt.pt")
 sft, tok = build_model(sft_ckpt).eval(), tokenizer_from(sft_ckpt)
 prompts = eval_prompts(cfg)
 rm = load_reward_model(run / a.name / "ckpt.pt")
-if cache.exists():
-    bon = torch.load(cache, weights_only=False)
-else:
-    bon = at_temperature_1(sft, sft, rm, tok, prompts, cfg, cfg.seed + 4, 8)
-    torch.save(bon, cache)
-from minigpt_rlhf.tokenizer import format_chat
-from minigpt_rlhf.comparisons import response_ids
-ids = [format_chat(tok, p.text) for p in prompts for _ in range(8)]
-ys = [response_ids(tok, x.text, x.finished) for x in bon["answers"]]
-scores = rm.score(ids, ys).double().view(len(prompts), 8)
-choose = scores.masked_fill(~bon["finished"], float("-inf"))
-g = bon["gold"]
-corr = float(torch.corrcoef(torch.stack([scores.flatten(), g.flatten()]))[0, 1])
-mean, rmbest, goldbest = float(g.mean()), float(expected_best(choose, g, 8).mean()), float(g.max(1).values.mean())
+if not cache.exists():
+    torch.save(at_temperature_1(sft, sft, rm, tok, prompts, cfg, cfg.seed + 4, 8), cache)
+prompts, bon, tok, ids, ys = sft_samples(run, cfg)
+h = headroom(dict(bon, rm=rm.score(ids, ys).double().view(len(prompts), 8)), prompts, 8)["all"]
 s = load_checkpoint(run / a.name / "ckpt.pt")["summary"]
 print(f"== {a.name} {a.set} train {t:.0f}s (sample {s['t_sample']}, train {s['t_train']:.0f}) rankings {s['train_rankings']}")
 print(f"  val_acc {s['val_acc']:.3f} (agree {s['agreement']:.3f})  heldout {s['val_acc_heldout']:.3f} (agree {s['agreement_heldout']:.3f})  val_gold_corr {s['gold_corr']:.3f}")
-print(f"  eval SFT samples: corr {corr:.3f}  gold mean {mean:.3f}  best8 by RM {rmbest:.3f}  by gold {goldbest:.3f}  captured {(rmbest-mean)/(goldbest-mean):.2f}")
+print(f"  eval SFT samples: corr {h['corr']:.3f}  gold mean {h['one']:.3f}  best8 by RM {h['by_rm']:.3f}  by gold {h['by_gold']:.3f}  captured {h['captured']:.2f}")

@@ -6,23 +6,12 @@ rm_sum.py's models. Not part of the package."""
 import sys
 from pathlib import Path
 import torch
-from minigpt_rlhf.comparisons import response_ids
-from minigpt_rlhf.config import load_config
-from minigpt_rlhf.evaluate import eval_prompts, headroom
-from minigpt_rlhf.runtime import load_checkpoint, load_reward_model, tokenizer_from
-from minigpt_rlhf.tokenizer import format_chat
+from minigpt_rlhf.runtime import load_reward_model
+from samples import print_card, sft_samples
 
 torch.set_num_threads(1)
 run, names = Path(sys.argv[1]), sys.argv[2:]
-prompts = eval_prompts(load_config("quick", []))
-bon = torch.load(run / "sft_eval_samples8.pt", weights_only=False)
-tok = tokenizer_from(load_checkpoint(run / "sft" / "ckpt.pt"))
-ids = [format_chat(tok, p.text) for p in prompts for _ in range(8)]
-ys = [response_ids(tok, x.text, x.finished) for x in bon["answers"]]
+prompts, bon, tok, ids, ys = sft_samples(run)
 for name in names:
     scores = load_reward_model(run / name / "ckpt.pt").score(ids, ys).double().view(len(prompts), 8)
-    within = torch.corrcoef(torch.stack([(x - x.mean(1, keepdim=True)).flatten() for x in (scores, bon["gold"])]))
-    print(f"== {name}: corr within prompts {float(within[0, 1]):.3f}")
-    for family, h in headroom(dict(bon, rm=scores), prompts, 8).items():
-        print(f"  {family:15} one {h['one']:.3f} by_rm {h['by_rm']:.3f} by_gold {h['by_gold']:.3f} "
-              f"captured {h['captured']:+.2f} corr {h['corr']:+.2f}")
+    print_card(name, scores, bon, prompts)
