@@ -1,16 +1,19 @@
 """Experiment: the evaluation's two SFT baselines for a run folder with only pretrain/ and sft/: SFT at its best
 sampling temperature and the gold judge's best of eval.oracle_of SFT samples (the ceiling), each judged as rl.py
-judges (held-out labelers against a second SFT sample). Not part of the package."""
+judges (held-out labelers against a second SFT sample). --reward NAME (repeatable): also the best of the same
+samples by RUN/NAME's r_θ (finished answers only), best-of-n as a policy. Not part of the package."""
 import argparse
 from pathlib import Path
 import torch
 from minigpt_rlhf import preflight
 from minigpt_rlhf.config import load_config, parse_temperatures
 from minigpt_rlhf.evaluate import Answerer, answer, eval_prompts, judge_answers, labeler_pools, oracle_best
-from minigpt_rlhf.runtime import setup, load_checkpoint, build_model, tokenizer_from
+from minigpt_rlhf.runtime import setup, load_checkpoint, build_model, tokenizer_from, load_reward_model
+from minigpt_rlhf.tokenizer import chat_response, format_chat
 
 ap = argparse.ArgumentParser()
 ap.add_argument("run"); ap.add_argument("--set", action="append", default=[])
+ap.add_argument("--reward", action="append", default=[])
 a = ap.parse_args()
 torch.set_num_threads(1)
 cfg = load_config("quick", a.set)
@@ -28,6 +31,11 @@ for t in parse_temperatures(ec.temperatures, "eval.temperatures", True):
 pool = answer(sft, tok, [t for t in texts for _ in range(ec.oracle_of)], cfg.max_new_tokens, ec.temperature, "chat",
               (), ec.batch_size, torch.Generator(device=dev).manual_seed(cfg.seed + 5))
 rows[f"best of {ec.oracle_of} (gold)"] = oracle_best(pool, prompts, ec.oracle_of)
+xs = [format_chat(tok, t) for t in texts for _ in range(ec.oracle_of)]
+for name in a.reward:
+    r = load_reward_model(run / name / "ckpt.pt").score(xs, [chat_response(tok, x.text) for x in pool])
+    r = r.masked_fill(~torch.tensor([x.finished for x in pool]), float("-inf")).view(len(prompts), ec.oracle_of)
+    rows[f"best of {ec.oracle_of} ({name})"] = [pool[i * ec.oracle_of + k] for i, k in enumerate(r.argmax(1).tolist())]
 for name, ans in rows.items():
     m = judge_answers(prompts, ans, ref, pools, ec, cfg.seed)
     w = m["win_rate"]["heldout"]
