@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from minigpt_rlhf import preflight
 from minigpt_rlhf.config import load_config, parse_temperatures
-from minigpt_rlhf.evaluate import Answerer, answer, eval_prompts, judge_answers, labeler_pools, oracle_best
+from minigpt_rlhf.evaluate import Answerer, answer, eval_prompts, judge_answers, labeler_pools, oracle_best, best_of
 from minigpt_rlhf.runtime import setup, load_checkpoint, build_model, tokenizer_from, load_reward_model
 from minigpt_rlhf.tokenizer import chat_response, format_chat
 
@@ -32,10 +32,11 @@ pool = answer(sft, tok, [t for t in texts for _ in range(ec.oracle_of)], cfg.max
               (), ec.batch_size, torch.Generator(device=dev).manual_seed(cfg.seed + 5))
 rows[f"best of {ec.oracle_of} (gold)"] = oracle_best(pool, prompts, ec.oracle_of)
 xs = [format_chat(tok, t) for t in texts for _ in range(ec.oracle_of)]
-for name in a.reward:
-    r = load_reward_model(run / name / "ckpt.pt").score(xs, [chat_response(tok, x.text) for x in pool])
-    r = r.masked_fill(~torch.tensor([x.finished for x in pool]), float("-inf")).view(len(prompts), ec.oracle_of)
-    rows[f"best of {ec.oracle_of} ({name})"] = [pool[i * ec.oracle_of + k] for i, k in enumerate(r.argmax(1).tolist())]
+ys, shape = [chat_response(tok, x.text) for x in pool], (len(prompts), ec.oracle_of)
+for name in a.reward:  # evaluate.best_of: the finished answer r_θ scores highest
+    bon = dict(rm=load_reward_model(run / name / "ckpt.pt").score(xs, ys).view(shape), answers=pool,
+               finished=torch.tensor([x.finished for x in pool]).view(shape))
+    rows[f"best of {ec.oracle_of} ({name})"] = best_of(bon, ec.oracle_of)
 for name, ans in rows.items():
     m = judge_answers(prompts, ans, ref, pools, ec, cfg.seed)
     w = m["win_rate"]["heldout"]

@@ -22,20 +22,17 @@ tok, block = tokenizer_from(ckpt), ckpt["model_config"]["block_size"]
 pairs = sft.demonstrations(cfg.data_dir)[: -cfg.sft.heldout_prompts][: cfg.sft.max_demos or None]  # as sft.run
 examples = [sft.encode_example(tok, p.text, y, block) for p, y in pairs]
 order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
-ranking_only, step = reward.batch_loss, [0]
+ranking_only, step, LM_BATCH = reward.batch_loss, [0], 16
 
 
-def batch_loss(rm, batch, chunk=16):
+def batch_loss(rm, batch, chunk=16):  # reward.train's loss of one training step (validation does not call it)
     loss, acc = ranking_only(rm, batch, chunk)
-    if rm.training:  # the LM term in training steps only
-        i = step[0] * 16
-        step[0] += 1
-        idx, targets, mask = sft.collate([examples[order[(i + j) % len(order)]] for j in range(16)], tok.pad_id)
-        dev = rm.head.weight.device
-        with autocast(dev):
-            lm = rm.trunk(idx.to(dev), targets.to(dev), mask.to(dev))[1]
-        loss = loss + alpha * lm
-    return loss, acc
+    i, step[0] = step[0] * LM_BATCH, step[0] + 1
+    idx, targets, mask = sft.collate([examples[order[(i + j) % len(order)]] for j in range(LM_BATCH)], tok.pad_id)
+    dev = rm.head.weight.device
+    with autocast(dev):
+        lm = rm.trunk(idx.to(dev), targets.to(dev), mask.to(dev))[1]
+    return loss + alpha * lm, acc
 
 
 reward.batch_loss = batch_loss
