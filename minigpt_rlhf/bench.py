@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from minigpt_rlhf.config import PRESETS, load_config
+from minigpt_rlhf.config import load_config
 from minigpt_rlhf.model import GPT, GPTConfig, left_pad
 from minigpt_rlhf.runtime import autocast, measure_matmul_flops, mfu, uses_bf16
 from minigpt_rlhf.corpus import tokenizer
@@ -29,6 +29,7 @@ from minigpt_rlhf.corpus import tokenizer
 SAMPLE_TOKENS = 256  # new tokens per sampling measurement, block_size permitting
 ROLLOUT_BATCH = 32  # prompts per PPO rollout
 PPO_PROMPT, PPO_NEW = 32, 128  # prompt and response length of the PPO-like iteration
+SHAPES = ("micro", "quick", "full")  # the presets with a model shape of their own (balanced trains quick's)
 
 
 def _sync(dev):
@@ -156,7 +157,7 @@ def bench_shape(preset: str, dev, peak: float, repeats: int = 3, sample_tokens: 
     return row
 
 
-def run(presets=PRESETS, device: torch.device | None = None, repeats: int = 3, sample_tokens: int = SAMPLE_TOKENS,
+def run(presets=SHAPES, device: torch.device | None = None, repeats: int = 3, sample_tokens: int = SAMPLE_TOKENS,
         out: str | None = None, log=print) -> dict:
     dev = device or torch.device("cpu")
     torch.set_flush_denormal(True)

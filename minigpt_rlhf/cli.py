@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from minigpt_rlhf.bench import SHAPES
 from minigpt_rlhf.config import AT_LEAST_1, NON_NEGATIVE, PRESETS, Range, load_config
 from minigpt_rlhf.runtime import GENERATORS, UserError
 from minigpt_rlhf.stages import TRAINING_STEPS, recipe
@@ -266,7 +267,7 @@ def cmd_bench(args) -> None:
     dev = setup(0, args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = bench.run([args.preset] if args.preset else PRESETS, dev, args.repeats, args.new_tokens, args.out)
+    result = bench.run([args.preset] if args.preset else SHAPES, dev, args.repeats, args.new_tokens, args.out)
     print(bench.table(result))
     print(f"wrote {args.out}")
 
@@ -343,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("bench", help="training, sampling and PPO speed on this machine (table + JSON)")
-    p.add_argument("--preset", choices=PRESETS, default=None, help="one model shape only (default: all three)")
+    p.add_argument("--preset", choices=SHAPES, default=None, help="one model shape only (default: all three)")
     p.add_argument("--out", default="bench.json", help="JSON file to write (default bench.json)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--repeats", type=number(int, AT_LEAST_1), default=3, help="timed runs per measurement, after a warm-up")

@@ -239,7 +239,7 @@ def test_config_presets_overrides_and_errors():
     for bad, msg in [("pretrain.nope=1", "valid keys"), ("pretrain.steps=1.5", "int"), ("nope.x=1", "sections")]:
         with pytest.raises(UserError, match=msg):
             load_config("micro", [bad])
-    with pytest.raises(UserError, match="micro, quick, full"):
+    with pytest.raises(UserError, match="micro, quick, balanced, full"):
         load_config("huge")
 
 

@@ -85,7 +85,7 @@ def test_two_process_ddp_trains_and_ranks_agree(tmp_path):
 
 def test_bad_flags_are_clear_errors(tmp_path, capsys):
     assert main(["pretrain", "--preset", "huge"]) == 2
-    assert "micro, quick, full" in capsys.readouterr().err
+    assert "micro, quick, balanced, full" in capsys.readouterr().err
     assert main(["pretrain", "--preset", "micro", "--set", "pretrain.stepz=3"]) == 2
     assert "valid keys" in capsys.readouterr().err
     assert main(["pretrain", "--preset", "micro", "--run-dir", str(tmp_path), "--set", "data_dir=/nowhere"]) == 2

@@ -108,7 +108,7 @@ def test_a_bad_setting_is_refused_before_the_first_stage(case, refused):
 
 def test_a_bad_setting_of_a_step_alone_and_an_unknown_preset(refused):
     refused(["pretrain", *MICRO, "--run-dir", "r", "--set", "pretrain.batch_size=0"], "pretrain.batch_size=0")
-    refused(["sft", "--preset", "huge"], "huge", "micro, quick, full")
+    refused(["sft", "--preset", "huge"], "huge", "micro, quick, balanced, full")
     refused(["run", *MICRO, "--out", "r", "--device", "tpu"], "--device 'tpu'", "cpu")
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from minigpt_rlhf.config import load_config
-from minigpt_rlhf import pipeline
+from minigpt_rlhf.config import PRESETS, load_config
+from minigpt_rlhf import pipeline, preflight
 from minigpt_rlhf.pipeline import run, run_stages, sweep
 from minigpt_rlhf.stages import Stage, parse_shape, recipe, sweep_shapes, training
 from minigpt_rlhf.report import SECTIONS, write_report
@@ -166,6 +166,14 @@ def test_stages_side_by_side_give_the_numbers_of_one_after_another(tmp_path):
     run(load_config("micro", [*FAST, "pipeline.workers=2"]), tmp_path / "two")
     assert numbers(tmp_path / "two") == numbers(tmp_path / "one")
     assert (tmp_path / "two" / "ppo" / "log.txt").is_file()  # a worker's stage writes its progress there
+
+
+def test_every_preset_fits_the_committed_world():
+    """A preset asks no more of data/ than it holds: balanced ranks every RM-split prompt the validation leaves."""
+    for preset in PRESETS:
+        preflight.check_world(load_config(preset))
+    with pytest.raises(UserError, match="RM-split prompts"):
+        preflight.check_world(load_config("balanced", ["reward.val_prompts=121"]))
 
 
 def test_every_stage_of_the_recipe_and_the_sweep_can_travel_to_a_worker_process():
