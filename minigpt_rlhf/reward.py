@@ -206,8 +206,6 @@ def _comparisons(path: Path, rc: RewardConfig, pool: list, labelers: str, sample
     return comparisons
 
 
-
-
 def save_reward_model(path, rm: RewardModel, tok: Tokenizer, cfg: Config, **extra) -> Path:
     """Checkpoint kind "reward": the trunk like any GPT checkpoint (model_config, model), plus the head."""
     return save_checkpoint(path, "reward", model_config=dataclasses.asdict(rm.trunk.config),

@@ -13,9 +13,10 @@ ap = argparse.ArgumentParser()
 ap.add_argument("run"); ap.add_argument("name"); ap.add_argument("--set", action="append", default=[])
 ap.add_argument("--oracle", action="store_true"); ap.add_argument("--eval-only", action="store_true")
 ap.add_argument("--threads", type=int, default=1); ap.add_argument("--reward", default="reward")
+ap.add_argument("--preset", default="quick")
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
-cfg = load_config("quick", a.set)
+cfg = load_config(a.preset, a.set)
 preflight.check_world(cfg)  # as the CLI checks: e.g. reward.n_prompts + val_prompts within the RM split
 run = Path(a.run)
 if "+" in a.reward:  # an ensemble: ppo.build_trainer loads RUN/A+B+C/ckpt.pt, which is read as its members
