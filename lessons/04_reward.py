@@ -208,8 +208,9 @@ for mode, pairs in (("K-wise", False), ("pairs", True)):
     (RUN / stage).mkdir(exist_ok=True)
     write_comparisons(RUN / stage / "comparisons.jsonl", subset)
     elements = sum(math.comb(len(c.responses), 2) for c in train_subset) if pairs else ABLATION_PROMPTS
-    rc = dataclasses.replace(cfg.reward, n_prompts=ABLATION_PROMPTS, val_prompts=ABLATION_VAL, pairs=pairs,
-                             epochs=EPOCHS, eval_every=max(1, elements // cfg.reward.batch_size // 2))
+    rc = dataclasses.replace(cfg.reward, n_prompts=ABLATION_PROMPTS, rankings_per_prompt=1,  # the subset's rankings
+                             val_prompts=ABLATION_VAL, pairs=pairs, epochs=EPOCHS,
+                             eval_every=max(1, elements // cfg.reward.batch_size // 2))
     reward.run(dataclasses.replace(cfg, reward=rc), RUN / stage, sft=RUN / "sft", base=RUN / "pretrain")
     rows = read_metrics(RUN / stage / "metrics.jsonl")
     curves[mode] = ([x for x in rows if "loss" in x], [x for x in rows if "val_acc" in x and "epoch" in x])

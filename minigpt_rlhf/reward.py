@@ -198,7 +198,7 @@ def _comparisons(path: Path, rc: RewardConfig, pool: list, labelers: str, sample
         return comparisons
     comparisons = read_comparisons(path)
     counts = {s: sum(c.split == s for c in comparisons) for s in SPLITS}
-    expected = {"train": rc.n_prompts, "val": rc.val_prompts, "val_heldout": rc.val_prompts}
+    expected = {"train": rc.n_prompts * rc.rankings_per_prompt, "val": rc.val_prompts, "val_heldout": rc.val_prompts}
     if counts != expected or not {c.labeler for c in comparisons if c.split == "train"} <= {lab.id for lab in pool}:
         raise UserError(f"{path} holds {counts} comparisons, expected {expected} ranked by the {labelers!r} pool: "
                         f"it was written with other settings; delete it to sample and rank again")
@@ -236,6 +236,8 @@ def run(cfg: Config, out: Path, sft: Path, base: Path | None = None, labelers: s
     # enough RM prompts for n_prompts + val_prompts, and each fits the context: see preflight.py
     all_prompts, demos = world.load_prompts(cfg.data_dir, "rm"), world.load_demonstrations(cfg.data_dir)
     train_prompts, val_prompts = all_prompts[: rc.n_prompts], all_prompts[len(all_prompts) - rc.val_prompts :]
+    # R rankings of a training prompt: its R copies side by side, so that rank() gives each copy the next labeler
+    train_prompts = [p for p in train_prompts for _ in range(rc.rankings_per_prompt)]
     prompts = {p.id: p for p in all_prompts}
     pool = LABELER_POOLS[labelers]()
     out.mkdir(parents=True, exist_ok=True)
@@ -244,15 +246,14 @@ def run(cfg: Config, out: Path, sft: Path, base: Path | None = None, labelers: s
     # 1. comparison data: K responses per prompt from several policies, ranked by labelers; sampled once
     def sample():
         ps = train_prompts + val_prompts
-        if responses is not None:
-            first = {}
-            for c in read_comparisons(Path(responses) / "comparisons.jsonl"):
-                first.setdefault(c.prompt_id, (c.responses, c.finished, c.sources))
-            if not all(p.id in first for p in ps):
-                raise UserError(f"{responses} was sampled with other reward.n_prompts/val_prompts: rerun that "
-                                f"reward stage with these settings (minigpt-rlhf run --from reward)")
+        if responses is not None:  # its sampled sets in order: train's, then val's (val_heldout re-ranks val's)
+            theirs = [c for c in read_comparisons(Path(responses) / "comparisons.jsonl") if c.split != "val_heldout"]
+            if [c.prompt_id for c in theirs] != [p.id for p in ps]:
+                raise UserError(f"{responses} was sampled with other reward.n_prompts/rankings_per_prompt/"
+                                f"val_prompts: rerun that reward stage with these settings (minigpt-rlhf run --from "
+                                f"reward)")
             print(f"the {labelers!r} labelers rank the responses of {responses}")
-            return rank(ps, [first[p.id] for p in ps], len(train_prompts), pool, cfg.seed)
+            return rank(ps, [(c.responses, c.finished, c.sources) for c in theirs], len(train_prompts), pool, cfg.seed)
         models = {"sft": build_model(sft_ckpt, device).eval()}
         if rc.base_share > 0:
             models["base"] = build_model(load_checkpoint(Path(base) / "ckpt.pt", "pretrain"), device).eval()

@@ -13,11 +13,11 @@ import torch.nn.functional as F
 from conftest import DATA, micro_config, run_lesson
 from minigpt_rlhf import reward, world
 from minigpt_rlhf.cli import main
-from minigpt_rlhf.comparisons import (SPLITS, Encoded, RankingError, encode_response, pairwise_accuracy, ranking_loss,
-                                      read_comparisons)
+from minigpt_rlhf.comparisons import (LABELER_POOLS, SPLITS, Encoded, RankingError, encode_response, pairwise_accuracy,
+                                      ranking_loss, read_comparisons)
 from minigpt_rlhf.model import GPT, GPTConfig, RewardModel
 from minigpt_rlhf.reward import batch_loss, normalise
-from minigpt_rlhf.runtime import load_checkpoint, load_reward_model, read_metrics
+from minigpt_rlhf.runtime import UserError, load_checkpoint, load_reward_model, read_metrics
 from minigpt_rlhf.tokenizer import Tokenizer, chat_response, format_chat
 
 TOK = Tokenizer.load(DATA)  # the world's byte pairs, as every stage uses
@@ -292,6 +292,30 @@ def test_pairs_ablation_runs_on_the_same_comparisons(reward_run):
     assert pairs["train_tokens"] > 2 * 2 * kwise["train_tokens"]  # two forward passes per pair, not one per response
     epochs = [r["epoch"] for r in read_metrics(run_dir / "pairs" / "metrics.jsonl") if "val_acc" in r and "epoch" in r]
     assert epochs[0] == 0 and epochs[-1] == pytest.approx(2.0)
+
+
+def test_each_prompt_ranked_r_times_by_r_labelers_and_the_biased_pool_ranks_the_same_sets(reward_run):
+    """reward.rankings_per_prompt = 2: each training prompt's responses sampled twice and ranked by two labelers, one
+    after the other in the pool; the biased RM (responses=) ranks every one of those sets, not the first per prompt."""
+    cfg, runs, run = reward_run
+    run_dir = runs["straight"]
+    rc = dataclasses.replace(cfg.reward, n_prompts=6, val_prompts=4, rankings_per_prompt=2, epochs=1)
+    c2 = dataclasses.replace(cfg, reward=rc)
+    run(run_dir, "reward_r2", c2)
+    ours = read_comparisons(run_dir / "reward_r2" / "comparisons.jsonl")
+    train = [c for c in ours if c.split == "train"]
+    ids = [p.id for p in world.load_prompts(DATA, "rm")[:6]]
+    assert [c.prompt_id for c in train] == [i for i in ids for _ in range(2)]
+    pool = [lab.id for lab in LABELER_POOLS["train"]()]
+    assert [c.labeler for c in train] == pool[: len(train)]  # copy 2 of a prompt: the next labeler
+    assert any(a.responses != b.responses for a, b in zip(train[::2], train[1::2]))  # sampled again, not copied
+    assert load_checkpoint(run_dir / "reward_r2" / "ckpt.pt", "reward")["summary"]["train_rankings"] == 12
+
+    reward.run(c2, run_dir / "biased_r2", run_dir / "sft", labelers="biased", responses=run_dir / "reward_r2")
+    theirs = read_comparisons(run_dir / "biased_r2" / "comparisons.jsonl")
+    assert [(c.split, c.prompt_id, c.responses) for c in theirs] == [(c.split, c.prompt_id, c.responses) for c in ours]
+    with pytest.raises(UserError, match="rankings_per_prompt"):  # one ranking a prompt cannot reuse two
+        reward.run(cfg, run_dir / "biased_r1", run_dir / "sft", labelers="biased", responses=run_dir / "reward_r2")
 
 
 def test_the_lesson_runs_on_micro(lesson_run):
