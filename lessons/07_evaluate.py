@@ -9,7 +9,7 @@
 #
 # Run as a plain script on a run folder: `python lessons/07_evaluate.py` uses `runs/quick` (made by
 # `minigpt-rlhf run --preset quick`: about 10 minutes on an idle 2-core CPU; the README shows seed 1337 and two more);
-# `MINIGPT_RLHF_PRESET=balanced` reads `runs/balanced` (about 25 minutes to make: fewer demonstrations, more
+# `MINIGPT_RLHF_PRESET=balanced` reads `runs/balanced` (26-33 minutes to make: fewer demonstrations, more
 # rankings, a longer RL loop), where PPO, PPO-ptx and GRPO win more than half of their comparisons with SFT;
 # `MINIGPT_RLHF_PRESET=micro python lessons/07_evaluate.py`
 # runs the tiny `micro` recipe first (about a minute; its models are too small to show the findings).
