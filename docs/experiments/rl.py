@@ -1,6 +1,7 @@
 """Experiment: train a PPO-step stage into RUN/NAME (from RUN/sft, RUN/reward) and measure it as the evaluation
 does (480 eval prompts, T=0.7, held-out labelers vs a second SFT sample). --reward A+B+C: the mean of those reward
-models' r_θ (an ensemble; PPO's value model starts from A's). Not part of the package."""
+models' r_θ (an ensemble; PPO's value model starts from A's). --train-seed S: train with seed S, measure with the
+config's seed (the same reference answers and labeler noise): one RM, several PPO runs. Not part of the package."""
 import argparse, json, time, dataclasses, statistics, sys
 from pathlib import Path
 import torch
@@ -13,7 +14,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("run"); ap.add_argument("name"); ap.add_argument("--set", action="append", default=[])
 ap.add_argument("--oracle", action="store_true"); ap.add_argument("--eval-only", action="store_true")
 ap.add_argument("--threads", type=int, default=1); ap.add_argument("--reward", default="reward")
-ap.add_argument("--preset", default="quick")
+ap.add_argument("--preset", default="quick"); ap.add_argument("--train-seed", type=int, default=None)
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 cfg = load_config(a.preset, a.set)
@@ -32,7 +33,8 @@ if "+" in a.reward:  # an ensemble: ppo.build_trainer loads RUN/A+B+C/ckpt.pt, w
         [load_reward_model(run / n / "ckpt.pt", device) for n in Path(path).parent.name.split("+")])
 t0 = time.time()
 if not a.eval_only:
-    ppo.run(cfg, run / a.name, run / "sft", run / a.reward, oracle=a.oracle)
+    train_cfg = cfg if a.train_seed is None else dataclasses.replace(cfg, seed=a.train_seed)
+    ppo.run(train_cfg, run / a.name, run / "sft", run / a.reward, oracle=a.oracle)
 t_train = time.time() - t0
 dev = setup(cfg.seed)
 prompts = eval_prompts(cfg)
