@@ -199,10 +199,11 @@ def by_length(fn, seq, real, mask, rows: int = 8):
     return torch.cat(out)[order.argsort()]
 
 
-def response_logprobs(model: GPT, seq, real, R):
-    """log π(· | x, y_<t) over the vocabulary at the last R positions of seq: (B, R, V), in float32."""
+def response_logprobs(model: GPT, seq, real, R, temperature: float = 1.0):
+    """log π(· | x, y_<t) over the vocabulary at the last R positions of seq: (B, R, V), in float32; with a
+    temperature T, the policy is the model's softmax(logits / T)."""
     logits = model(seq[:, :-1], real=real[:, :-1])[0][:, -R:]
-    return logits.log_softmax(-1)
+    return (logits / temperature).log_softmax(-1)
 
 
 def response_values(value: ValueModel, seq, real, R):
@@ -278,8 +279,9 @@ class PPOTrainer:
         index = torch.randint(len(self.prompts), (pc.rollout_batch // G,), generator=self.gen).repeat_interleave(G)
         index = index.tolist()
         prompts = [self.prompts[i] for i in index]
-        # temperature 1, no top-k: the samples come from π^RL itself, as the KL assumes
-        gen = self.policy.generate(prompts, self.max_new_tokens, temperature=1.0, top_k=None, stop_id=tok.end_id,
+        # no top-k: the samples come from π^RL = softmax(logits / T) itself, as the KL assumes
+        T = pc.temperature
+        gen = self.policy.generate(prompts, self.max_new_tokens, temperature=T, top_k=None, stop_id=tok.end_id,
                                    pad_id=tok.pad_id, generator=self.sample_gen)
         t1 = time.perf_counter()
 
@@ -289,8 +291,8 @@ class PPOTrainer:
         rm_score = self._score(prompts, gen.responses, finished)
         # a response that never ends gets a fixed penalty, not the RM's opinion of a fragment
         score = torch.where(finished, rm_score * self.score_scale, pc.truncation_penalty)
-        logp = by_length(partial(response_logprobs, self.policy), seq, real, mask)
-        ref_logp = by_length(partial(response_logprobs, self.ref), seq, real, mask)
+        logp = by_length(partial(response_logprobs, self.policy, temperature=T), seq, real, mask)
+        ref_logp = by_length(partial(response_logprobs, self.ref, temperature=T), seq, real, mask)
         values = (by_length(partial(response_values, self.value), seq, real, mask) if self.value is not None
                   else torch.zeros(B, R, device=dev))
         y = seq[:, -R:, None]
@@ -299,6 +301,8 @@ class PPOTrainer:
         sampled = torch.zeros(B, R, device=dev)
         for i, lp in enumerate(gen.logprobs):
             sampled[i, : len(lp)] = lp.to(dev)
+        # generate records the model's own log-probs (T = 1): log_softmax(z) = log_softmax(T · log_softmax(z / T))
+        model_logprobs = logp if T == 1 else (T * logp).log_softmax(-1)
 
         rewards, kl = kl_penalised_rewards(score, logprobs, ref_logprobs, mask, self.kl_ctl.beta)
         if self.value is None:
@@ -317,7 +321,7 @@ class PPOTrainer:
             kl=kl_seq, sqrt_kl=math.sqrt(max(kl_seq, 0.0)), kl_per_token=float(masked_mean(kl, mask)),
             kl_coef=self.kl_ctl.beta, entropy=float(masked_mean(entropy, mask)),
             response_len=float(mask.sum(1).float().mean()), truncated=float(1 - finished.float().mean()),
-            logprob_gap=float(torch.where(mask, sampled - logprobs, 0.0).abs().max()),
+            logprob_gap=float(torch.where(mask, sampled - model_logprobs.gather(2, y).squeeze(2), 0.0).abs().max()),
             t_rollout=t1 - t0, t_score=time.perf_counter() - t1)
         if self.value is not None:
             stats |= dict(explained_var=explained_variance(values, returns, mask),
@@ -348,9 +352,10 @@ class PPOTrainer:
                 self.value.head.bias.data.mul_(self.score_scale)
 
     # -- update: several epochs of minibatch steps -----------------------------------------------------------------
-    def update(self, ro: Rollout) -> dict:
+    def update(self, ro: Rollout, train_policy: bool = True) -> dict:
         """ppo_epochs passes over the batch in shuffled minibatches; then the KL controller sees the batch's KL.
-        The compute count adds the rollout (sampled, then scored by π^RL, π^SFT, V and r_θ) and the training."""
+        The compute count adds the rollout (sampled, then scored by π^RL, π^SFT, V and r_θ) and the training.
+        train_policy=False: only the value model learns (its warm-up: the policy stays π^SFT)."""
         t0 = time.perf_counter()
         pc, B, c = self.pc, len(ro.responses), self.compute
         n_value, tokens = self.value.trunk.num_params() if self.value is not None else 0, int(ro.real.sum())
@@ -362,9 +367,12 @@ class PPOTrainer:
         for _ in range(pc.ppo_epochs):
             for mb in torch.randperm(B, generator=self.gen).split(pc.minibatch):
                 mb_tokens = int(ro.real[mb].sum())
-                c.train(c.params, mb_tokens + (pc.ptx_batch * self.corpus_window if self.ptx_coef > 0 else 0))
+                if train_policy:
+                    c.train(c.params, mb_tokens + (pc.ptx_batch * self.corpus_window if self.ptx_coef > 0 else 0))
+                else:  # the value model's warm-up: the policy's forward pass only (its ratio, logged)
+                    c.forward(c.params, mb_tokens)
                 c.train(n_value, mb_tokens, own=False)
-                loss, stats = self.minibatch_loss(ro, mb.to(self.device))
+                loss, stats = self.minibatch_loss(ro, mb.to(self.device), train_policy)
                 check_finite(stats["loss"], len(history["loss"]), "PPO loss")
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -376,22 +384,24 @@ class PPOTrainer:
         self.kl_ctl.update(float(ro.kl.sum(1).mean()), B)
         return {k: sum(v) / len(v) for k, v in history.items()} | {"t_update": time.perf_counter() - t0}
 
-    def minibatch_loss(self, ro: Rollout, mb) -> tuple[torch.Tensor, dict]:
-        """loss = L^CLIP(φ) + L^V + γ · L^ptx(φ) on rows mb of a rollout, and its parts as numbers.
-        (Policy and value are separate models, so adding their losses couples nothing.)"""
+    def minibatch_loss(self, ro: Rollout, mb, train_policy: bool = True) -> tuple[torch.Tensor, dict]:
+        """loss = L^CLIP(φ) + L^V + γ · L^ptx(φ) on rows mb of a rollout, and its parts as numbers; L^V alone
+        while the value model warms up. (Policy and value are separate models, so adding their losses couples
+        nothing.)"""
         R = ro.mask.size(1)
         seq, real, mask = ro.seq[mb], ro.real[mb], ro.mask[mb]
-        logprobs = by_length(partial(response_logprobs, self.policy), seq, real, mask)
+        logprobs = by_length(partial(response_logprobs, self.policy, temperature=self.pc.temperature), seq, real,
+                             mask)
         logprobs = logprobs.gather(2, seq[:, -R:, None]).squeeze(2)
         pg_loss, clipfrac, approx_kl = policy_loss(logprobs, ro.logprobs[mb], ro.advantages[mb], mask, self.pc.clip_eps)
-        loss = pg_loss
+        loss = pg_loss if train_policy else torch.zeros((), device=self.device)
         stats = dict(pg_loss=pg_loss.item(), clipfrac=clipfrac.item(), approx_kl=approx_kl.item())
         if self.value is not None:
             values = by_length(partial(response_values, self.value), seq, real, mask)
             vf_loss = value_loss(values, ro.values[mb], ro.returns[mb], mask, self.pc.clip_value)
             loss = loss + vf_loss
             stats["vf_loss"] = vf_loss.item()
-        if self.ptx_coef > 0:
+        if self.ptx_coef > 0 and train_policy:
             # γ · E_x~D_pretrain[−log π_φ^RL(x)]: the objective's last term, as a loss
             x, y = self.corpus_batch()
             ptx_loss = self.policy(x, y)[1]
@@ -504,7 +514,7 @@ def run(cfg: Config, out: Path, sft: Path, reward: Path, oracle: bool = False) -
         if it % pc.eval_every == 0 or it == pc.iterations:
             stats["corpus_loss"] = corpus_loss(cfg, policy, heldout)
         if it < pc.iterations:
-            stats |= trainer.update(ro)
+            stats |= trainer.update(ro, train_policy=it >= pc.value_warmup)
         else:
             stats["compute"] = trainer.compute.row()
         log.log(iter=it, ptx_coef=pc.ptx_coef, **stats)

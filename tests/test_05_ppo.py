@@ -101,6 +101,36 @@ def test_rollout_logprobs_equal_a_recomputation():
         assert (r[-1] == TOK.end_id) == done and TOK.end_id not in r[:-1]
 
 
+def test_a_tempered_policy_scores_its_samples_at_its_temperature():
+    T = 0.5
+    tr = make_trainer(rollout_batch=8, max_new_tokens=12, temperature=T)
+    ro, stats = tr.rollout()
+    assert stats["logprob_gap"] < 1e-5  # generate's T = 1 log-probs, recovered from the tempered ones
+    assert torch.count_nonzero(ro.kl) == 0  # π^RL = π^SFT at the same temperature
+    for i, (p, r) in enumerate(zip([PROMPTS[j] for j in ro.prompt_index], ro.responses)):
+        logits = tr.policy(torch.tensor([p + r[:-1]]))[0][0, len(p) - 1:]
+        tempered = (logits / T).log_softmax(-1).gather(1, torch.tensor(r)[:, None]).squeeze(1)
+        assert torch.allclose(ro.logprobs[i, : len(r)], tempered, atol=1e-5)
+        assert not torch.allclose(ro.logprobs[i, : len(r)], logits.log_softmax(-1).gather(
+            1, torch.tensor(r)[:, None]).squeeze(1), atol=1e-3)  # not the model's own log-probs
+
+
+def test_value_warmup_trains_the_value_model_and_leaves_the_policy_as_it_was():
+    tr = make_trainer(rollout_batch=8)
+    policy, value = copy.deepcopy(tr.policy.state_dict()), copy.deepcopy(tr.value.state_dict())
+    ro, _ = tr.rollout()
+    before = float(((ro.values - ro.returns) ** 2 * ro.mask).sum())
+    for _ in range(3):
+        tr.update(ro, train_policy=False)
+    assert all(torch.equal(v, tr.policy.state_dict()[k]) for k, v in policy.items())
+    assert any(not torch.equal(v, tr.value.state_dict()[k]) for k, v in value.items())
+    with torch.no_grad():
+        values = by_length(partial(response_values, tr.value), ro.seq, ro.real, ro.mask)
+    assert float(((values - ro.returns) ** 2 * ro.mask).sum()) < before  # V moved towards the returns
+    tr.update(ro)
+    assert any(not torch.equal(v, tr.policy.state_dict()[k]) for k, v in policy.items())
+
+
 def test_padding_never_enters_the_kl_the_reward_or_the_losses():
     tr = make_trainer(rollout_batch=8, max_new_tokens=12)
     ro, _ = tr.rollout()

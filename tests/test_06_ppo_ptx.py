@@ -138,11 +138,11 @@ def test_an_interrupted_run_resumes_to_the_same_numbers(rlhf_run, monkeypatch):
     class Interrupted(Exception):
         pass
 
-    def update_then_stop(self, ro):
+    def update_then_stop(self, ro, **kwargs):
         calls.append(1)
         if len(calls) == 4:  # stopped during the 4th update: the checkpoint written after update 2 survives
             raise Interrupted
-        return real_update(self, ro)
+        return real_update(self, ro, **kwargs)
 
     monkeypatch.setattr(ppo.PPOTrainer, "update", update_then_stop)
     with pytest.raises(Interrupted):
