@@ -61,5 +61,7 @@ with open(comp / "comparisons.jsonl", "w") as f:
                                 ranking=sorted(range(a.n), key=lambda k: -float(score[i, k])))) + "\n")
     for c in val:
         f.write(json.dumps(dataclasses.asdict(c)) + "\n")
-dpo.run(dataclasses.replace(cfg, data_dir=str(data)), out, run / "sft", comp)
-shutil.rmtree(data)
+try:
+    dpo.run(dataclasses.replace(cfg, data_dir=str(data)), out, run / "sft", comp)
+finally:  # the temporary data folder goes, whether DPO finished or not
+    shutil.rmtree(data)
