@@ -191,7 +191,8 @@ class PPOConfig:
     #   same (44.2 / 47.7 / 46.3% against 45.0 / 47.1 / 46.3%), keeps PPO's helpfulness (gold 57.7 / 55.0 / 57.1%
     #   against 54.8 / 53.8 / 53.9%) and repays 81-85% of SFT's corpus loss instead of 94-95% (fact completion 84 / 92
     #   / 96% against 95 / 95 / 98%); at the sweep's smallest size (seed 1337) PPO-ptx keeps 28.5% [24.7, 32.7]
-    #   against the largest SFT model where γ 1 fell to 21.7% (SFT 35.0%, PPO 28.3%)
+    #   against the largest SFT model where γ 1 fell to 21.7% (SFT 35.0%, PPO 28.3%), and the sweep's headline (the
+    #   smallest PPO-ptx above the largest base model, separated) appears on seeds 1337 / 1338 / 1339
     ptx_batch: int = 4  # corpus windows (pretrain.seq_len tokens, as in pretraining) per gradient step of PPO-ptx
     temperature: float = 1.0  # T: the policy is softmax(logits / T) in sampling, the ratio and the KL (to π^SFT at T).
     #   At the evaluation's 0.7 the model trained is the one judged; measured (PPO vs SFT, seeds 1337 / 1338 / 1339):
