@@ -390,8 +390,9 @@ class PPOTrainer:
         nothing.)"""
         R = ro.mask.size(1)
         seq, real, mask = ro.seq[mb], ro.real[mb], ro.mask[mb]
-        logprobs = by_length(partial(response_logprobs, self.policy, temperature=self.pc.temperature), seq, real,
-                             mask)
+        with torch.set_grad_enabled(train_policy):  # warm-up: the policy's ratio is only logged, so no graph for it
+            logprobs = by_length(partial(response_logprobs, self.policy, temperature=self.pc.temperature), seq, real,
+                                 mask)
         logprobs = logprobs.gather(2, seq[:, -R:, None]).squeeze(2)
         pg_loss, clipfrac, approx_kl = policy_loss(logprobs, ro.logprobs[mb], ro.advantages[mb], mask, self.pc.clip_eps)
         loss = pg_loss if train_policy else torch.zeros((), device=self.device)

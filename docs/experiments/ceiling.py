@@ -43,7 +43,7 @@ w = proportion(labelers, ec.confidence)
 print(f"seed {cfg.seed}: ceiling, held-out labelers {100 * w['mean']:.1f}% [{100 * w['lo']:.1f}, {100 * w['hi']:.1f}]; "
       f"a noise-free gold judge {100 * perfect:.1f}% (best scores higher {100 * sum(higher) / len(prompts):.1f}%, "
       f"ties {100 * sum(tie) / len(prompts):.1f}%)")
-share = lambda flags: sum(w for w, f in zip(labelers, flags) if f) / max(1, sum(flags))  # noqa: E731
+share = lambda flags: sum(won for won, f in zip(labelers, flags) if f) / max(1, sum(flags))  # noqa: E731
 print(f"  the labelers prefer the best where it scores higher in {100 * share(higher):.1f}% of cases, "
       f"where it ties in {100 * share(tie):.1f}%")
 q = (1 - p_right) ** k

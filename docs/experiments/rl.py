@@ -2,7 +2,8 @@
 does (480 eval prompts, T=0.7, held-out labelers vs a second SFT sample). --reward A+B+C: the mean of those reward
 models' r_θ (an ensemble; PPO's value model starts from A's). --train-seed S: train with seed S, measure with the
 config's seed (the same reference answers and labeler noise): one RM, several PPO runs. It trains with the config's
-ppo.ptx_coef, 1 by default (PPO-ptx): pass --set ppo.ptx_coef=0 for the pipeline's PPO, GRPO and gold-judge stages.
+ppo.ptx_coef (PPO-ptx, γ > 0 in every preset): pass --set ppo.ptx_coef=0 for the pipeline's PPO, GRPO and gold-judge
+stages.
 Not part of the package."""
 import argparse, json, time, dataclasses, statistics, sys
 from pathlib import Path
