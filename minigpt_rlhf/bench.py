@@ -2,14 +2,16 @@
 
 For each model shape (the `micro`, `quick`, `full` presets) it measures, as medians of repeated runs after a
 warm-up: training tokens/s and MFU against this machine's measured matmul peak; sampling tokens/s with and
-without the KV cache; one PPO-like iteration split into rollout, scoring and update. Each in the precision its
-stages use: training as pretraining trains (runtime.autocast: bf16 matrix products where the hardware has them,
-MFU against that precision's measured peak), sampling and PPO in float32 as PPO runs. Timings only, no
+without the KV cache; iterations of the real RL loop (the preset's PPO settings): answers per second, MFU, and
+the split into rollout, scoring and update. Each in the precision its stages use: training as pretraining trains
+(runtime.autocast: bf16 matrix products where the hardware has them, MFU against that precision's measured
+peak), sampling and RL in float32 as PPO runs. Timings only, no
 assertions: the machine may be shared, so read `threads`, `load_avg` and the spread in the JSON.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -21,14 +23,16 @@ from pathlib import Path
 
 import torch
 
-from minigpt_rlhf.config import load_config
-from minigpt_rlhf.model import GPT, GPTConfig, left_pad
-from minigpt_rlhf.runtime import autocast, measure_matmul_flops, mfu, uses_bf16
+from minigpt_rlhf import world
+from minigpt_rlhf.config import Config, load_config
 from minigpt_rlhf.corpus import tokenizer
+from minigpt_rlhf.model import GPT, GPTConfig, ValueModel
+from minigpt_rlhf.ppo import PPOTrainer
+from minigpt_rlhf.runtime import autocast, measure_matmul_flops, mfu, uses_bf16
+from minigpt_rlhf.tokenizer import format_chat
 
 SAMPLE_TOKENS = 256  # new tokens per sampling measurement, block_size permitting
-ROLLOUT_BATCH = 32  # prompts per PPO rollout
-PPO_PROMPT, PPO_NEW = 32, 128  # prompt and response length of the PPO-like iteration
+SAMPLE_BATCH = 32  # prompts per batched sampling measurement
 SHAPES = ("micro", "quick", "full")  # the presets with a model shape of their own (balanced trains quick's)
 
 
@@ -82,78 +86,59 @@ def bench_sampling(model: GPT, batch: int, new: int, dev, repeats: int, use_cach
     return {"batch": batch, "new_tokens": new, "time": t, "tokens_per_s": batch * new / t["median_s"]}
 
 
-def bench_ppo(cfg: GPTConfig, dev, repeats: int, new_tokens: int = PPO_NEW) -> dict:
-    """One PPO-like iteration with the model API only: rollout (generate), scoring (no-grad forward passes
-    of policy, reference, reward and value models over the samples), update (forward+backward of policy
-    and value, one AdamW step each). Reward/value models are GPT trunks with a scalar head."""
-    policy, ref = GPT(cfg).to(dev), GPT(cfg).to(dev)
-    reward, value = GPT(cfg).to(dev), GPT(cfg).to(dev)
-    r_head, v_head = torch.nn.Linear(cfg.n_embd, 1).to(dev), torch.nn.Linear(cfg.n_embd, 1).to(dev)
-    for m in (policy, ref, reward, value):
-        m.eval()
-    opt_p = torch.optim.AdamW(policy.parameters(), lr=1e-5)
-    opt_v = torch.optim.AdamW(list(value.parameters()) + list(v_head.parameters()), lr=1e-5)
-    P, N = min(PPO_PROMPT, cfg.block_size // 2), min(new_tokens, cfg.block_size // 2)
-    g = torch.Generator(device=dev).manual_seed(0)
-    prompts = [[1 + (i * 7 + j) % 90 for j in range(P - i % 8)] for i in range(ROLLOUT_BATCH)]
-    state = {}
-
-    def rollout():
-        out = policy.generate(prompts, N, temperature=1.0, generator=g)
-        state["idx"], state["real"] = left_pad([p + r for p, r in zip(prompts, out.responses)], 0, dev)
-
-    def scoring():
-        idx, real = state["idx"], state["real"]
-        with torch.no_grad():
-            policy.token_logprobs(idx, real)
-            ref.token_logprobs(idx, real)
-            r_head(reward.hidden_states(idx, real)[:, -1])
-            v_head(value.hidden_states(idx, real))
-
-    def update():
-        idx, real = state["idx"], state["real"]
-        policy.train(), value.train()
-        lp = policy.token_logprobs(idx, real)
-        (-(lp * real[:, 1:]).sum() / real.sum()).backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
-        opt_p.step(), opt_p.zero_grad(set_to_none=True)
-        v = v_head(value.hidden_states(idx, real)).squeeze(-1)
-        ((v * real) ** 2).mean().backward()
-        torch.nn.utils.clip_grad_norm_(value.parameters(), 1.0)
-        opt_v.step(), opt_v.zero_grad(set_to_none=True)
-        policy.eval(), value.eval()
-
-    parts = {"rollout": [], "scoring": [], "update": []}
+def bench_rl(cfg: Config, mc: GPTConfig, tok, dev, repeats: int, peak: float) -> dict:
+    """Iterations of the real RL loop (ppo.PPOTrainer: rollout, scoring, update) with the preset's PPO settings
+    on the world's PPO prompts, with freshly initialised models and a stand-in reward (the answer's length in
+    tokens): answers per second, and MFU from the FLOPs the trainer counts (RL runs in float32: against the
+    float32 peak). Untrained models rarely end an answer, so each runs to max_new_tokens: longer answers than
+    a trained policy writes."""
+    torch.manual_seed(0)
+    policy = GPT(mc).to(dev)
+    value = ValueModel(GPT(mc), torch.nn.Linear(mc.n_embd, 1)).to(dev)
+    prompts = [format_chat(tok, p.text) for p in world.load_prompts(cfg.data_dir, "ppo")]
+    trainer = PPOTrainer(policy, copy.deepcopy(policy), value, lambda xs, ys: torch.tensor([float(len(y)) for y in ys]),
+                         prompts, cfg.ppo, tok, cfg.max_new_tokens)
+    parts = {"rollout": [], "scoring": [], "update": [], "iteration": []}
+    flops = []
     for i in range(repeats + 1):  # the first iteration is the warm-up
-        for name, fn in (("rollout", rollout), ("scoring", scoring), ("update", update)):
-            _sync(dev)
-            t = time.perf_counter()
-            fn()
-            _sync(dev)
-            if i:
-                parts[name].append(time.perf_counter() - t)
+        before = trainer.compute.flops
+        _sync(dev)
+        t = time.perf_counter()
+        ro, stats = trainer.rollout()
+        up = trainer.update(ro)
+        _sync(dev)
+        if i:
+            parts["iteration"].append(time.perf_counter() - t)
+            parts["rollout"].append(stats["t_rollout"])
+            parts["scoring"].append(stats["t_score"])
+            parts["update"].append(up["t_update"])
+            flops.append(trainer.compute.flops - before)
     med = {k: statistics.median(v) for k, v in parts.items()}
-    total = sum(med.values())
-    return {"batch": ROLLOUT_BATCH, "prompt_tokens": P, "new_tokens": N, **{f"{k}_s": v for k, v in med.items()},
-            "total_s": total, "rollout_fraction": med["rollout"] / total}
+    flops_per_s = statistics.median(flops) / med["iteration"]
+    return {"rollout_batch": cfg.ppo.rollout_batch, "minibatch": cfg.ppo.minibatch, "ppo_epochs": cfg.ppo.ppo_epochs,
+            "new_tokens": cfg.max_new_tokens, **{f"{k}_s": v for k, v in med.items()},
+            "answers_per_s": cfg.ppo.rollout_batch / med["iteration"], "flops_per_s": flops_per_s,
+            "mfu": flops_per_s / peak, "rollout_fraction": med["rollout"] / med["iteration"]}
 
 
-def bench_shape(preset: str, dev, peak: float, repeats: int = 3, sample_tokens: int = SAMPLE_TOKENS) -> dict:
+def bench_shape(preset: str, dev, peak: float, peak_fp32: float, repeats: int = 3,
+                sample_tokens: int = SAMPLE_TOKENS) -> dict:
     cfg = load_config(preset)
-    mc = dataclasses.replace(cfg.model, vocab_size=tokenizer(cfg).vocab_size)  # the world's vocabulary
+    tok = tokenizer(cfg)
+    mc = dataclasses.replace(cfg.model, vocab_size=tok.vocab_size)  # the world's vocabulary
     torch.manual_seed(0)
     model = GPT(mc).to(dev)
     new = min(sample_tokens, mc.block_size - 1)
     row = {"preset": preset, "model": dataclasses.asdict(mc), "params": model.num_params(),
            "train": bench_training(model, cfg.pretrain.batch_size, mc.block_size, dev, repeats, peak),
            "sample": {}}
-    for batch in (1, ROLLOUT_BATCH):
+    for batch in (1, SAMPLE_BATCH):
         cached = bench_sampling(model, batch, new, dev, repeats, True)
         # the no-cache reference is O(T²): one timed run after the warm-up is enough at batch 32
         plain = bench_sampling(model, batch, new, dev, repeats if batch == 1 else 1, False)
         row["sample"][f"batch{batch}"] = {"cache": cached, "no_cache": plain,
                                           "speedup": cached["tokens_per_s"] / plain["tokens_per_s"]}
-    row["ppo"] = bench_ppo(mc, dev, repeats, min(PPO_NEW, sample_tokens))
+    row["rl"] = bench_rl(cfg, mc, tok, dev, repeats, peak_fp32)
     return row
 
 
@@ -171,7 +156,7 @@ def run(presets=SHAPES, device: torch.device | None = None, repeats: int = 3, sa
               "peak_bf16_flops": bf16, "shapes": {}}
     for p in presets:
         log(f"benchmarking {p} ...")
-        result["shapes"][p] = bench_shape(p, dev, bf16 or peak, repeats, sample_tokens)
+        result["shapes"][p] = bench_shape(p, dev, bf16 or peak, peak, repeats, sample_tokens)
     result["load_avg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -188,13 +173,15 @@ def table(result: dict) -> str:
              f"load avg {result['load_avg'][0]:.1f}" if result.get("load_avg") else "",
              "",
              "| shape | params | train tok/s | MFU | sample b1 cache / no-cache tok/s (x) "
-             "| sample b32 cache / no-cache tok/s (x) | PPO iter s: rollout / scoring / update (rollout %) |",
-             "|---|---|---|---|---|---|---|"]
+             "| sample b32 cache / no-cache tok/s (x) | RL answers/s (MFU) "
+             "| RL iteration s: rollout / scoring / update |",
+             "|---|---|---|---|---|---|---|---|"]
     for p, r in result["shapes"].items():
-        s1, s32, ppo = r["sample"]["batch1"], r["sample"]["batch32"], r["ppo"]
+        s1, s32, rl = r["sample"]["batch1"], r["sample"]["batch32"], r["rl"]
         f = lambda s: (f"{s['cache']['tokens_per_s']:,.0f} / {s['no_cache']['tokens_per_s']:,.0f} "
                        f"({s['speedup']:.1f}x)")
         lines.append(f"| {p} | {r['params'] / 1e6:.2f}M | {r['train']['tokens_per_s']:,.0f} | "
-                     f"{r['train']['mfu']:.0%} | {f(s1)} | {f(s32)} | {ppo['total_s']:.2f}: {ppo['rollout_s']:.2f} / "
-                     f"{ppo['scoring_s']:.2f} / {ppo['update_s']:.2f} ({ppo['rollout_fraction']:.0%}) |")
+                     f"{r['train']['mfu']:.0%} | {f(s1)} | {f(s32)} | {rl['answers_per_s']:.1f} ({rl['mfu']:.0%}) | "
+                     f"{rl['iteration_s']:.2f}: {rl['rollout_s']:.2f} / {rl['scoring_s']:.2f} / "
+                     f"{rl['update_s']:.2f} |")
     return "\n".join(lines)

@@ -265,7 +265,7 @@ def sft_samples(cfg: Config, run_dir: Path, threads: int = 0) -> tuple[dict, dic
 def evaluate(cfg: Config, run_dir) -> Path:
     """Evaluate every contender of a run folder; write run_dir/eval/results.json and return its path."""
     run_dir, ec = Path(run_dir), cfg.eval
-    stages = recipes.recipe(cfg.pipeline.biased)
+    stages = recipes.run_recipe(dataclasses.asdict(cfg.pipeline))
     require_stages(run_dir, stages, cfg.preset)
     device = setup(cfg.seed, cfg.device or None)
     prompts = eval_prompts(cfg)
@@ -332,7 +332,8 @@ def evaluate(cfg: Config, run_dir) -> Path:
     # GPT-3", and its headline, the small PPO-ptx model against the large base model
     # and RLHF against SFT at its best temperature: a win there is more than sharpening
     rng = random.Random(cfg.seed + 2)
-    pairs = HEAD_TO_HEAD + [(a, f"SFT (T={best_t:g})") for a in ("PPO-ptx", "PPO") if a in examples]
+    pairs = [(a, b) for a, b in HEAD_TO_HEAD if a in examples and b in examples] + [
+        (a, f"SFT (T={best_t:g})") for a in ("PPO-ptx", "PPO", "PPO (gold oracle)") if a in examples]
     head_to_head = {f"{a} vs {b}": proportion(win_flags(pools["heldout"], prompts, examples[a], examples[b], rng),
                                               ec.confidence) for a, b in pairs}
     shown = {}

@@ -193,8 +193,12 @@ def run_step(cfg: Config, run_dir, name: str) -> None:
     """One stage of the recipe alone (`minigpt-rlhf sft`, `minigpt-rlhf evaluate`), after the checks the pipeline
     makes: the data and the settings, the stage's own checkpoints and those of the stages it starts from (there,
     finished, of this run's shape); then under the folder's lock."""
-    stages = recipes.recipe(cfg.pipeline.biased)
+    stages = recipes.run_recipe(dataclasses.asdict(cfg.pipeline))
     by_name = {s.name: s for s in stages}
+    if name not in by_name:  # a stage the preset leaves out (pipeline.large, biased, grpo)
+        switch = {"pretrain_large": "large", "grpo": "grpo"}.get(name, "biased")
+        raise UserError(f"stage {name!r} is not in the {cfg.preset} recipe: add it with --set pipeline.{switch}=true, "
+                        f"or use --preset balanced")
     stage, run_dir = by_name[name], Path(run_dir)
     preflight.check_out(run_dir, "--run-dir")
     if cfg.pipeline.threads:  # as `run` runs it: the same threads, the same numbers
@@ -251,7 +255,7 @@ def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 
 def run(cfg: Config, run_dir, start: str | None = None) -> dict:
-    return run_stages(cfg, run_dir, recipes.recipe(cfg.pipeline.biased), start)
+    return run_stages(cfg, run_dir, recipes.run_recipe(dataclasses.asdict(cfg.pipeline)), start)
 
 
 def sweep(cfg: Config, out_dir, start: str | None = None) -> dict:

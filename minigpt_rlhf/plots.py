@@ -21,7 +21,7 @@ matplotlib.use("Agg")  # files only, no window: works on a server and in CI
 import matplotlib.pyplot as plt  # noqa: E402
 
 from minigpt_rlhf.runtime import UserError, read_metrics  # noqa: E402
-from minigpt_rlhf.stages import recipe  # noqa: E402
+from minigpt_rlhf.stages import run_recipe  # noqa: E402
 
 STEP_KEYS = ("step", "iter", "epoch")
 NOT_CURVES = {"time", "ptx_coef", "epoch", "tokens", "lr"}
@@ -216,7 +216,7 @@ def plot_run(run_dir) -> list[Path]:
                                    ("fact completion", lambda m: m["cloze"])],
                            "alignment tax: corpus loss (lower is better), fact completion (higher is better)",
                            out / "alignment_tax.png"))
-    ppo_stages = [s for s in recipe(res["config"]["pipeline"]["biased"]) if s.step == "ppo"]
+    ppo_stages = [s for s in run_recipe(res["config"]["pipeline"]) if s.step == "ppo"]
     ppo_curves = {s.name: read_metrics(run_dir / s.name / "metrics.jsonl") for s in ppo_stages
                   if (run_dir / s.name / "metrics.jsonl").is_file()}
     other = {s.name for s in ppo_stages if s.options.get("oracle") or s.reads.get("reward") != "reward"}

@@ -57,7 +57,7 @@ from minigpt_rlhf import world
 from minigpt_rlhf.compute import Compute
 from minigpt_rlhf.config import Config, PPOConfig
 from minigpt_rlhf.corpus import corpus_loss, load_tokens, random_windows, window
-from minigpt_rlhf.model import GPT, ValueModel, left_pad
+from minigpt_rlhf.model import GPT, ValueModel, fp32_linear, left_pad
 from minigpt_rlhf.runtime import (MetricsLogger, build_model, check_finite, check_shape, load_checkpoint,
                                   load_reward_model, save_checkpoint, setup, tokenizer_from)
 from minigpt_rlhf.tokenizer import Tokenizer, format_chat
@@ -202,7 +202,9 @@ def by_length(fn, seq, real, mask, rows: int = 8):
 def response_logprobs(model: GPT, seq, real, R, temperature: float = 1.0):
     """log π(· | x, y_<t) over the vocabulary at the last R positions of seq: (B, R, V), in float32; with a
     temperature T, the policy is the model's softmax(logits / T)."""
-    logits = model(seq[:, :-1], real=real[:, :-1])[0][:, -R:]
+    # the unembedding only where a response token is predicted: the prompt's positions would cost a
+    # V-wide projection and its backward for logits nobody reads
+    logits = fp32_linear(model.lm_head, model.hidden_states(seq[:, :-1], real=real[:, :-1])[:, -R:])
     return (logits / temperature).log_softmax(-1)
 
 

@@ -64,6 +64,11 @@ def _no_ptx(cfg: Config) -> Config:
     return dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, ptx_coef=0.0))
 
 
+def _gold(cfg: Config) -> Config:
+    """The gold-judge stage: PPO (γ = 0) at its own β, ppo.oracle_kl_coef (a perfect reward needs less leash)."""
+    return dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, ptx_coef=0.0, kl_coef=cfg.ppo.oracle_kl_coef))
+
+
 def _grpo(cfg: Config) -> Config:
     """GRPO: PPO's loop with ppo.baseline = group, γ = 0."""
     return dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, ptx_coef=0.0, baseline="group"))
@@ -83,15 +88,18 @@ def _shape(mc: GPTConfig, no_ptx: bool = False) -> Callable[[Config], Config]:
 GPT3 = (("GPT-3", "plain"), ("GPT-3 prompted", "few_shot"))
 
 
-def recipe(biased: bool = True) -> list[Stage]:
-    """The stages of `minigpt-rlhf run`, in order; biased: with the "whose preferences?" experiment."""
+def recipe(biased: bool = True, large: bool = True, grpo: bool = True) -> list[Stage]:
+    """The stages of `minigpt-rlhf run`, in order; biased: with the "whose preferences?" experiment; large: with
+    the larger base model ("GPT-3 large"); grpo: with GRPO. The longest RL stages come first: the pipeline starts
+    the stages that are ready at once in this order, so the short ones fill the other core's slack."""
     ppo_reads = {"sft": "sft", "reward": "reward"}
     stages = [
         Stage("world", "world", "check data/, the settings and the run folder, before anything is written",
               output=""),
         Stage("pretrain", "pretrain", "step 0: a small GPT learns the corpus (\"GPT-3\")", shows=GPT3),
-        Stage("pretrain_large", "pretrain", "a larger base model (pipeline.large_model): \"GPT-3 large\"",
-              configure=_large, shows=(("GPT-3 large", "plain"), ("GPT-3 large prompted", "few_shot"))),
+        *([Stage("pretrain_large", "pretrain", "a larger base model (pipeline.large_model): \"GPT-3 large\"",
+                 configure=_large, shows=(("GPT-3 large", "plain"), ("GPT-3 large prompted", "few_shot")))]
+          if large else []),
         Stage("sft", "sft", "step 1: supervised fine-tuning on labeler demonstrations", reads={"base": "pretrain"},
               shows=(("SFT", "chat"),)),
         Stage("reward", "reward", "step 2: a reward model learns the labelers' rankings of K = 4..9 responses",
@@ -100,13 +108,13 @@ def recipe(biased: bool = True) -> list[Stage]:
               configure=_no_ptx, shows=(("PPO", "chat"),)),
         Stage("ppo_ptx", "ppo", "step 3: PPO-ptx, the same plus γ · the pretraining loss", reads=ppo_reads,
               shows=(("PPO-ptx", "chat"),)),
-        Stage("grpo", "ppo", "beside PPO: GRPO, no value model, advantages relative to a group of answers (γ = 0)",
-              reads=ppo_reads, configure=_grpo, shows=(("GRPO", "chat"),)),
+        Stage("ppo_gold", "ppo", "the loop's proof, not the recipe: PPO (γ = 0) against the gold judge itself, "
+              "what RL reaches with a perfect reward model", reads=ppo_reads, configure=_gold, options={"oracle": True},
+              shows=(("PPO (gold oracle)", "chat"),)),
+        *([Stage("grpo", "ppo", "beside PPO: GRPO, no value model, advantages relative to a group of answers "
+                 "(γ = 0)", reads=ppo_reads, configure=_grpo, shows=(("GRPO", "chat"),))] if grpo else []),
         Stage("dpo", "dpo", "beside PPO: DPO, the policy trained on the reward stage's comparisons, no reward model",
               reads={"sft": "sft", "comparisons": "reward"}, shows=(("DPO", "chat"),)),
-        Stage("ppo_gold", "ppo", "a diagnostic, not the recipe: PPO (γ = 0) against the gold judge itself, what RL "
-              "reaches with a perfect reward model", reads=ppo_reads, configure=_no_ptx, options={"oracle": True},
-              shows=(("PPO (gold oracle)", "chat"),)),
     ]
     if biased:
         stages += [
@@ -122,6 +130,12 @@ def recipe(biased: bool = True) -> list[Stage]:
         Stage("plots", "plots", "figures from metrics.jsonl and eval/results.json"),
         Stage("report", "report", "report.md: the paper's findings beside ours", output="report.md"),
     ]
+
+
+def run_recipe(pipeline: dict) -> list[Stage]:
+    """The recipe a run's settings choose (its `pipeline` section, as a dict: a run folder's config); a
+    setting a folder predates counts as on."""
+    return recipe(*(pipeline.get(k, True) for k in ("biased", "large", "grpo")))
 
 
 def sweep(cfg: Config) -> list[Stage]:

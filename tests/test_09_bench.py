@@ -7,6 +7,7 @@ import torch
 
 from minigpt_rlhf import bench
 from minigpt_rlhf.cli import main
+from minigpt_rlhf.config import load_config
 from minigpt_rlhf.model import GPT, GPTConfig
 from minigpt_rlhf.runtime import mfu
 
@@ -32,11 +33,15 @@ def _check(result):
         for kind in ("cache", "no_cache"):
             assert s[kind]["tokens_per_s"] > 0 and s[kind]["time"]["median_s"] > 0
         assert s["speedup"] == pytest.approx(s["cache"]["tokens_per_s"] / s["no_cache"]["tokens_per_s"])
-    ppo = r["ppo"]
-    for k in ("rollout_s", "scoring_s", "update_s", "total_s"):
-        assert ppo[k] > 0
-    assert ppo["total_s"] == pytest.approx(ppo["rollout_s"] + ppo["scoring_s"] + ppo["update_s"])
-    assert 0 < ppo["rollout_fraction"] < 1
+    rl = r["rl"]  # the real RL loop with micro's PPO settings
+    for k in ("rollout_s", "scoring_s", "update_s", "iteration_s"):
+        assert rl[k] > 0
+    # the iteration is its three parts plus the reward and the bookkeeping between them
+    assert rl["rollout_s"] + rl["scoring_s"] + rl["update_s"] <= rl["iteration_s"] * 1.001
+    assert rl["answers_per_s"] == pytest.approx(rl["rollout_batch"] / rl["iteration_s"])
+    assert rl["rollout_batch"] == load_config("micro").ppo.rollout_batch
+    assert rl["mfu"] == pytest.approx(rl["flops_per_s"] / result["peak_fp32_flops"]) and 0 < rl["mfu"] < 1
+    assert 0 < rl["rollout_fraction"] < 1
     assert "| micro |" in bench.table(result)
 
 
