@@ -16,6 +16,7 @@
 
 # %%
 import os
+from functools import partial
 from pathlib import Path
 
 import matplotlib
@@ -57,6 +58,156 @@ for t, token in enumerate(ro.responses[i]):
           f"{ro.advantages[i, t]:7.3f}")
 print(f"\nthis batch: KL to SFT {stats['kl']} (exactly 0: same weights, same forward pass), "
       f"log-prob gap sampling vs scoring {stats['logprob_gap']:.1e}, truncated {stats['truncated']:.0%}")
+
+# %% [markdown]
+# ## One PPO update by hand
+# `ppo.run` repeats two steps: a rollout (`PPOTrainer.rollout`), then an update
+# (`PPOTrainer.update`). Here is one of each, spelled out with the functions those two methods call,
+# on 8 prompts and one minibatch of 4. It uses this trainer's policy, value model and optimizer;
+# `ppo.run` below builds its own, so this step changes nothing that follows.
+#
+# **1. Rollout.** Sample one response per prompt from π^RL (still π^SFT) at temperature T, no top-k:
+# the samples must come from the distribution whose log-probs PPO uses. r_θ scores them in PPO's
+# units (divided by the spread the trainer measured on its first batch, above); a response that
+# never emitted <|end|> gets the truncation penalty instead of the RM's opinion of a fragment.
+
+# %%
+pc, T = cfg.ppo, cfg.ppo.temperature
+policy, ref, value = trainer.policy, trainer.ref, trainer.value
+xs = trainer.prompts[:8]  # token lists in the chat format; prompts[j] is prompt j as text
+gen = policy.generate(xs, cfg.max_new_tokens, temperature=T, top_k=None, stop_id=tok.end_id,
+                      pad_id=tok.pad_id, generator=torch.Generator(device=device).manual_seed(0))
+# each row: the prompt left-padded, then the response right-padded; mask marks the response tokens
+seq, real, mask = ppo.make_batch(xs, gen.responses, tok.pad_id, device)
+finished = torch.tensor(gen.finished, device=device)
+with torch.no_grad():  # r_θ of every response; the truncated ones' scores are then replaced
+    rm_score = trainer.reward_fn(xs, gen.responses).to(device)
+score = torch.where(finished, rm_score * trainer.score_scale, pc.truncation_penalty)
+for j, y in enumerate(gen.responses):
+    answer = tok.decode(y, skip_special=True)
+    print(f"score {score[j]:5.2f}  {prompts[j].text[:36]!r:38} -> {answer!r}")
+print(f"seq {tuple(seq.shape)}: prompt and response columns; mask {tuple(mask.shape)}")
+
+# %% [markdown]
+# **2. Per-token rewards.** Score each sampled token under π^RL (these log-probs are π_old, what
+# the ratio divides by) and under π^SFT, and read V at every state. Each token pays −β·kl_t; the
+# last one also gets the score (Ziegler et al., 2019):
+#
+#     r_t = −β · (log π^RL(y_t | x, y_<t) − log π^SFT(y_t | x, y_<t))  +  [t = last] · r_θ(x, y)
+
+# %%
+ALL = torch.arange(8, device=device)
+MB = torch.randperm(8, generator=torch.Generator().manual_seed(0))[:4].to(device)  # the minibatch
+
+
+def logprobs_of(model, rows):
+    """log π(y_t | x, y_<t) of the sampled tokens of these rows, (rows, R): response_logprobs gives
+    the whole vocabulary's; the sampled token's is gathered from them, as PPOTrainer does inline."""
+    fn = partial(ppo.response_logprobs, model, temperature=T)
+    logp = ppo.by_length(fn, seq[rows], real[rows], mask[rows])  # in chunks of similar length
+    return logp.gather(2, seq[rows, -mask.size(1):, None]).squeeze(2)
+
+
+def values_of(rows):
+    """V(s_t): the value model's prediction before each response token of these rows, (rows, R)."""
+    return ppo.by_length(partial(ppo.response_values, value), seq[rows], real[rows], mask[rows])
+
+
+with torch.no_grad():
+    old_logprobs, ref_logprobs = logprobs_of(policy, ALL), logprobs_of(ref, ALL)
+    old_values = values_of(ALL)
+beta = trainer.kl_ctl.beta
+rewards, kl = ppo.kl_penalised_rewards(score, old_logprobs, ref_logprobs, mask, beta)
+print(f"β = {beta:g}; largest |kl_t| {kl.abs().max():.1e}: π^RL is π^SFT, so no token pays yet")
+print(f"Σ_t r_t of each response = its score: {[round(v, 2) for v in rewards.sum(1).tolist()]}")
+
+# %% [markdown]
+# **3. GAE** (Schulman et al., 2016), backwards from each response's last token, after which the
+# episode is over (V = 0); γ = `gae_gamma`, λ = `gae_lambda`:
+#
+#     δ_t = r_t + γ·V(s_t+1) − V(s_t),    A_t = δ_t + γλ·A_t+1,    R_t = A_t + V(s_t)
+#
+# R_t is the value model's target. The policy sees the advantages whitened: mean 0, std 1 over the
+# batch's response tokens.
+
+# %%
+raw_advantages, returns = ppo.gae(rewards, old_values, mask, pc.gae_gamma, pc.gae_lambda)
+advantages = ppo.masked_whiten(raw_advantages, mask) if pc.whiten_advantages else raw_advantages
+i = min(range(8), key=lambda j: (not gen.finished[j], abs(len(gen.responses[j]) - 8)))  # short
+print(f"response {i}: {'token':>8} {'r_t':>7} {'V(s_t)':>7} {'A_t':>7} {'R_t':>7} {'whitened':>8}")
+for t, token in enumerate(gen.responses[i]):
+    r_t = rewards[i, t] + 0.0  # −β·0 is −0.0: print 0.000
+    print(f"{'':11} {tok.decode([token])!r:>8} {r_t:7.3f} {old_values[i, t]:7.3f} "
+          f"{raw_advantages[i, t]:7.3f} {returns[i, t]:7.3f} {advantages[i, t]:8.3f}")
+
+# %% [markdown]
+# **4. The two losses on one minibatch**, its log-probs and values computed again, with gradients.
+# The clipped surrogate (Schulman et al., 2017, eq. 7) stops pushing a token once its ratio has left
+# [1 − ε, 1 + ε] in its advantage's direction; the value loss keeps V near its rollout value the
+# same way (cleanrl's):
+#
+#     ρ_t = π_φ(y_t|·) / π_old(y_t|·),    L^CLIP = −E_t[ min(ρ_t·A_t, clip(ρ_t, 1−ε, 1+ε)·A_t) ]
+#     L^V = ½·E_t[ max((V − R_t)², (V_old + clip(V − V_old, −ε_V, ε_V) − R_t)²) ]
+#
+# Before any step π_φ is π_old: every ρ_t is 1, and L^CLIP is minus the minibatch's mean advantage.
+
+# %%
+m = mask[MB]
+new_logprobs, new_values = logprobs_of(policy, MB), values_of(MB)  # with gradients
+pg_loss, clipfrac, approx_kl = ppo.policy_loss(new_logprobs, old_logprobs[MB], advantages[MB], m,
+                                               pc.clip_eps)
+vf_loss = ppo.value_loss(new_values, old_values[MB], returns[MB], m, pc.clip_value)
+ratio = (new_logprobs - old_logprobs[MB]).exp()[m]
+print(f"minibatch: responses {MB.tolist()}, {int(m.sum())} tokens; max |ρ_t − 1| "
+      f"{(ratio - 1).abs().max():.1e}")
+print(f"L^CLIP = {pg_loss:.6f}  (−mean A_t = {-ppo.masked_mean(advantages[MB], m):.6f})")
+print(f"L^V    = {vf_loss:.6f}")
+
+# %% [markdown]
+# **5. One optimizer step** on L^CLIP + L^V (two separate models: the sum couples nothing), each
+# model's gradient clipped on its own, so that the value loss's large gradients cannot shrink the
+# policy's step.
+
+# %%
+trainer.optimizer.zero_grad(set_to_none=True)
+(pg_loss + vf_loss).backward()
+norms = [float(torch.nn.utils.clip_grad_norm_(mod.parameters(), pc.grad_clip))
+         for mod in (policy, value)]
+trainer.optimizer.step()
+print(f"gradient norms before clipping to {pc.grad_clip:g}: policy {norms[0]:.3f}, "
+      f"value {norms[1]:.3f}")
+
+# %% [markdown]
+# **6. After the step.** The same tokens, scored by the updated policy: the ratios have left 1, on
+# the minibatch and (the weights are shared) on the other 4 responses too. The clip fraction is the
+# share of tokens whose ratio left [1 − ε, 1 + ε]: further steps on this batch would stop pushing
+# those (cleanrl logs it beside approx-KL, an estimate of KL(π_old ‖ π_φ)). One small step makes
+# both losses smaller.
+
+# %%
+with torch.no_grad():
+    after = logprobs_of(policy, ALL)
+    pg_after = ppo.policy_loss(after[MB], old_logprobs[MB], advantages[MB], m, pc.clip_eps)[0]
+    vf_after = ppo.value_loss(values_of(MB), old_values[MB], returns[MB], m, pc.clip_value)
+    _, clipfrac_after, approx_kl_after = ppo.policy_loss(after, old_logprobs, advantages, mask,
+                                                         pc.clip_eps)
+ratio_after = (after - old_logprobs).exp()
+for name, rows in (("minibatch", MB), ("all 8", ALL)):
+    r = ratio_after[rows][mask[rows]]
+    print(f"ratio on {name:9}: mean {r.mean():.4f}  min {r.min():.4f}  max {r.max():.4f}")
+up = m & (advantages[MB] > 0)
+print(f"minibatch: mean ρ_t {ratio_after[MB][up].mean():.4f} where A_t > 0, "
+      f"{ratio_after[MB][m & ~up].mean():.4f} where A_t ≤ 0: better tokens became likelier")
+print(f"all 8: clip fraction {clipfrac_after:.3f}, approx-KL {approx_kl_after:.1e}")
+print(f"L^CLIP {pg_loss:.6f} -> {pg_after:.6f},  L^V {vf_loss:.6f} -> {vf_after:.6f}")
+by_hand = dict(score=score, mask=mask, old_logprobs=old_logprobs, ref_logprobs=ref_logprobs,
+               beta=beta, rewards=rewards, values=old_values, raw_advantages=raw_advantages,
+               returns=returns, advantages=advantages, mb=MB, new_logprobs=new_logprobs.detach(),
+               new_values=new_values.detach(), after=after, pg_loss=pg_loss.item(),
+               vf_loss=vf_loss.item(), pg_after=pg_after.item(), vf_after=vf_after.item(),
+               clipfrac_after=clipfrac_after.item(), gamma=pc.gae_gamma, lam=pc.gae_lambda,
+               clip_eps=pc.clip_eps, clip_value=pc.clip_value, whiten=pc.whiten_advantages)
+torch.save(by_hand, RUN / "ppo_update_by_hand.pt")  # the tests check these numbers with plain loops
 
 # %% [markdown]
 # ## Train

@@ -3,6 +3,7 @@ plain reference loop, and the micro run must raise a known reward by a stated ma
 
 import copy
 import math
+import re
 from functools import partial
 
 import pytest
@@ -20,6 +21,16 @@ def right_padded_mask(lengths, R):
     return torch.arange(R)[None, :] < torch.tensor(lengths)[:, None]
 
 
+def reference_gae(r, v, gamma, lam):
+    """GAE of one response as a plain loop over its tokens: lists of r_t and V(s_t) -> A_t."""
+    a, running = [0.0] * len(r), 0.0
+    for t in reversed(range(len(r))):
+        next_v = v[t + 1] if t + 1 < len(r) else 0.0  # the episode ends after the last real token
+        running = r[t] + gamma * next_v - v[t] + gamma * lam * running
+        a[t] = running
+    return a
+
+
 def test_gae_equals_a_plain_reference_loop():
     torch.manual_seed(0)
     lengths, R, gamma, lam = [5, 2, 7, 1], 7, 0.9, 0.8
@@ -27,12 +38,8 @@ def test_gae_equals_a_plain_reference_loop():
     mask = right_padded_mask(lengths, R)
     adv, ret = gae(rewards, values, mask, gamma, lam)
     for i, L in enumerate(lengths):
-        r, v = rewards[i].tolist(), values[i].tolist()
-        a, running = [0.0] * L, 0.0
-        for t in reversed(range(L)):
-            next_v = v[t + 1] if t + 1 < L else 0.0  # the episode ends after the last real token
-            running = r[t] + gamma * next_v - v[t] + gamma * lam * running
-            a[t] = running
+        r, v = rewards[i, :L].tolist(), values[i, :L].tolist()
+        a = reference_gae(r, v, gamma, lam)
         assert adv[i, :L].tolist() == pytest.approx(a, abs=1e-6)
         assert ret[i, :L].tolist() == pytest.approx([a_t + v_t for a_t, v_t in zip(a, v)], abs=1e-6)
         assert adv[i, L:].abs().sum() == 0 and ret[i, L:].abs().sum() == 0
@@ -248,6 +255,54 @@ def test_the_lesson_runs_on_micro(lesson_run):
     out = run_lesson("05_ppo", lesson_run, needs=("reward",))
     assert "on evaluation prompts:" in out and "rollout share" in out
     assert "grpo " in out and "ppo_gold " in out and "gold, judge picks" in out
+    check_the_update_by_hand(out, torch.load(lesson_run / "ppo_update_by_hand.pt"))
+
+
+def check_the_update_by_hand(out, h):
+    """The lesson's one PPO update by hand, saved by it, against plain loops over its tokens."""
+    mask, mb, eps = h["mask"], h["mb"], h["clip_eps"]
+    lengths = mask.sum(1).tolist()
+    assert min(lengths) < max(lengths), "the lesson's 8 responses should have different lengths"
+    for i, L in enumerate(lengths):  # r_t: −β·kl_t on every token, the score on the last; then GAE
+        kl = (h["old_logprobs"][i, :L] - h["ref_logprobs"][i, :L]).tolist()
+        score = float(h["score"][i])
+        r = [-h["beta"] * k + (score if t == L - 1 else 0.0) for t, k in enumerate(kl)]
+        assert h["rewards"][i, :L].tolist() == pytest.approx(r, abs=1e-6)
+        v = h["values"][i, :L].tolist()
+        a = reference_gae(r, v, h["gamma"], h["lam"])
+        assert h["raw_advantages"][i, :L].tolist() == pytest.approx(a, rel=1e-5, abs=1e-4)
+        R_t = [x + y for x, y in zip(a, v)]
+        assert h["returns"][i, :L].tolist() == pytest.approx(R_t, rel=1e-5, abs=1e-4)
+    adv = h["advantages"][mask]
+    assert h["whiten"] and float(adv.mean()) == pytest.approx(0, abs=1e-5)
+    assert float(adv.std(unbiased=False)) == pytest.approx(1, abs=1e-4)
+
+    # before the step the policy is π_old: every ratio is 1; L^CLIP and L^V by hand, token by token
+    m = mask[mb]
+    ratio = (h["new_logprobs"] - h["old_logprobs"][mb]).exp()
+    assert (ratio[m] - 1).abs().max() < 1e-5
+    A, terms, vf_terms = h["advantages"][mb], [], []
+    V, V_old, ret = h["new_values"], h["values"][mb], h["returns"][mb]
+    for i, t in m.nonzero().tolist():
+        rho, a = float(ratio[i, t]), float(A[i, t])
+        terms.append(-min(rho * a, min(max(rho, 1 - eps), 1 + eps) * a))
+        v, v_old, R_t, c = float(V[i, t]), float(V_old[i, t]), float(ret[i, t]), h["clip_value"]
+        clipped = v_old + min(max(v - v_old, -c), c)
+        vf_terms.append(0.5 * max((v - R_t) ** 2, (clipped - R_t) ** 2))
+    by_hand = sum(terms) / len(terms)
+    printed = float(re.search(r"L\^CLIP = (-?[0-9.]+)", out).group(1))
+    assert printed == pytest.approx(by_hand, abs=2e-6)
+    assert h["pg_loss"] == pytest.approx(by_hand, abs=1e-6)
+    assert h["vf_loss"] == pytest.approx(sum(vf_terms) / len(vf_terms), rel=1e-5)
+
+    # after one optimizer step: the ratios moved, the clip fraction is in [0, 1], both losses fell
+    ratio = (h["after"] - h["old_logprobs"]).exp()[mask]
+    assert (ratio - 1).abs().max() > 1e-3
+    assert 0 <= h["clipfrac_after"] <= 1
+    assert h["clipfrac_after"] == pytest.approx(float(((ratio - 1).abs() > eps).float().mean()))
+    mean, low = float(ratio.mean()), float(ratio.min())
+    assert re.search(rf"ratio on all 8 *: mean {mean:.4f}  min {low:.4f}", out)
+    assert h["pg_after"] < h["pg_loss"] and h["vf_after"] < h["vf_loss"]
 
 
 # ---- best-of-n: PPO's no-training rival on the same KL axis ----------------------------------------------------
