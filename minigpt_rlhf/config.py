@@ -253,7 +253,7 @@ class Config:
     #                          else fp32; RL, DPO, the evaluation stay fp32 (log 2026-12-02: bf16)
     data_dir: str = "data"
     tokenizer: str = "bpe"  # "bpe" (data/tokenizer.json) or "chars"
-    max_new_tokens: int = 32  # answer limit; the longest demonstration fits
+    max_new_tokens: int = 32  # answer limit: fits the longest demonstration (27 tokens)
     model: GPTConfig = field(default_factory=GPTConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
