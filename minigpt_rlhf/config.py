@@ -37,9 +37,9 @@ class Optim:
     lr: float = 1e-3  # peak learning rate, after warmup
     min_lr: float = 1e-4  # end of the cosine decay (= lr: constant)
     warmup: int = 0  # linear warmup steps
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.99
+    weight_decay: float = 0.1  # GPT-3's decay
+    beta1: float = 0.9  # Adam's momentum
+    beta2: float = 0.99  # a little shorter memory than Adam's 0.999 (nanoGPT's small models)
     grad_clip: float = 1.0  # max gradient norm
 
 
@@ -51,12 +51,12 @@ class PretrainConfig(Optim):
     batch_size: int = 12  # with lr 5e-3 (log 2026-11-25: the pretraining batch)
     seq_len: int = 128  # all of block_size (log 2026-12-01: settings of the byte-pair world)
     grad_accum: int = 1  # micro-batches per optimizer step
-    lr: float = 5e-3
-    min_lr: float = 5e-4
-    warmup: int = 100
+    lr: float = 5e-3  # peak, for batch 12 (log 2026-11-25: the pretraining batch)
+    min_lr: float = 5e-4  # a tenth of lr
+    warmup: int = 100  # steps
     eval_every: int = 100  # steps between validation losses and checkpoints
     eval_windows: int = 120  # held-out windows: val_loss, PPO's corpus_loss, the tax
-    log_every: int = 10
+    log_every: int = 10  # steps between training-loss rows
 
 
 PRETRAIN_PRESETS = {
@@ -74,15 +74,15 @@ class SFTConfig(Optim):
     """Step 1: fine-tuning on the labelers' demonstrations, loss on response tokens only."""
 
     epochs: int = 8  # passes over the demonstrations (the paper: 16, then picked a checkpoint)
-    batch_size: int = 32
-    grad_accum: int = 1
-    lr: float = 1e-3
-    min_lr: float = 1e-4
-    warmup: int = 20
+    batch_size: int = 32  # demonstrations per step
+    grad_accum: int = 1  # micro-batches per step
+    lr: float = 1e-3  # peak
+    min_lr: float = 1e-4  # a tenth of lr
+    warmup: int = 20  # steps
     dropout: float = 0.1  # residual dropout while fine-tuning (the paper used 0.2)
     max_demos: int = 0  # train on at most this many demonstrations (0 = all)
     heldout_prompts: int = 100  # SFT prompts held out: validation loss, gold score per epoch
-    log_every: int = 10
+    log_every: int = 10  # steps between training-loss rows
 
 
 SFT_PRESETS = {
@@ -110,7 +110,7 @@ class RewardConfig(Optim):
     lr: float = 3e-4  # constant (min_lr = lr), no weight decay
     min_lr: float = 3e-4
     weight_decay: float = 0.0
-    beta2: float = 0.999
+    beta2: float = 0.999  # Adam's default
     batch_size: int = 8  # prompts per step; each prompt's C(K,2) pairs are one batch element
     epochs: int = 1  # the paper trains one epoch
     pairs: bool = False  # ablation: comparisons as shuffled independent pairs
@@ -181,10 +181,10 @@ class DPOConfig(Optim):
     beta: float = 0.1  # β: the implicit reward is β · log(π / π_ref)
     epochs: int = 2  # passes over the comparisons
     batch_size: int = 8  # prompts (whole rankings) per step
-    lr: float = 1e-4
-    min_lr: float = 1e-5
-    warmup: int = 10
-    weight_decay: float = 0.0
+    lr: float = 1e-4  # peak
+    min_lr: float = 1e-5  # a tenth of lr
+    warmup: int = 10  # steps
+    weight_decay: float = 0.0  # none: β's tie to π_ref is the regulariser
     eval_every: int = 15  # steps between validation accuracies and checkpoints
 
 
@@ -246,12 +246,12 @@ PIPELINE_PRESETS = {
 class Config:
     """Everything a run needs; serialised into every checkpoint and metrics file."""
 
-    preset: str = "quick"
-    seed: int = 1337
+    preset: str = "quick"  # the preset this Config was built from
+    seed: int = 1337  # every stage's seed; the committed runs use 1337, 1338, 1339
     device: str = ""  # "" = automatic (cuda > mps > cpu)
     precision: str = "auto"  # supervised stages: "auto" = bf16 where the hardware has it,
     #                          else fp32; RL, DPO, the evaluation stay fp32 (log 2026-12-02: bf16)
-    data_dir: str = "data"
+    data_dir: str = "data"  # the world's committed splits and tokenizer
     tokenizer: str = "bpe"  # "bpe" (data/tokenizer.json) or "chars"
     max_new_tokens: int = 32  # answer limit: fits the longest demonstration (27 tokens)
     model: GPTConfig = field(default_factory=GPTConfig)
