@@ -142,7 +142,7 @@ class PPOConfig:
     lr: float = 1e-4  # policy learning rate (AdamW, constant)
     value_lr: float = 3e-4  # V is a separate model: its own rate, not cleanrl's vf_coef
     clip_eps: float = 0.2  # ε: the policy ratio is clipped to [1 − ε, 1 + ε]
-    value_warmup: int = 0  # iterations of V alone first; no gain (log 2026-12-05: value warm-up)
+    value_warmup: int = 0  # iterations of V alone first; no gain (log 2026-12-05: a value warm-up)
     clip_value: float = 0.2  # V's step clipped to this around its rollout value
     baseline: str = "value"  # "value": PPO's V and GAE; "group": GRPO
     group_size: int = 8  # GRPO's G (rollout_batch answers = rollout_batch / G prompts)
@@ -156,7 +156,7 @@ class PPOConfig:
     #                        (log 2026-12-05: γ of PPO-ptx); the paper's 27.8 scales other losses
     ptx_batch: int = 4  # corpus windows (pretrain.seq_len) per PPO-ptx step
     temperature: float = 1.0  # T of softmax(logits / T) in sampling, ratio and KL; 0.7 gained
-    #                           nothing (log 2026-12-05: rollout temperature)
+    #                           nothing (log 2026-12-05: the rollouts' temperature)
     truncation_penalty: float = -1.0  # a truncated response's score (normalised)
     normalize_score: bool = True  # RM scores / their std on SFT's samples
     whiten_advantages: bool = True  # advantages to mean 0, std 1 over the batch's response tokens
