@@ -1,13 +1,12 @@
 """One dataclass per stage, gathered in Config, and four named presets.
 
-Defaults are the `quick` preset (the whole recipe on a 2-core CPU in minutes). `balanced` is quick's models with
-fewer demonstrations, more rankings, an RM trained for longer and a longer RL loop: the setting where PPO, PPO-ptx
-and GRPO were measured to win more than half of their comparisons with SFT (26-33 minutes on a 2-core CPU).
-`micro` is the tests' and `full` a GPU's. Each stage's table of preset overrides sits right below its dataclass.
-`load_config("micro", ["ppo.kl_coef=0.05"])` builds a Config; `--set key=value` on the command line does the
-same. Every value is checked when the Config is built: the allowed range of each number (RANGES, at the end) and
-the settings that must agree with each other (`check`), so a bad value is an error before any stage runs, not a
-traceback or a nonsense run minutes later.
+Defaults are the `quick` preset (the whole recipe on a 2-core CPU in minutes). `balanced` keeps
+quick's models with fewer demonstrations, more rankings and a longer RL loop; `micro` is the tests'
+and `full` a GPU's. Each stage's table of preset overrides sits below its dataclass.
+`load_config("micro", ["ppo.kl_coef=0.05"])` builds a Config, as `--set key=value` does on the
+command line. Every value is checked when the Config is built (RANGES, `check`), so a bad value is
+an error before any stage runs. Each field's comment says why it has its value; "log DATE: topic"
+names the entry of the experiment log, docs/experiments/README.md, whose measurement chose it.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from minigpt_rlhf.runtime import UserError
 
 PRESETS = ("micro", "quick", "balanced", "full")
 
-# The GPT's shape is the model's own dataclass (model.GPTConfig); vocab_size comes from the tokenizer.
+# The GPT's shape is the model's dataclass (model.GPTConfig); vocab_size comes from the tokenizer.
 MODEL_PRESETS = {
     "micro": dict(n_layer=2, n_head=2, n_embd=32),
     "quick": {},
@@ -32,15 +31,15 @@ MODEL_PRESETS = {
 
 @dataclass
 class Optim:
-    """AdamW (weight decay on matrices only), linear warmup to lr, cosine decay to min_lr, gradient clipping:
-    the optimizer of every stage that trains with `training.make_optimizer` and `training.lr_at`."""
+    """AdamW (weight decay on matrices only), linear warmup to lr, cosine decay to min_lr, gradient
+    clipping: the optimizer of the stages that use `training.make_optimizer` and `lr_at`."""
 
     lr: float = 1e-3  # peak learning rate, after warmup
     min_lr: float = 1e-4  # end of the cosine decay (= lr: constant)
     warmup: int = 0  # linear warmup steps
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.99
+    weight_decay: float = 0.1  # GPT-3's decay
+    beta1: float = 0.9  # Adam's momentum
+    beta2: float = 0.99  # a little shorter memory than Adam's 0.999 (nanoGPT's small models)
     grad_clip: float = 1.0  # max gradient norm
 
 
@@ -48,28 +47,20 @@ class Optim:
 class PretrainConfig(Optim):
     """Step 0: next-token prediction on the corpus."""
 
-    steps: int = 1800  # optimizer steps. Measured (bf16, seeds 1339 / 1341, whose base models failed at 1200): fact
-    #                    completion 57% / 58% at 1200 steps, 68% / 83% at 1500, 94% / 95% at 1800; copy probe 40% /
-    #                    67%, 54% / 83%, 83% / 83%; held-out loss still falling at 1200 (seed 1339: 1.075 at 1200,
-    #                    1.033 at 1800; docs/experiments/README.md, "How many pretraining steps").
-    #                    Memorising the facts and copying from the context is what the last steps buy.
-    batch_size: int = 12  # sequences per micro-batch (quick, measured: 12 at lr 5e-3 reached val loss 0.366, 16 at
-    #                       2e-3 0.381 with a third more tokens; 12 at 2e-3 0.483, at 3e-3 0.397, 10 at 4e-3 0.419)
-    seq_len: int = 128  # tokens per training window: the whole block_size, as a shorter window leaves the later
-    #                     positions untrained and a long prompt + answer reaches them (measured, characters: gibberish)
+    steps: int = 1800  # facts are learned late (log 2026-12-02: how many pretraining steps)
+    batch_size: int = 12  # with lr 5e-3 (log 2026-11-25: the pretraining batch)
+    seq_len: int = 128  # all of block_size (log 2026-12-01: settings of the byte-pair world)
     grad_accum: int = 1  # micro-batches per optimizer step
-    lr: float = 5e-3
-    min_lr: float = 5e-4
-    warmup: int = 100
+    lr: float = 5e-3  # peak, for batch 12 (log 2026-11-25: the pretraining batch)
+    min_lr: float = 5e-4  # a tenth of lr
+    warmup: int = 100  # steps
     eval_every: int = 100  # steps between validation losses and checkpoints
-    eval_windows: int = 120  # evenly spaced held-out windows of the corpus loss: pretraining's val_loss, PPO's
-    #                          corpus_loss and the evaluation's alignment tax are this one measure
-    log_every: int = 10
+    eval_windows: int = 120  # held-out windows: val_loss, PPO's corpus_loss, the tax
+    log_every: int = 10  # steps between training-loss rows
 
 
 PRETRAIN_PRESETS = {
-    # micro with byte pairs: 60 steps left a 2x2x32 model that answers "." and SFT could not lift its gold score;
-    # 300 steps at lr 1e-2 (and 5 SFT epochs) raise it 0.42 -> 0.50 in seconds
+    # micro: enough steps for SFT to have a base to lift (log 2026-12-01: byte-pair world)
     "micro": dict(steps=300, batch_size=8, seq_len=64, lr=1e-2, warmup=10, eval_every=100, eval_windows=16,
                   log_every=5),
     "quick": {},
@@ -80,26 +71,25 @@ PRETRAIN_PRESETS = {
 
 @dataclass
 class SFTConfig(Optim):
-    """Step 1: supervised fine-tuning on the labelers' demonstrations, loss on response tokens only."""
+    """Step 1: fine-tuning on the labelers' demonstrations, loss on response tokens only."""
 
-    epochs: int = 8  # passes over the demonstrations (the paper: 16, choosing the checkpoint afterwards)
-    batch_size: int = 32
-    grad_accum: int = 1
-    lr: float = 1e-3
-    min_lr: float = 1e-4
-    warmup: int = 20
+    epochs: int = 8  # passes over the demonstrations (the paper: 16, then picked a checkpoint)
+    batch_size: int = 32  # demonstrations per step
+    grad_accum: int = 1  # micro-batches per step
+    lr: float = 1e-3  # peak
+    min_lr: float = 1e-4  # a tenth of lr
+    warmup: int = 20  # steps
     dropout: float = 0.1  # residual dropout while fine-tuning (the paper used 0.2)
     max_demos: int = 0  # train on at most this many demonstrations (0 = all)
-    heldout_prompts: int = 100  # SFT prompts kept out of training: validation loss and the gold score per epoch
-    log_every: int = 10
+    heldout_prompts: int = 100  # SFT prompts held out: validation loss, gold score per epoch
+    log_every: int = 10  # steps between training-loss rows
 
 
 SFT_PRESETS = {
     "micro": dict(epochs=5, batch_size=16, max_demos=320, heldout_prompts=16, lr=3e-3, warmup=5, log_every=5),
     "quick": {},
-    # balanced: half the demonstrations. In this world a demonstration is the judge's own optimum, so the more of
-    # them SFT sees, the less is left for a reward model to find (docs/experiments/README.md, "The paper's ratio",
-    # "Between the two"); the paper had 13k SFT prompts to 33k RM prompts. SFT helpful 38-42% instead of 56-59%.
+    # balanced: half the demonstrations, leaving the RM something to find (a demonstration is the
+    # judge's own optimum; log 2026-12-02: the paper's ratio; between the two)
     "balanced": dict(max_demos=1200),
     "full": dict(epochs=8, batch_size=64, lr=5e-4, min_lr=5e-5),
 }
@@ -107,24 +97,25 @@ SFT_PRESETS = {
 
 @dataclass
 class RewardConfig(Optim):
-    """Step 2: K responses per prompt, ranked by labelers; the ranking loss over their C(K,2) pairs."""
+    """Step 2: K responses per prompt, ranked by labelers; the ranking loss over C(K,2) pairs."""
 
     n_prompts: int = 1080  # RM-split prompts whose rankings train the RM (the paper: about 33k)
-    rankings_per_prompt: int = 1  # R: each training prompt's responses sampled and ranked R times, by R labelers
-    val_prompts: int = 120  # further RM-split prompts, ranked by a training and by a held-out labeler
+    rankings_per_prompt: int = 1  # R: each prompt's responses sampled and ranked R times
+    val_prompts: int = 120  # RM-split prompts ranked by a training and a held-out labeler
     k_min: int = 4  # K ~ U{k_min..k_max} responses per prompt (the paper: 4 to 9)
     k_max: int = 9
-    temperatures: str = "0.5,1.0,1.5"  # the SFT model's sampling temperatures, cycled over a prompt's responses
-    base_share: float = 0.15  # share of each prompt's responses from the base model, prompted in plain text
+    temperatures: str = "0.5,1.0,1.5"  # SFT's sampling temperatures, cycled per prompt
+    base_share: float = 0.15  # share of responses from the base model (plain-text prompt)
     sample_batch: int = 64  # sequences per batched generate call
     lr: float = 1e-3  # no weight decay
     min_lr: float = 1e-4
     warmup: int = 50
     weight_decay: float = 0.0
-    beta2: float = 0.999
+    beta2: float = 0.999  # Adam's default
     batch_size: int = 8  # prompts per step; each prompt's C(K,2) pairs are one batch element
-    epochs: int = 10  # the paper trains one; here training past the held-out loss minimum pays
-    pairs: bool = False  # ablation: the comparisons shuffled into independent pairs, batch_size pairs per step
+    epochs: int = 10  # the paper: 1; past the held-out loss minimum pays here, PPO rescales
+    #                   the scores (log 2026-12-02: the balanced preset)
+    pairs: bool = False  # ablation: comparisons as shuffled independent pairs
     eval_every: int = 45  # steps between validation accuracies (the curves) and checkpoints
 
 
@@ -132,20 +123,7 @@ REWARD_PRESETS = {
     "micro": dict(n_prompts=24, val_prompts=12, k_max=6, sample_batch=32, lr=1e-3, min_lr=1e-3, warmup=0,
                   batch_size=4, epochs=1, temperatures="0.7,1.0,1.3", base_share=0.25, eval_every=3),
     "quick": {},
-    # balanced: every ranking the RM split holds beside the validation prompts, 10 epochs at a higher peak rate,
-    # wider sampling temperatures, fewer base-model samples. Measured (seeds 1337 / 1338 / 1339, the run reports'
-    # card): correlation with gold on SFT samples 0.49 / 0.47 / 0.43, best of 8 captured 29% / 28% / 25% of the
-    # gold judge's gain (quick's RM: 0.10-0.28, -15% to +4%; 2,000 rankings of a larger split for 6 epochs
-    # 0.46-0.62, 20-38%). The held-out ranking loss is lowest after 3-5 epochs and then rises while accuracy still
-    # creeps up: the scores grow more confident, and PPO divides them by their spread (ppo.normalize_score).
-    # 4 epochs instead of 10 (seeds 1337 / 1338): captured 19% / 18%, PPO 50.4% / 52.7% (10 epochs: 56.7% / 54.0%)
-    # Each prompt ranked twice (docs/experiments, "A second ranking per prompt"): captured 32 / 21 / 19% -> 37 / 38 /
-    # 28% on one sample set, PPO 56.7 / 54.0 / 53.3% -> 55.8 / 56.0 / 57.5%; a third ranking moved PPO no further.
-    # The preset's own three seeds, once -> twice ranked: report card corr 0.49 / 0.47 / 0.43 -> 0.53 / 0.57 / 0.49,
-    # captured 29 / 28 / 25% -> 30 / 34 / 32%; PPO 56.7 / 54.0 / 53.3% -> 52.5 / 54.6 / 55.6% (the same on the mean),
-    # the two RM stages 230-242 s each once ranked (seed 1337), 368-523 s twice ranked (three seeds, measured two days later).
-    # 26,876 prompts ranked once (the paper's scale, a larger RM split: docs/experiments, "Rankings at the paper's
-    # scale"): corr 0.64-0.71, captured 39-45%, PPO 55.7% over six runs against this preset's 55.0%, 27 min an RM.
+    # balanced: each prompt ranked twice (log 2026-12-02: a second ranking per prompt)
     "balanced": dict(rankings_per_prompt=2, eval_every=15),
     "full": dict(n_prompts=1000, val_prompts=200, lr=1e-4, min_lr=1e-4, warmup=0, batch_size=16, epochs=1,
                  temperatures="0.7,1.0,1.3", base_share=0.25, eval_every=10),
@@ -154,7 +132,7 @@ REWARD_PRESETS = {
 
 @dataclass
 class PPOConfig:
-    """Step 3: PPO against the reward model with a per-token KL penalty; PPO-ptx adds the pretraining mix.
+    """Step 3: PPO against the reward model with a per-token KL penalty; PPO-ptx adds pretraining.
     Names follow the paper (β = kl_coef, γ = ptx_coef) and cleanrl (clip_eps, gae_lambda, ...)."""
 
     iterations: int = 80  # rollout + update cycles: 10,240 answers, what the gold-judge loop needs to climb
@@ -162,59 +140,36 @@ class PPOConfig:
     minibatch: int = 32  # responses per gradient step
     ppo_epochs: int = 2  # passes over each rollout batch (1 spends the answers less fully)
     lr: float = 1e-4  # policy learning rate (AdamW, constant)
-    value_lr: float = 3e-4  # value model learning rate: a separate model here, so its own rate takes the
-    #                         place of cleanrl's vf_coef (a loss weight matters only for a shared network)
+    value_lr: float = 3e-4  # V is a separate model: its own rate, not cleanrl's vf_coef
     clip_eps: float = 0.2  # ε: the policy ratio is clipped to [1 − ε, 1 + ε]
-    value_warmup: int = 0  # the first iterations train only V (the policy stays π^SFT). Measured on quick (seeds
-    #   1337 / 1338 / 1339, PPO vs SFT): 8 iterations (then the policy's 24) lift V's explained variance at the first
-    #   policy update from −1.4 / −0.3 / 0.0 to 0.53 / 0.26 / 0.79, and the win rate stays within one run's spread
-    #   (44.0 / 49.0 / 46.5% against 46.9 / 47.9 / 46.9%; against the gold judge 49.0 / 50.4 / 52.1% against 50.8 /
-    #   47.5 / 52.5%): off
-    clip_value: float = 0.2  # the value moves at most this far from its rollout value per update (reward units)
-    baseline: str = "value"  # "value": PPO's value model and GAE; "group": GRPO, group_size answers per prompt
+    value_warmup: int = 0  # iterations of V alone first; no gain (log 2026-12-05: a value warm-up)
+    clip_value: float = 0.2  # V's step clipped to this around its rollout value
+    baseline: str = "value"  # "value": PPO's V and GAE; "group": GRPO
     group_size: int = 8  # GRPO's G (rollout_batch answers = rollout_batch / G prompts)
-    gae_gamma: float = 1.0  # discount: 1 in the bandit (the episode is one response; lm-human-preferences)
+    gae_gamma: float = 1.0  # 1: an episode is one response (lm-human-preferences)
     gae_lambda: float = 0.95  # GAE λ: 0 = one-step TD, 1 = Monte-Carlo return
-    kl_coef: float = 0.2  # β: per-token KL penalty against π^SFT (the paper used 0.02); the initial β if adaptive.
-    #   Measured on quick (seed 1337, one run each, PPO vs SFT, held-out labelers, 480 eval prompts): against the
-    #   learned RM β 0.05 / 0.2 / 0.5 won 43% [39, 48] / 49% [45, 53] / 48% [43, 52]; at 0.05 the policy learns the
-    #   RM's favourite non-answers ("I don't know anything about the ..."). With the gold judge as the reward and
-    #   128-prompt rollouts, β 0.05 won 55%, 0.2 52%: a perfect reward needs less leash than ours (again on the
-    #   quick models of seeds 1337 / 1338 / 1339 with the balanced loop: 56.5 / 57.9 / 59.4% against 52.7 / 54.0 /
-    #   55.6%).
-    oracle_kl_coef: float = 0.05  # β of the gold-judge stage (ppo_gold): a perfect reward needs less leash
-    kl_target: float = 0.0  # 0 = fixed β; > 0 = adaptive β steering the KL (nats per response) to this target
-    kl_horizon: int = 1000  # adaptive controller's horizon in responses (Ziegler et al. 2019 used 10000)
-    ptx_coef: float = 0.1  # γ of PPO-ptx: weight of the pretraining LM loss (the paper used 27.8, on losses scaled
-    #   otherwise); the pipeline's `ppo` stage runs with γ = 0, `minigpt-rlhf ppo --set ppo.ptx_coef=0` likewise.
-    #   Scaled against the RL loss: at γ 1 (the recipe before) the pretraining loss's gradient is 2-6x the clipped PPO
-    #   objective's, so after clipping at grad_clip the RL step is about a third of PPO's; at 0.1 it is a fraction of
-    #   it. Measured on quick (seeds 1337 / 1338 / 1339; docs/experiments, "γ of PPO-ptx"): γ 0.1 against 1 wins the
-    #   same (44.2 / 47.7 / 46.3% against 45.0 / 47.1 / 46.3%), keeps PPO's helpfulness (gold 57.7 / 55.0 / 57.1%
-    #   against 54.8 / 53.8 / 53.9%) and repays 81-85% of SFT's corpus loss instead of 94-95% (fact completion 84 / 92
-    #   / 96% against 95 / 95 / 98%); at the sweep's smallest size (seed 1337) PPO-ptx keeps 28.5% [24.7, 32.7]
-    #   against the largest SFT model where γ 1 fell to 21.7% (SFT 35.0%, PPO 28.3%), and the sweep's headline (the
-    #   smallest PPO-ptx above the largest base model, separated) appears on seeds 1337 / 1338 / 1339
-    ptx_batch: int = 4  # corpus windows (pretrain.seq_len tokens, as in pretraining) per gradient step of PPO-ptx
-    temperature: float = 1.0  # T: the policy is softmax(logits / T) in sampling, the ratio and the KL (to π^SFT at T).
-    #   At the evaluation's 0.7 the model trained is the one judged; measured (PPO vs SFT, seeds 1337 / 1338 / 1339):
-    #   quick 46.0 / 47.7 / 46.9% against 46.9 / 47.9 / 46.9% at T 1; balanced against a 27k-ranking RM 54.8% on the
-    #   mean against 55.7%. No gain, so the model itself (T 1), as the paper samples its rollouts
-    truncation_penalty: float = -1.0  # score of a truncated response instead of the RM's (normalised units)
-    normalize_score: bool = True  # divide RM scores by their std on the SFT policy's samples, measured once
+    kl_coef: float = 0.2  # β of the per-token KL to π^SFT (the paper: 0.02); less finds the RM's
+    #                       blind spots (log 2026-12-01: RL against learned reward models)
+    oracle_kl_coef: float = 0.05  # β of the gold-judge stage: a perfect reward needs less leash
+    #                               (log 2026-12-05: what bounds the gold-judge loop)
+    kl_target: float = 0.0  # 0 = fixed β; > 0: β adapts from kl_coef to this KL
+    kl_horizon: int = 1000  # adaptive β's horizon in responses (Ziegler et al.: 10000)
+    ptx_coef: float = 0.1  # γ of PPO-ptx (0 = PPO): repays most of the tax, keeps helpfulness
+    #                        (log 2026-12-05: γ of PPO-ptx); the paper's 27.8 scales other losses
+    ptx_batch: int = 4  # corpus windows (pretrain.seq_len) per PPO-ptx step
+    temperature: float = 1.0  # T of softmax(logits / T) in sampling, ratio and KL; 0.7 gained
+    #                           nothing (log 2026-12-05: the rollouts' temperature)
+    truncation_penalty: float = -1.0  # a truncated response's score (normalised)
+    normalize_score: bool = True  # RM scores / their std on SFT's samples
     whiten_advantages: bool = True  # advantages to mean 0, std 1 over the batch's response tokens
     grad_clip: float = 1.0  # max gradient norm, per model
-    eval_every: int = 8  # iterations between held-out corpus losses (the alignment tax) and checkpoints
+    eval_every: int = 8  # iterations between corpus losses and checkpoints
 
 
 PPO_PRESETS = {
     "micro": dict(iterations=3, rollout_batch=8, minibatch=4, ppo_epochs=2, ptx_batch=2, eval_every=2),
     "quick": {},
-    # balanced: four times the rollouts per iteration and 80 iterations (13x quick's responses), 2 epochs over
-    # each. Measured (PPO vs SFT, seeds 1337 / 1338 / 1339): 57% [52, 61] / 54% [49, 58] / 53% [49, 58] against
-    # the once-ranked RM, 52% [48, 57] / 55% [50, 59] / 56% [51, 60] against the preset's twice-ranked one; on
-    # seed 1337 against the 2,000-ranking RM, 40 iterations x 64 rollouts won 54.2%, 80 x 128 54.8%
-    # γ 1 on balanced: every balanced number was measured so (γ 0.1, quick's, is not measured there)
+    # balanced: γ 1 and the gold stage at β 0.2, with which every balanced number was measured
     "balanced": dict(ptx_coef=1.0, oracle_kl_coef=0.2),
     "full": dict(iterations=150, rollout_batch=64, minibatch=16, ppo_epochs=4, lr=5e-5, value_lr=1e-4, ptx_batch=16),
 }
@@ -222,15 +177,15 @@ PPO_PRESETS = {
 
 @dataclass
 class DPOConfig(Optim):
-    """Beside the recipe: DPO on the reward stage's comparisons, every pair of a prompt in one batch element."""
+    """Beside the recipe: DPO on the reward stage's comparisons, a prompt's pairs in one element."""
 
     beta: float = 0.1  # β: the implicit reward is β · log(π / π_ref)
     epochs: int = 2  # passes over the comparisons
     batch_size: int = 8  # prompts (whole rankings) per step
-    lr: float = 1e-4
-    min_lr: float = 1e-5
-    warmup: int = 10
-    weight_decay: float = 0.0
+    lr: float = 1e-4  # peak
+    min_lr: float = 1e-5  # a tenth of lr
+    warmup: int = 10  # steps
+    weight_decay: float = 0.0  # none: β's tie to π_ref is the regulariser
     eval_every: int = 15  # steps between validation accuracies and checkpoints
 
 
@@ -248,14 +203,14 @@ class EvalConfig:
 
     prompts: int = 0  # eval-split prompts (never trained on) per model; 0 = all of them (480)
     samples: int = 1  # responses per prompt and model
-    temperature: float = 0.7  # sampling temperature of every compared model (the paper's evaluations sample)
+    temperature: float = 0.7  # every compared model samples (as the paper's)
     batch_size: int = 48  # prompts per batched KV-cache generation
     bootstrap: int = 1000  # resamples for bootstrap confidence intervals
     confidence: float = 0.95  # level of every interval
     cloze_items: int = 100  # corpus-style fact completions (the alignment-tax task); 0 = all
-    temperatures: str = "0,0.3,0.5,0.7,1"  # SFT's sampling temperatures: the best of them is a baseline of its own
-    best_of: int = 16  # SFT samples per prompt (temperature 1) for best-of-n, n = 1, 2, 4, ... best_of
-    oracle_of: int = 8  # SFT samples per prompt (eval temperature) of which the gold judge picks the best: a ceiling
+    temperatures: str = "0,0.3,0.5,0.7,1"  # SFT at its best T: a baseline
+    best_of: int = 16  # SFT samples (T 1) for best-of-n, n = 1, 2, 4, ...
+    oracle_of: int = 8  # the gold judge's best of these: a ceiling
 
 
 EVAL_PRESETS = {
@@ -271,18 +226,15 @@ class PipelineConfig:
     """What `minigpt-rlhf run` and `sweep` add to the recipe. Model shapes are written "LxHxC":
     n_layer x n_head x n_embd."""
 
-    large_model: str = "4x4x160"  # the larger base model (1.55x the quick base model: "175B GPT-3" to our "1.3B")
+    large_model: str = "4x4x160"  # 1.55x quick's: "175B GPT-3" to our "1.3B"
     large_steps: int = 0  # its pretraining steps; 0 = pretrain.steps
-    large_lr: float = 3e-3  # its peak learning rate (min_lr a tenth of it); measured on quick: fact completion 85%
-    #                         at 3e-3, 67% at the small model's 5e-3
+    large_lr: float = 3e-3  # its peak rate (min_lr a tenth); log 2026-12-01: byte-pair world
     large: bool = False  # pretrain the larger base model too ("GPT-3 large"; balanced does)
-    biased: bool = False  # run "whose preferences?": an RM from biased labelers and PPO against it (balanced)
-    grpo: bool = False  # run GRPO beside PPO (balanced)
-    sweep_sizes: str = "2x2x64,4x4x128,6x4x192"  # model sizes of `minigpt-rlhf sweep`, smallest first
-    workers: int = 0  # training stages run at once (each in its own process); 0 = one per CPU core, one on a GPU
-    threads: int = 1  # torch threads of every stage (0 = torch's default). One per stage, stages side by side: on
-    #                   a 2-core CPU a second thread of these small models was measured to gain little when idle
-    #                   and to slow a step 30x when another process runs (it waits at every op for the other)
+    biased: bool = False  # "whose preferences?": an RM from biased labelers, PPO against it
+    grpo: bool = False  # GRPO beside PPO (balanced)
+    sweep_sizes: str = "2x2x64,4x4x128,6x4x192"  # `minigpt-rlhf sweep`'s sizes, smallest first
+    workers: int = 0  # stages at once, one process each; 0 = one per core
+    threads: int = 1  # per stage, 0 = torch's (log 2026-12-01: one torch thread)
 
 
 PIPELINE_PRESETS = {
@@ -298,21 +250,14 @@ PIPELINE_PRESETS = {
 class Config:
     """Everything a run needs; serialised into every checkpoint and metrics file."""
 
-    preset: str = "quick"
-    seed: int = 1337
+    preset: str = "quick"  # the preset this Config was built from
+    seed: int = 1337  # every stage's seed; the committed runs use 1337, 1338, 1339
     device: str = ""  # "" = automatic (cuda > mps > cpu)
-    precision: str = "auto"  # matrix products of the supervised stages (pretraining, SFT, the reward model and its
-    #                         samples): "auto" = bf16 where the device has it in hardware (a CUDA GPU, a CPU with
-    #                         AVX512-BF16 or AMX), else fp32; or "bf16" / "fp32". PPO, GRPO, DPO and the evaluation
-    #                         always run in fp32 (see ppo.py). Measured on quick (2-core CPU, bf16): pretraining
-    #                         (1200 steps) 128-150 s against 211-225 s; over 9 seeds the base model's held-out loss 1.053 against
-    #                         1.055 and fact completion 79% against 83% (-4 ± 5 points paired): no measurable cost
-    data_dir: str = "data"
-    tokenizer: str = "bpe"  # "bpe": the world's byte pairs (data/tokenizer.json); "chars": one token per character
-    max_new_tokens: int = 32  # response length limit wherever a model answers a prompt: SFT's held-out gold score,
-    #                           the RM's comparisons, PPO's rollouts and the evaluation; a response that has not
-    #                           ended by then is truncated (and keeps no <|end|>). The longest demonstration is 27
-    #                           byte-pair tokens with its <|end|>; the judge's 120 characters are about 31
+    precision: str = "auto"  # supervised stages: "auto" = bf16 where the hardware has it,
+    #                          else fp32; RL, DPO, the evaluation stay fp32 (log 2026-12-02: bf16)
+    data_dir: str = "data"  # the world's committed splits and tokenizer
+    tokenizer: str = "bpe"  # "bpe" (data/tokenizer.json) or "chars"
+    max_new_tokens: int = 32  # answer limit: fits the longest demonstration (27 tokens)
     model: GPTConfig = field(default_factory=GPTConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
@@ -323,8 +268,8 @@ class Config:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
 
-# micro in float32: its matrices are too small for bf16 to pay for its casts (micro pretraining took 8.8-9.6 s in
-# fp32, 10.9-11.2 s in bf16, measured back to back on the 2-core CPU)
+# micro in float32: its matrices are too small for bf16 to pay for its casts
+# (log 2026-12-02: bf16 in the training step)
 _TOP_PRESETS = {"micro": dict(max_new_tokens=16, precision="fp32"), "quick": {}, "balanced": {}, "full": {}}
 _STAGE_PRESETS = {
     "model": MODEL_PRESETS,

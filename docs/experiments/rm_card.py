@@ -1,8 +1,7 @@
 """Experiment: the report card of finished reward models RUN/NAME... on the samples rm.py cached (RUN/
 sft_eval_samples8.pt: SFT's 8 samples per eval prompt at temperature 1), per task family as the evaluation's
 headroom() computes it, and the correlation within prompts (each prompt's mean subtracted from r_θ and from gold:
-the ranking loss cannot learn a prompt's level). `python docs/experiments/rm_sum.py rm_card.py ...` scores
-rm_sum.py's models. Not part of the package."""
+the ranking loss cannot learn a prompt's level). Not part of the package."""
 import sys
 from pathlib import Path
 import torch
