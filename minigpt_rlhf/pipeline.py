@@ -127,9 +127,28 @@ def run_stages(cfg: Config, run_dir, stages: list[Stage], start: str | None = No
                 finished(s, time.time() - t0)
         # this invocation's wall time, and how busy the machine was (other processes slow every stage)
         log["wall_seconds"], log["load_average"] = round(time.time() - t_start, 1), os.getloadavg()[:2]
+        seconds = {name: s["seconds"] for name, s in log["stages"].items()}
+        log["critical_path"] = critical_path(stages, seconds)
         write_json(log_path, log)
-        print(f"wall time {log['wall_seconds'] / 60:.1f} min (load average {log['load_average'][0]:.1f})")
+        chain = log["critical_path"]
+        print(f"wall time {log['wall_seconds'] / 60:.1f} min (load average {log['load_average'][0]:.1f}); "
+              f"critical path {chain['seconds'] / 60:.1f} min: {' → '.join(chain['stages'])}")
     return log
+
+
+def critical_path(stages: list[Stage], seconds: dict[str, float]) -> dict:
+    """The longest chain of stages, by their wall times: what a machine with a core for every stage that can
+    run at once would wait for. A training stage waits for the stages it reads; the others (the world check,
+    the evaluation, the plots, the report) for every stage before them."""
+    finish, chain = {}, {}
+    for i, s in enumerate(stages):
+        before = list(s.reads.values()) if s.trains else [t.name for t in stages[:i]]
+        before = [b for b in before if b in finish]
+        first = max(before, key=finish.get, default=None)
+        finish[s.name] = seconds.get(s.name, 0.0) + (finish[first] if first else 0.0)
+        chain[s.name] = (chain[first] if first else []) + [s.name]
+    last = max(reversed(finish), key=finish.get)  # ties: the later stage, which waits for the other
+    return {"seconds": round(finish[last], 1), "stages": [n for n in chain[last] if n in seconds]}
 
 
 # ---- stages side by side --------------------------------------------------------------------------------------

@@ -105,8 +105,12 @@ def test_micro_pipeline_end_to_end_resume_and_from(tmp_path):
                 "curves_ppo.png"):
         assert (run_dir / "plots" / fig).is_file(), fig
     results = json.loads((run_dir / "eval" / "results.json").read_text())
-    trained = [s.name for s in training(recipe())]
+    trained = [s.name for s in training(recipe())]  # micro runs every stage, those quick leaves out included
     assert [r["stage"] for r in results["compute"]["rows"]] == trained
+    log = json.loads((run_dir / "pipeline.json").read_text())
+    chain = log["critical_path"]["stages"]
+    assert chain[:3] == ["pretrain", "sft", "reward"] and chain[-3:] == ["evaluate", "plots", "report"]
+    assert log["critical_path"]["seconds"] == pytest.approx(sum(log["stages"][s]["seconds"] for s in chain))
 
     ckpts = {s: run_dir / s / "ckpt.pt" for s in trained}
     mtimes = {s: p.stat().st_mtime_ns for s, p in ckpts.items()}
@@ -192,3 +196,28 @@ def test_of_the_stages_ready_at_once_those_that_others_wait_for_go_first():
     assert {"ppo", "ppo_ptx", "grpo", "dpo", "ppo_gold", "reward_biased", "ppo_biased"} == \
         pipeline._waiting_for("reward", stages)
     assert pipeline._waiting_for("ppo", stages) == set()
+
+
+def test_the_critical_path_is_the_longest_chain_of_stages():
+    stages = [Stage("world", "world", "", output=""), Stage("pretrain", "pretrain", ""),
+              Stage("pretrain_large", "pretrain", ""), Stage("sft", "sft", "", reads={"base": "pretrain"}),
+              Stage("reward", "reward", "", reads={"sft": "sft"}),
+              Stage("ppo", "ppo", "", reads={"sft": "sft", "reward": "reward"}),
+              Stage("dpo", "dpo", "", reads={"sft": "sft", "comparisons": "reward"}),
+              Stage("evaluate", "evaluate", "", output="eval"), Stage("report", "report", "", output="report.md")]
+    seconds = dict(world=1, pretrain=200, pretrain_large=260, sft=60, reward=30, ppo=300, dpo=50, evaluate=90,
+                   report=1)
+    path = pipeline.critical_path(stages, seconds)
+    assert path == {"seconds": 681, "stages": ["pretrain", "sft", "reward", "ppo", "evaluate", "report"]}
+    seconds["pretrain_large"] = 700  # a longer side stage becomes the chain the evaluation waits for
+    assert pipeline.critical_path(stages, seconds)["stages"] == ["pretrain_large", "evaluate", "report"]
+
+
+def test_stages_moved_out_of_quick_still_run_in_balanced_and_are_named_when_asked_for(tmp_path):
+    moved = {"pretrain_large", "grpo", "reward_biased", "ppo_biased"}
+    names = {p: {s.name for s in pipeline.recipes.run_recipe(dataclasses.asdict(load_config(p).pipeline))}
+             for p in ("quick", "balanced", "micro")}
+    assert not moved & names["quick"] and moved <= names["balanced"] and moved <= names["micro"]
+    assert {"ppo", "ppo_ptx", "ppo_gold", "dpo", "reward", "sft", "pretrain"} <= names["quick"]
+    with pytest.raises(UserError, match=r"'grpo' is not in the quick recipe.*--set pipeline.grpo=true"):
+        pipeline.run_step(load_config("quick"), tmp_path / "q", "grpo")
