@@ -395,3 +395,12 @@ class ValueModel(nn.Module):
         """A trainable copy of the RM's trunk and scalar head (the RM itself stays frozen)."""
         value = cls(copy.deepcopy(rm.trunk), copy.deepcopy(rm.head))
         return value.requires_grad_(True)
+
+    @classmethod
+    def from_trunk(cls, trunk: GPT) -> "ValueModel":
+        """A trainable copy of a GPT trunk with a zero head (V = 0 everywhere at the start): the baseline of a
+        loop whose reward no reward model gives (the gold judge)."""
+        head = nn.Linear(trunk.config.n_embd, 1)
+        nn.init.zeros_(head.weight)
+        nn.init.zeros_(head.bias)
+        return cls(copy.deepcopy(trunk), head).requires_grad_(True)

@@ -449,21 +449,25 @@ def gold_reward(prompts: list[world.Prompt], prompt_ids: list[list[int]], tok: T
     return reward
 
 
-def build_trainer(cfg: Config, sft: Path, reward: Path, device=None, oracle: bool = False) -> tuple[PPOTrainer, list]:
+def build_trainer(cfg: Config, sft: Path, reward: Path | None, device=None,
+                  oracle: bool = False) -> tuple[PPOTrainer, list]:
     """A PPOTrainer from the SFT model in folder `sft`, the reward model in folder `reward` and data/: π^RL and
     π^SFT from the SFT checkpoint, V (for PPO's baseline) and r_θ from the reward model's, the PPO-split prompts
-    in the chat format, and for PPO-ptx (cfg.ppo.ptx_coef > 0) the pretraining corpus; oracle: the gold judge
-    instead of r_θ. Returns the trainer and the world's Prompt objects (the gold judge needs their metadata)."""
+    in the chat format, and for PPO-ptx (cfg.ppo.ptx_coef > 0) the pretraining corpus. oracle: the gold judge
+    instead of r_θ, and V a copy of the SFT trunk with a zero head (no reward model is read: the gold loop
+    needs none, so it can run beside the reward stage). Returns the trainer and the world's Prompt objects
+    (the gold judge needs their metadata)."""
     pc = cfg.ppo
     sft_ckpt = load_checkpoint(Path(sft) / "ckpt.pt", "sft")
     tok = tokenizer_from(sft_ckpt)
     policy, ref = build_model(sft_ckpt, device), build_model(sft_ckpt, device)
-    rm = load_reward_model(Path(reward) / "ckpt.pt", device)
-    rm.requires_grad_(False)
+    rm = None if oracle else load_reward_model(Path(reward) / "ckpt.pt", device).requires_grad_(False)
     prompts = world.load_prompts(cfg.data_dir, "ppo")
     prompt_ids = [format_chat(tok, p.text) for p in prompts]  # each fits the context with its answer: preflight.py
     corpus = load_tokens(cfg.data_dir, "train", tok) if pc.ptx_coef > 0 else None
-    value = ValueModel.from_reward_model(rm) if pc.baseline == "value" else None
+    value = None
+    if pc.baseline == "value":
+        value = ValueModel.from_trunk(policy) if oracle else ValueModel.from_reward_model(rm)
     reward_fn, n_reward = (gold_reward(prompts, prompt_ids, tok), 0) if oracle else (rm.score, rm.trunk.num_params())
     trainer = PPOTrainer(policy, ref, value, reward_fn, prompt_ids, pc, tok, cfg.max_new_tokens, pc.ptx_coef, corpus,
                          window(cfg, policy), cfg.seed, reward_params=n_reward)
@@ -476,9 +480,9 @@ def gold_score(prompts, responses, finished, tok: Tokenizer) -> float:
                for p, r, f in zip(prompts, responses, finished)) / len(prompts)
 
 
-def run(cfg: Config, out: Path, sft: Path, reward: Path, oracle: bool = False) -> Path:
+def run(cfg: Config, out: Path, sft: Path, reward: Path | None = None, oracle: bool = False) -> Path:
     """PPO-ptx with γ = cfg.ppo.ptx_coef (γ = 0: PPO; ppo.baseline=group: GRPO) from the SFT model in folder `sft`
-    against the reward model in folder `reward` (oracle: against the gold judge). Writes out/{ckpt.pt,
+    against the reward model in folder `reward` (oracle: against the gold judge, no reward model). Writes out/{ckpt.pt,
     metrics.jsonl} and returns the checkpoint path; a finished checkpoint is returned as is, an unfinished one
     is resumed."""
     pc, out = cfg.ppo, Path(out)

@@ -2,8 +2,8 @@
 which names the evaluation shows its model. The pipeline, `--from`, the evaluation, the compute accounting, the
 report, the plots and the CLI's help all read the list here.
 
-    world → pretrain → pretrain_large → sft → reward → ppo, ppo_ptx, grpo, dpo, ppo_gold (side by side)
-          → [reward_biased → ppo_biased] → evaluate → plots → report
+    world → pretrain [→ pretrain_large] → sft → ppo_gold beside reward → ppo, ppo_ptx, dpo [, grpo] (side by side)
+          → [reward_biased → ppo_biased] → evaluate → plots → report       ([...]: pipeline.large, grpo, biased)
 
 A stage that trains writes run_dir/NAME/ (ckpt.pt, metrics.jsonl) with `STEP.run(cfg, out, **reads)`, `reads`
 naming the folders of the stages it starts from; the others write files derived from those (eval/, plots/,
@@ -109,7 +109,8 @@ def recipe(biased: bool = True, large: bool = True, grpo: bool = True) -> list[S
         Stage("ppo_ptx", "ppo", "step 3: PPO-ptx, the same plus γ · the pretraining loss", reads=ppo_reads,
               shows=(("PPO-ptx", "chat"),)),
         Stage("ppo_gold", "ppo", "the loop's proof, not the recipe: PPO (γ = 0) against the gold judge itself, "
-              "what RL reaches with a perfect reward model", reads=ppo_reads, configure=_gold, options={"oracle": True},
+              "what RL reaches with a perfect reward model", reads={"sft": "sft"}, configure=_gold,
+              options={"oracle": True},
               shows=(("PPO (gold oracle)", "chat"),)),
         *([Stage("grpo", "ppo", "beside PPO: GRPO, no value model, advantages relative to a group of answers "
                  "(γ = 0)", reads=ppo_reads, configure=_grpo, shows=(("GRPO", "chat"),))] if grpo else []),

@@ -378,3 +378,17 @@ def test_grpo_needs_no_value_model_and_raises_a_known_reward():
         tr.update(tr.rollout()[0])
     assert mean_reward(tr) > before + 0.4
     assert len(tr.optimizer.param_groups) == 1  # only the policy trains
+
+
+def test_the_gold_loop_reads_no_reward_model_and_its_value_starts_at_zero(lesson_run):
+    from minigpt_rlhf import ppo
+
+    cfg = micro_config()
+    tr, prompts = ppo.build_trainer(cfg, lesson_run / "sft", None, oracle=True)  # no reward folder at all
+    policy_state = tr.policy.state_dict()
+    assert all(torch.equal(v, policy_state[k]) for k, v in tr.value.trunk.state_dict().items())
+    assert tr.value.trunk is not tr.policy and tr.value.head.weight.abs().sum() == 0
+    ro, stats = tr.rollout()
+    assert torch.equal(ro.values, torch.zeros_like(ro.values))  # V = 0 before its first update
+    assert stats["rm_score"] == pytest.approx(float(ro.score[ro.finished].mean()) / tr.score_scale, abs=1e-5)
+    assert tr.update(ro)["vf_loss"] > 0

@@ -193,9 +193,11 @@ def test_every_stage_of_the_recipe_and_the_sweep_can_travel_to_a_worker_process(
 def test_of_the_stages_ready_at_once_those_that_others_wait_for_go_first():
     stages = training(recipe())
     assert pipeline._waiting_for("reward_biased", stages) == {"ppo_biased"}
-    assert {"ppo", "ppo_ptx", "grpo", "dpo", "ppo_gold", "reward_biased", "ppo_biased"} == \
+    assert {"ppo", "ppo_ptx", "grpo", "dpo", "reward_biased", "ppo_biased"} == \
         pipeline._waiting_for("reward", stages)
     assert pipeline._waiting_for("ppo", stages) == set()
+    # the gold-judge loop reads no reward model: it starts beside the reward stage, right after SFT
+    assert "ppo_gold" in pipeline._waiting_for("sft", stages) - pipeline._waiting_for("reward", stages)
 
 
 def test_the_critical_path_is_the_longest_chain_of_stages():
