@@ -79,6 +79,10 @@ SETTINGS = [
     ("eval.confidence=1.5", "eval.confidence=1.5", "in (0, 1)"),
     ("sft.dropout=1", "sft.dropout=1.0", "in [0, 1)"),
     ("model.n_embd=33", "model.n_embd=33", "model.n_head=2", "divisible"),
+    # what the architecture needs: rotary embeddings turn a head's channels in pairs (model.rotate)
+    ("model.n_embd=30", "model.n_embd=30 / model.n_head=2", "heads of 15 channels",
+     "--set model.n_embd=32"),
+    ("pipeline.large_model=2x2x30", "pipeline.large_model='2x2x30'", "15 channels", "2x2x32"),
     ("sft.min_lr=1", "sft.min_lr=1.0", "sft.lr=0.003"),
     ("reward.k_min=7", "reward.k_min=7", "reward.k_max=6"),
     ("ppo.minibatch=100", "ppo.minibatch=100", "ppo.rollout_batch=8"),
