@@ -173,6 +173,14 @@ DATA_CASES = {
                       ["prompts_eval.jsonl, line 2: missing field(s) family"]),
     "wrong type": (lambda d: _field(d / "demonstrations.jsonl", 9, "response", 7),
                    ["demonstrations.jsonl, line 9: field 'response' is 7"]),
+    # well-formed but empty: SFT would learn to answer this prompt with nothing
+    "empty response": (lambda d: _field(d / "demonstrations.jsonl", 9, "response", " "),
+                       ["demonstrations.jsonl, line 9: field 'response' is empty",
+                        "delete the line"]),
+    "empty prompt": (lambda d: _field(d / "prompts_sft.jsonl", 3, "text", ""),
+                     ["prompts_sft.jsonl, line 3: field 'text' is empty"]),
+    "empty labeler": (lambda d: _field(d / "demonstrations.jsonl", 4, "labeler", ""),
+                      ["demonstrations.jsonl, line 4: field 'labeler' is empty"]),
     "unknown task": (lambda d: _field(d / "prompts_eval.jsonl", 2, "meta", {"task": "juggle"}),
                      ["prompts_eval.jsonl, line 2", "gold judge", "juggle"]),
     "duplicate id": (lambda d: (d / "prompts_eval.jsonl").write_text(

@@ -228,8 +228,8 @@ def _read(path: Path) -> str:
 
 
 def _jsonl(path: Path, fields: dict[str, type]) -> list[dict]:
-    """One JSON object per line with these fields of these types; strings in the vocabulary (a JSON escape such
-    as \\u00e9 passes the file's own character check)."""
+    """One JSON object per line with these fields of these types; strings not blank and in the
+    vocabulary (a JSON escape such as \\u00e9 passes the file's own character check)."""
     rows = []
     for n, line in enumerate(_read(path).splitlines(), 1):
         try:
@@ -243,6 +243,9 @@ def _jsonl(path: Path, fields: dict[str, type]) -> list[dict]:
             if not isinstance(row[k], typ):
                 raise DataError(f"{path}, line {n}: field {k!r} is {row[k]!r}, not a {typ.__name__}; fix the line "
                                 f"or regenerate data/")
+            if typ is str and not row[k].strip():  # an empty response: SFT learns to say nothing
+                raise DataError(f"{path}, line {n}: field {k!r} is empty ({row[k]!r}): write it, "
+                                f"delete the line, or regenerate data/")
             bad = [c for c in row[k] if c not in VOCABULARY] if typ is str else []
             if bad:
                 raise DataError(f"{path}, line {n}, field {k!r}: {_char(bad[0])}: replace it, or regenerate data/")
@@ -324,8 +327,6 @@ def check_data(data_dir) -> Data:
                 raise DataError(f"{path}, line {n}: prompt id {p.id!r} is also on {where[p.id]}: ids must be unique; "
                                 f"regenerate data/")
             where[p.id] = f"{path.name}, line {n}"
-            if not p.text.strip():
-                raise DataError(f"{path}, line {n}: the prompt text is empty; fix the line or regenerate data/")
             try:
                 judge(p, "")
             except (KeyError, ValueError, TypeError, AttributeError) as e:
