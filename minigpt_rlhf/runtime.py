@@ -358,7 +358,19 @@ def _alive(owner: dict) -> bool:
         return False
     except PermissionError:
         return True  # it exists, run by another user
-    return True
+    return not _zombie(owner["pid"])
+
+
+def _zombie(pid: int) -> bool:
+    """Killed (kill -9) or ended but not yet reaped by its parent: the pid still exists, the
+    process no longer runs. Linux says so in /proc/PID/stat (state Z, or X while it goes);
+    elsewhere it reads as running."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    state = stat.rsplit(")", 1)[-1].split()[:1]  # after the name in (...), which may hold spaces
+    return state in (["Z"], ["X"])
 
 
 # ---- speed ---------------------------------------------------------------------------------------------------

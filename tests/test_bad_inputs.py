@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -315,6 +316,24 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(capsys):
     out, err = capsys.readouterr()
     assert f"taking over the lock of process {pid}" in out and "missing stage 'pretrain'" in err
     assert list(Path("r").iterdir()) == []  # the stale lock was all it held, and the new one is gone
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_a_lock_of_a_process_killed_a_moment_ago_and_not_yet_reaped_is_taken_over(capsys):
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder.kill()  # SIGKILL, not waited for: a zombie until its parent reaps it; its pid exists
+    try:
+        deadline = time.time() + 10
+        while Path(f"/proc/{holder.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.time() < deadline, "the killed process never became a zombie"
+            time.sleep(0.01)
+        os.kill(holder.pid, 0)  # signal 0 alone would say it runs
+        _lock(Path("r"), holder.pid)
+        with run_lock("r"):
+            assert json.loads(Path("r", LOCK).read_text())["pid"] == os.getpid()
+        assert f"taking over the lock of process {holder.pid}" in capsys.readouterr().out
+    finally:
+        holder.wait()
 
 
 def test_two_processes_one_folder_then_kill_9(tmp_path, refused):
