@@ -151,6 +151,17 @@ def load_checkpoint(path, kind: str | tuple[str, ...] | None = None, map_locatio
     if missing:
         raise UserError(f"{path} lacks {', '.join(missing)}: it is not a complete {ckpt['kind']!r} checkpoint; "
                         f"delete it and rerun the stage that writes it")
+    try:
+        vocab = tokenizer_from(ckpt).vocab_size
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise UserError(f"{path}: its tokenizer is damaged ({type(e).__name__}: {e}); delete it "
+                        f"and rerun the stage that writes it") from None
+    config = ckpt["model_config"]
+    have = config.get("vocab_size") if isinstance(config, dict) else None
+    if have != vocab:
+        raise UserError(f"{path}: its model has a vocabulary of {have} tokens, its tokenizer "
+                        f"{vocab}: the model cannot read that tokenizer's ids; delete it and rerun "
+                        f"the stage that writes it")
     return ckpt
 
 

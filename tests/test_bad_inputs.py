@@ -61,7 +61,7 @@ def refused(capsys):
 
 def checkpoint(path, kind="pretrain", finished=True, drop=(), **shape) -> Path:
     """A checkpoint of the micro model's shape (or another), untrained: what a stage would have written."""
-    mc = dataclasses.replace(load_config("micro").model, vocab_size=TOK.vocab_size, **shape)
+    mc = dataclasses.replace(load_config("micro").model, **{"vocab_size": TOK.vocab_size, **shape})
     payload = dict(model_config=dataclasses.asdict(mc), model=GPT(mc).state_dict(), tokenizer=TOK.state_dict(),
                    step=3, finished=finished)
     if kind == "reward":
@@ -234,6 +234,12 @@ def test_a_file_that_is_not_a_checkpoint(refused):
     refused(["sample", "--ckpt", "missing.pt", "--prompt", "hi"], "missing.pt does not exist")
     checkpoint(Path("bare.pt"), "sft", drop=("tokenizer",))
     refused(["sample", "--ckpt", "bare.pt", "--prompt", "hi"], "bare.pt lacks tokenizer")
+
+
+def test_a_checkpoint_whose_model_cannot_read_its_tokenizer(refused):
+    checkpoint(Path("v.pt"), "sft", vocab_size=50)  # its tokenizer's ids go to TOK.vocab_size - 1
+    refused(["sample", "--ckpt", "v.pt", "--prompt", "hi"], "v.pt: its model has a vocabulary of",
+            "of 50 tokens", f"its tokenizer {TOK.vocab_size}", "delete it")
 
 
 def test_sample_and_chat_refuse_a_reward_model(refused):
