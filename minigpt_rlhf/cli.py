@@ -11,7 +11,7 @@ import torch
 
 from minigpt_rlhf.bench import SHAPES
 from minigpt_rlhf.config import AT_LEAST_1, NON_NEGATIVE, PRESETS, Range, load_config
-from minigpt_rlhf.runtime import GENERATORS, UserError
+from minigpt_rlhf.runtime import GENERATORS, UserError, is_sweep
 from minigpt_rlhf.stages import TRAINING_STEPS, recipe
 from minigpt_rlhf.tokenizer import VocabError
 from minigpt_rlhf.world import DataError
@@ -138,11 +138,6 @@ def cmd_evaluate(args) -> None:
     run_dir = Path(args.run_dir or f"runs/{args.preset}")
     pipeline.run_step(config_from_args(args), run_dir, "evaluate")
     print(run_dir / "eval" / "results.json")
-
-
-def is_sweep(run_dir) -> bool:
-    """A `sweep` folder has one pretrain_LxHxC stage per size; a `run` folder has pretrain and pretrain_large."""
-    return any(Path(run_dir).glob("pretrain_*x*x*"))
 
 
 def cmd_plot(args) -> None:

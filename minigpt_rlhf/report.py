@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 
 from minigpt_rlhf.plots import smooth
-from minigpt_rlhf.runtime import UserError, read_metrics
+from minigpt_rlhf.runtime import RESULTS, SWEEP, UserError, read_json, read_metrics
 from minigpt_rlhf.stages import recipe, training
 
 SECTIONS = ("## Summary", "## 1. Labelers prefer the aligned models", "## 2. Held-out labelers agree",
@@ -73,9 +73,10 @@ def check_run(run_dir: Path) -> tuple[dict, dict]:
     """results.json and pipeline.json (or {}), after checking that no stage is missing: a UserError names the
     first missing stage and the command that runs it."""
     log_path = run_dir / "pipeline.json"
-    log = json.loads(log_path.read_text()) if log_path.is_file() else {}
+    log = read_json(log_path, keys=("config",)) if log_path.is_file() else {}
     results_path = run_dir / "eval" / "results.json"
-    config = log.get("config") or (json.loads(results_path.read_text())["config"] if results_path.is_file() else {})
+    config = log.get("config") or (read_json(results_path, keys=RESULTS)["config"]
+                                   if results_path.is_file() else {})
     preset, biased = config.get("preset", "quick"), config.get("pipeline", {}).get("biased", True)
     fix = f"run `minigpt-rlhf run --preset {preset} --out {run_dir}` (it runs the missing stages, skips the rest)"
     if not run_dir.is_dir():
@@ -86,7 +87,7 @@ def check_run(run_dir: Path) -> tuple[dict, dict]:
     if not results_path.is_file():
         raise UserError(f"{run_dir} is missing stage 'evaluate' ({results_path}): run "
                         f"`minigpt-rlhf evaluate --preset {preset} --run-dir {run_dir}`, or {fix}")
-    return json.loads(results_path.read_text()), log
+    return read_json(results_path, keys=RESULTS), log
 
 
 class Run:
@@ -479,7 +480,7 @@ def write_sweep_report(out_dir) -> Path:
     path = out_dir / "eval" / "sweep.json"
     if not path.is_file():
         raise UserError(f"{path} does not exist: run `minigpt-rlhf sweep --out {out_dir}` first")
-    res = json.loads(path.read_text())
+    res = read_json(path, keys=SWEEP)
     lines = ["# minigpt-rlhf model-size sweep\n",
              f"Preset `{res['preset']}`, seed {res['seed']}. Win rate against {res['reference']}, judged by the "
              "held-out labelers (the paper's Figure 1: InstructGPT beats GPT-3 at every size; 1.3B PPO-ptx beats "

@@ -242,13 +242,27 @@ class MetricsLogger:
         self.path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def read_json(path, fix: str = "delete it and rerun the stage that writes it"):
-    """A JSON file, or a UserError naming it (and the line) if it is not valid JSON."""
+# the keys of eval/results.json and eval/sweep.json (evaluate.py writes them) that the report and
+# the plots read
+RESULTS = ("preset", "seed", "config", "n_prompts", "reference", "models", "head_to_head",
+           "compute", "examples")
+SWEEP = ("preset", "seed", "reference", "rows")
+
+
+def read_json(path, fix: str | None = None, keys: tuple[str, ...] = ()):
+    """A JSON file (with `keys`, if given, it must be an object holding them), or a UserError naming
+    it, the line and the fix (by default the command that writes it again, `rebuild`)."""
+    path = Path(path)
+    fix = fix or rebuild(path)
     try:
-        return json.loads(Path(path).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        where = f", line {e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
-        raise UserError(f"{path}{where}: not valid JSON ({type(e).__name__}): {fix}") from None
+        obj = json.loads(_text(path, fix))
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}, line {e.lineno}: not valid JSON (cut short or edited: {e.msg}); "
+                        f"{fix}") from None
+    missing = [k for k in keys if not isinstance(obj, dict) or k not in obj]
+    if missing:
+        raise UserError(f"{path} is damaged: it holds no {missing[0]!r}; {fix}")
+    return obj
 
 
 def write_json(path, obj) -> Path:
@@ -261,19 +275,70 @@ def write_json(path, obj) -> Path:
     return path
 
 
-def read_metrics(path) -> list[dict]:
+def read_jsonl(path, fix: str | None = None) -> list[tuple[int, dict]]:
+    """(line number, object) of each non-blank line of a JSON-lines file, or a UserError naming the
+    file, the line and the fix (by default the command that writes it again, `rebuild`)."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path} does not exist: run the stage that writes it first")
+    fix = fix or rebuild(path)
     rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(_text(path, fix).splitlines(), 1):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError as e:
-            raise UserError(f"{path}, line {n}: not valid JSON ({e.msg}); delete the line or rerun the stage") from None
+            raise UserError(f"{path}, line {n}: not valid JSON ({e.msg}); {fix}") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{path}, line {n}: not a JSON object ({line.strip()[:20]!r}); {fix}")
+        rows.append((n, row))
     return rows
+
+
+def _text(path: Path, fix: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: byte {e.start} is not UTF-8 text (the file is damaged); "
+                        f"{fix}") from None
+    except OSError as e:
+        raise UserError(f"{path} cannot be read ({e.strerror}); {fix}") from None
+
+
+def rebuild(path) -> str:
+    """How to write a file of a run folder again, with the preset the folder was made with (as
+    its pipeline.json says): eval/results.json by `evaluate`, eval/sweep.json by `sweep --from
+    evaluate`, pipeline.json by rerunning, a stage's own file by `--from STAGE`."""
+    path = Path(path)
+    run_dir = path.parent if path.name == "pipeline.json" else path.parent.parent
+    try:
+        preset = json.loads((run_dir / "pipeline.json").read_text())["config"]["preset"]
+    except (OSError, ValueError, KeyError, TypeError):
+        preset = "PRESET"  # the one the folder was made with: only its pipeline.json says which
+    step = "sweep" if is_sweep(run_dir) else "run"
+    run = f"minigpt-rlhf {step} --preset {preset} --out {run_dir}"
+    if path.name == "pipeline.json":
+        return f"delete it (the stages' checkpoints are kept) and rerun `{run}`"
+    if path.parent.name != "eval":
+        return (f"rebuild it with `{run} --from {path.parent.name}` (it retrains that stage and "
+                f"those after it)")
+    if is_sweep(run_dir):
+        return f"rebuild it with `{run} --from evaluate`"
+    return (f"rebuild it with `minigpt-rlhf evaluate --preset {preset} --run-dir {run_dir}`, then "
+            f"`minigpt-rlhf plot {run_dir}` and `minigpt-rlhf report {run_dir}`")
+
+
+def is_sweep(run_dir) -> bool:
+    """A `sweep` folder has one pretrain_LxHxC stage per size; a `run` folder has pretrain and
+    pretrain_large."""
+    return any(Path(run_dir).glob("pretrain_*x*x*"))
+
+
+def read_metrics(path) -> list[dict]:
+    """A stage's metrics.jsonl, one dict per logged step."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: run the stage that writes it first")
+    return [row for _, row in read_jsonl(path, f"delete the line, or {rebuild(path)}")]
 
 
 class NonFiniteError(UserError):

@@ -18,7 +18,8 @@ import torch
 from minigpt_rlhf.cli import main
 from minigpt_rlhf.config import load_config, ranges
 from minigpt_rlhf.model import GPT
-from minigpt_rlhf.runtime import LOCK, run_lock, save_checkpoint
+from minigpt_rlhf.runtime import LOCK, RESULTS, run_lock, save_checkpoint
+from minigpt_rlhf.stages import recipe, training
 from minigpt_rlhf.tokenizer import Tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -287,6 +288,64 @@ def test_a_broken_pipeline_log_and_a_folder_made_with_other_settings(refused):
     checkpoint(Path("r/pretrain/ckpt.pt"))
     refused(["run", *MICRO, "--out", "r", "--set", "pretrain.lr=1e-3"], "other settings (pretrain.lr differ)",
             "holds their output (pretrain)", "--from STAGE")
+
+
+def _made(folder: str) -> dict:
+    """folder/pipeline.json of a micro run, as the pipeline writes it; returns the config."""
+    config = dataclasses.asdict(load_config("micro", [f"data_dir={DATA}", "device=cpu"]))
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    log = {"config": config, "stages": {"pretrain": {}}}
+    Path(folder, "pipeline.json").write_text(json.dumps(log))
+    return config
+
+
+def test_a_damaged_file_of_a_run_folder_is_named_with_the_command_that_rebuilds_it(refused):
+    _made("r")
+    for stage in training(recipe()):  # a finished run's stages, as far as the report checks
+        Path("r", stage.name).mkdir()
+        Path("r", stage.name, "metrics.jsonl").write_text("")
+    Path("r/eval").mkdir()
+    Path("r/eval/results.json").write_text('{"preset": "micro", "models": {"SFT": {"w')  # cut short
+    fix = "minigpt-rlhf evaluate --preset micro --run-dir r"
+    refused(["report", "r"], "r/eval/results.json, line 1: not valid JSON", fix,
+            "minigpt-rlhf report r")
+    refused(["plot", "r"], "r/eval/results.json, line 1", fix)
+    Path("r/eval/results.json").write_text("{}")  # valid JSON, but not what evaluate writes
+    refused(["report", "r"], "r/eval/results.json is damaged", "'preset'", fix)
+    Path("r/pipeline.json").write_text('{"config": {"pre')
+    refused(["report", "r"], "r/pipeline.json, line 1: not valid JSON", "delete it", "--out r")
+    _made("r")
+    Path("r/eval/results.json").write_text(json.dumps({k: {} for k in RESULTS}))
+    Path("r/pretrain/metrics.jsonl").write_text('{"step": 1, "loss": 3.1}\n{"step": 2, "lo\n')
+    refused(["plot", "r"], "r/pretrain/metrics.jsonl, line 2: not valid JSON",
+            "minigpt-rlhf run --preset micro --out r --from pretrain")
+    Path("s/pretrain_1x2x16").mkdir(parents=True)  # a sweep's folder
+    Path("s/eval").mkdir()
+    Path("s/eval/sweep.json").write_bytes(b'{"rows": [\xff')
+    refused(["report", "s"], "s/eval/sweep.json", "not UTF-8",
+            "minigpt-rlhf sweep --preset PRESET --out s --from evaluate")
+
+
+def test_a_run_checks_the_files_it_will_read_before_the_first_stage(refused):
+    """Found before anything runs, not when the plots or DPO read them after the training."""
+    _made("r")
+    checkpoint(Path("r/pretrain/ckpt.pt"))
+    Path("r/pretrain/metrics.jsonl").write_text('{"step": 1, "loss": 3.1}\n[1, 2]\n')
+    refused(["run", *MICRO, "--out", "r"], "r/pretrain/metrics.jsonl, line 2: not a JSON object",
+            "--from pretrain")
+    # the evaluation counts each stage's compute from it
+    refused(["evaluate", *MICRO, "--run-dir", "r"], "r/pretrain/metrics.jsonl, line 2")
+    Path("r/pretrain/metrics.jsonl").write_text('{"step": 1, "loss": 3.1}\n')
+    checkpoint(Path("r/reward/ckpt.pt"), "reward")
+    Path("r/reward/comparisons.jsonl").write_text('{"split": "train", "responses": 3}\n')
+    refused(["run", *MICRO, "--out", "r"], "r/reward/comparisons.jsonl, line 1",
+            "no field 'prompt_id'")
+    Path("r/reward/comparisons.jsonl").unlink()
+    config = _made("r")
+    Path("r/pipeline.json").write_text(json.dumps({"config": config, "stages": {"evaluate": {}}}))
+    Path("r/eval").mkdir()
+    Path("r/eval/results.json").write_text('{"preset": "mic')
+    refused(["run", *MICRO, "--out", "r"], "r/eval/results.json, line 1", "minigpt-rlhf evaluate")
 
 
 def test_evaluate_refuses_a_run_folder_made_with_other_settings(refused):
