@@ -305,26 +305,27 @@ def _text(path: Path, fix: str) -> str:
 
 
 def rebuild(path) -> str:
-    """How to write a file of a run folder again, with the preset the folder was made with (as
-    its pipeline.json says): eval/results.json by `evaluate`, eval/sweep.json by `sweep --from
-    evaluate`, pipeline.json by rerunning, a stage's own file by `--from STAGE`."""
+    """How to write a file of a run folder again, with the preset and seed the folder was made
+    with (as its pipeline.json says): eval/results.json by `evaluate`, eval/sweep.json by `sweep
+    --from evaluate`, pipeline.json by rerunning, a stage's own file by `--from STAGE`."""
     path = Path(path)
     run_dir = path.parent if path.name == "pipeline.json" else path.parent.parent
-    try:
-        preset = json.loads((run_dir / "pipeline.json").read_text())["config"]["preset"]
+    try:  # the preset and the seed (`seeds` varies it) the folder was made with: pipeline.json's
+        made = json.loads((run_dir / "pipeline.json").read_text())["config"]
+        preset, seed = made["preset"], f" --set seed={int(made['seed'])}"
     except (OSError, ValueError, KeyError, TypeError):
-        preset = "PRESET"  # the one the folder was made with: only its pipeline.json says which
+        preset, seed = "PRESET", ""
     step = "sweep" if is_sweep(run_dir) else "run"
-    run = f"minigpt-rlhf {step} --preset {preset} --out {run_dir}"
+    run, sets = f"minigpt-rlhf {step} --preset {preset}{seed} --out {run_dir}", "any other --set"
     if path.name == "pipeline.json":
-        return f"delete it (the stages' checkpoints are kept) and rerun `{run}`"
+        return f"delete it (the stages' checkpoints are kept) and rerun `{run}` with {sets} it had"
     if path.parent.name != "eval":
-        return (f"rebuild it with `{run} --from {path.parent.name}` (it retrains that stage and "
-                f"those after it)")
+        return (f"rebuild it with `{run} --from {path.parent.name}` and {sets} it was made with "
+                f"(it retrains that stage and those after it)")
     if is_sweep(run_dir):
-        return f"rebuild it with `{run} --from evaluate`"
-    return (f"rebuild it with `minigpt-rlhf evaluate --preset {preset} --run-dir {run_dir}`, then "
-            f"`minigpt-rlhf plot {run_dir}` and `minigpt-rlhf report {run_dir}`")
+        return f"rebuild it with `{run} --from evaluate` and {sets} it was made with"
+    return (f"rebuild it with `minigpt-rlhf evaluate --preset {preset}{seed} --run-dir {run_dir}`, "
+            f"then `minigpt-rlhf plot {run_dir}` and `minigpt-rlhf report {run_dir}`")
 
 
 def is_sweep(run_dir) -> bool:

@@ -306,7 +306,7 @@ def test_a_damaged_file_of_a_run_folder_is_named_with_the_command_that_rebuilds_
         Path("r", stage.name, "metrics.jsonl").write_text("")
     Path("r/eval").mkdir()
     Path("r/eval/results.json").write_text('{"preset": "micro", "models": {"SFT": {"w')  # cut short
-    fix = "minigpt-rlhf evaluate --preset micro --run-dir r"
+    fix = "minigpt-rlhf evaluate --preset micro --set seed=1337 --run-dir r"
     refused(["report", "r"], "r/eval/results.json, line 1: not valid JSON", fix,
             "minigpt-rlhf report r")
     refused(["plot", "r"], "r/eval/results.json, line 1", fix)
@@ -318,7 +318,7 @@ def test_a_damaged_file_of_a_run_folder_is_named_with_the_command_that_rebuilds_
     Path("r/eval/results.json").write_text(json.dumps({k: {} for k in RESULTS}))
     Path("r/pretrain/metrics.jsonl").write_text('{"step": 1, "loss": 3.1}\n{"step": 2, "lo\n')
     refused(["plot", "r"], "r/pretrain/metrics.jsonl, line 2: not valid JSON",
-            "minigpt-rlhf run --preset micro --out r --from pretrain")
+            "minigpt-rlhf run --preset micro --set seed=1337 --out r --from pretrain")
     Path("s/pretrain_1x2x16").mkdir(parents=True)  # a sweep's folder
     Path("s/eval").mkdir()
     Path("s/eval/sweep.json").write_bytes(b'{"rows": [\xff')
