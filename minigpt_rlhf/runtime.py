@@ -257,8 +257,8 @@ def read_json(path, fix: str | None = None, keys: tuple[str, ...] = ()):
     try:
         obj = json.loads(_text(path, fix))
     except json.JSONDecodeError as e:
-        raise UserError(f"{path}, line {e.lineno}: not valid JSON (cut short or edited: {e.msg}); "
-                        f"{fix}") from None
+        raise UserError(f"{path}, line {e.lineno}: not valid JSON (cut short or edited: "
+                        f"{_at(e)}); {fix}") from None
     missing = [k for k in keys if not isinstance(obj, dict) or k not in obj]
     if missing:
         raise UserError(f"{path} is damaged: it holds no {missing[0]!r}; {fix}")
@@ -287,11 +287,16 @@ def read_jsonl(path, fix: str | None = None) -> list[tuple[int, dict]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            raise UserError(f"{path}, line {n}: not valid JSON ({e.msg}); {fix}") from None
+            raise UserError(f"{path}, line {n}: not valid JSON ({_at(e)}); {fix}") from None
         if not isinstance(row, dict):
             raise UserError(f"{path}, line {n}: not a JSON object ({line.strip()[:20]!r}); {fix}")
         rows.append((n, row))
     return rows
+
+
+def _at(e: json.JSONDecodeError) -> str:
+    """"Unterminated string starting at column 13": json's message, where it is."""
+    return f"{e.msg.removesuffix(' at')} at column {e.colno}"
 
 
 def _text(path: Path, fix: str) -> str:
@@ -312,13 +317,14 @@ def rebuild(path) -> str:
     run_dir = path.parent if path.name == "pipeline.json" else path.parent.parent
     try:  # the preset and the seed (`seeds` varies it) the folder was made with: pipeline.json's
         made = json.loads((run_dir / "pipeline.json").read_text())["config"]
-        preset, seed = made["preset"], f" --set seed={int(made['seed'])}"
+        preset, seed, sets = made["preset"], f" --set seed={int(made['seed'])}", "any other --set"
     except (OSError, ValueError, KeyError, TypeError):
-        preset, seed = "PRESET", ""
+        preset, seed, sets = "PRESET", "", "the preset and any --set"
     step = "sweep" if is_sweep(run_dir) else "run"
-    run, sets = f"minigpt-rlhf {step} --preset {preset}{seed} --out {run_dir}", "any other --set"
+    run = f"minigpt-rlhf {step} --preset {preset}{seed} --out {run_dir}"
     if path.name == "pipeline.json":
-        return f"delete it (the stages' checkpoints are kept) and rerun `{run}` with {sets} it had"
+        return (f"delete it (the stages' checkpoints are kept) and rerun `{run}` with {sets} it "
+                f"was made with")
     if path.parent.name != "eval":
         return (f"rebuild it with `{run} --from {path.parent.name}` and {sets} it was made with "
                 f"(it retrains that stage and those after it)")

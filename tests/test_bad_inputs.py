@@ -318,6 +318,7 @@ def test_a_damaged_file_of_a_run_folder_is_named_with_the_command_that_rebuilds_
     Path("r/eval/results.json").write_text(json.dumps({k: {} for k in RESULTS}))
     Path("r/pretrain/metrics.jsonl").write_text('{"step": 1, "loss": 3.1}\n{"step": 2, "lo\n')
     refused(["plot", "r"], "r/pretrain/metrics.jsonl, line 2: not valid JSON",
+            "at column 13",
             "minigpt-rlhf run --preset micro --set seed=1337 --out r --from pretrain")
     Path("s/pretrain_1x2x16").mkdir(parents=True)  # a sweep's folder
     Path("s/eval").mkdir()
