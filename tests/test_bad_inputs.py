@@ -60,11 +60,11 @@ def refused(capsys):
     return check
 
 
-def checkpoint(path, kind="pretrain", finished=True, drop=(), **shape) -> Path:
+def checkpoint(path, kind="pretrain", finished=True, drop=(), tokenizer=None, **shape) -> Path:
     """A checkpoint of the micro model's shape (or another), untrained: what a stage would have written."""
     mc = dataclasses.replace(load_config("micro").model, **{"vocab_size": TOK.vocab_size, **shape})
-    payload = dict(model_config=dataclasses.asdict(mc), model=GPT(mc).state_dict(), tokenizer=TOK.state_dict(),
-                   step=3, finished=finished)
+    payload = dict(model_config=dataclasses.asdict(mc), model=GPT(mc).state_dict(),
+                   tokenizer=tokenizer or TOK.state_dict(), step=3, finished=finished)
     if kind == "reward":
         payload["head"] = torch.nn.Linear(mc.n_embd, 1).state_dict()
     return save_checkpoint(path, kind, **{k: v for k, v in payload.items() if k not in drop})
@@ -241,6 +241,18 @@ def test_a_checkpoint_whose_model_cannot_read_its_tokenizer(refused):
     checkpoint(Path("v.pt"), "sft", vocab_size=50)  # its tokenizer's ids go to TOK.vocab_size - 1
     refused(["sample", "--ckpt", "v.pt", "--prompt", "hi"], "v.pt: its model has a vocabulary of",
             "of 50 tokens", f"its tokenizer {TOK.vocab_size}", "delete it")
+
+
+def test_best_of_n_refuses_a_reward_model_that_cannot_read_the_policy(refused):
+    checkpoint(Path("p.pt"), "sft")
+    checkpoint(Path("rm.pt"), "reward", block_size=8)  # a context shorter than the prompt
+    prompt = "Where does Kess live?"
+    refused(["best-of-n", "--ckpt", "p.pt", "--reward", "rm.pt", "--prompt", prompt],
+            "--prompt is too long", "(8 tokens)")
+    chars = Tokenizer()  # the plain character tokenizer: another dataset's ids
+    checkpoint(Path("rm.pt"), "reward", vocab_size=chars.vocab_size, tokenizer=chars.state_dict())
+    refused(["best-of-n", "--ckpt", "p.pt", "--reward", "rm.pt", "--prompt", "hi"],
+            "--reward rm.pt was trained with another tokenizer", "models of one run")
 
 
 def test_sample_and_chat_refuse_a_reward_model(refused):
