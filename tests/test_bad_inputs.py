@@ -169,6 +169,8 @@ DATA_CASES = {
     "empty prompt split": (lambda d: (d / "prompts_ppo.jsonl").write_text(""), ["prompts_ppo.jsonl holds nothing"]),
     "missing kb.json": (lambda d: (d / "kb.json").unlink(), ["kb.json does not exist", "minigpt-rlhf world"]),
     "malformed kb.json": (lambda d: (d / "kb.json").write_text('{"entities": 3}'), ["kb.json is malformed"]),
+    "blank kb.json fact": (lambda d: (d / "kb.json").write_text((d / "kb.json").read_text().replace(
+        '"food": "berries"', '"food": " "', 1)), ["kb.json: entity 1's food is empty"]),
     "bad JSON line": (lambda d: _replace(d / "prompts_rm.jsonl", "{", "{oops", 7),
                       ["prompts_rm.jsonl, line 7: not valid JSON"]),
     "missing field": (lambda d: _replace(d / "prompts_eval.jsonl", '"family"', '"famly"', 2),

@@ -277,9 +277,17 @@ def load_kb(data_dir) -> tuple[list[Entity], list[str]]:
     path = _file(data_dir, "kb.json")
     try:
         d = json.loads(_read(path))
-        return [Entity(**e) for e in d["entities"]], d["unknown"]
+        entities, unknown = [Entity(**e) for e in d["entities"]], list(d["unknown"])
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise DataError(f"{path} is malformed ({type(e).__name__}: {e}); regenerate data/") from None
+    # a blank fact would be a cloze item that any answer completes
+    texts = [(f"entity {i}'s {k}", v) for i, e in enumerate(entities, 1)
+             for k, v in vars(e).items()] + [(f"unknown name {i}", v) for i, v in enumerate(unknown, 1)]
+    blank = [what for what, v in texts if not isinstance(v, str) or not v.strip()]
+    if blank or not entities:
+        raise DataError(f"{path}: {blank[0] if blank else 'the entity list'} is empty or not text; "
+                        f"fix it, or regenerate data/")
+    return entities, unknown
 
 
 @dataclass
