@@ -281,8 +281,9 @@ def load_kb(data_dir) -> tuple[list[Entity], list[str]]:
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise DataError(f"{path} is malformed ({type(e).__name__}: {e}); regenerate data/") from None
     # a blank fact would be a cloze item that any answer completes
-    texts = [(f"entity {i}'s {k}", v) for i, e in enumerate(entities, 1)
-             for k, v in vars(e).items()] + [(f"unknown name {i}", v) for i, v in enumerate(unknown, 1)]
+    texts = [(f"entity {i}'s {k}", v)
+             for i, e in enumerate(entities, 1) for k, v in vars(e).items()]
+    texts += [(f"unknown name {i}", v) for i, v in enumerate(unknown, 1)]
     blank = [what for what, v in texts if not isinstance(v, str) or not v.strip()]
     if blank or not entities:
         raise DataError(f"{path}: {blank[0] if blank else 'the entity list'} is empty or not text; "
