@@ -377,7 +377,7 @@ def run_lock(run_dir):
     run_dir = Path(run_dir)
     new = [d for d in (run_dir, *run_dir.parents) if not d.exists()]  # the folders mkdir will create, deepest first
     path, me = run_dir / LOCK, dict(pid=os.getpid(), host=socket.gethostname(), command=" ".join(sys.argv),
-                                     started=time.strftime("%Y-%m-%d %H:%M:%S"))
+                                     started=time.strftime("%Y-%m-%d %H:%M:%S"), time=time.time())
     mine = run_dir / f"{LOCK}.{os.getpid()}"
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -441,19 +441,33 @@ def _alive(owner: dict) -> bool:
         return False
     except PermissionError:
         return True  # it exists, run by another user
-    return not _zombie(owner["pid"])
-
-
-def _zombie(pid: int) -> bool:
-    """Killed (kill -9) or ended but not yet reaped by its parent: the pid still exists, the
-    process no longer runs. Linux says so in /proc/PID/stat (state Z, or X while it goes);
-    elsewhere it reads as running."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+    stat = _stat(owner["pid"])
+    if stat is None:
+        return True  # no /proc (not Linux): it exists
+    # killed or ended but not yet reaped by its parent (a zombie): the pid exists, nothing runs
+    if stat[0] in ("Z", "X"):
         return False
-    state = stat.rsplit(")", 1)[-1].split()[:1]  # after the name in (...), which may hold spaces
-    return state in (["Z"], ["X"])
+    # a process that began well after the lock was written has the dead owner's pid (reused)
+    return _started(stat) < owner.get("time", math.inf) + 60
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the process's name (which may hold spaces), or None."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _started(stat: list[str]) -> float:
+    """When the process began, in seconds since the epoch: its starttime (field 22, clock ticks
+    after boot) after the boot time in /proc/stat; -inf where that cannot be read."""
+    try:
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + int(stat[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return -math.inf
 
 
 # ---- speed ---------------------------------------------------------------------------------------------------

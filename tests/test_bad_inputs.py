@@ -370,10 +370,10 @@ def test_evaluate_refuses_a_run_folder_made_with_other_settings(refused):
     refused(["evaluate", *MICRO, "--run-dir", "r"], "r was made with other settings", "(seed)", "--set seed=7")
 
 
-def _lock(folder: Path, pid: int) -> None:
+def _lock(folder: Path, pid: int, **written) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / LOCK).write_text(json.dumps(dict(pid=pid, host=socket.gethostname(), command="minigpt-rlhf run",
-                                               started="earlier")))
+                                               started="earlier", **written)))
 
 
 def _dead_pid() -> int:
@@ -414,6 +414,23 @@ def test_a_lock_of_a_process_killed_a_moment_ago_and_not_yet_reaped_is_taken_ove
         assert f"taking over the lock of process {holder.pid}" in capsys.readouterr().out
     finally:
         holder.wait()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_a_lock_whose_pid_now_belongs_to_a_newer_process_is_taken_over(refused, capsys):
+    """The owner died long ago and the system gave its pid to a process that began after the lock
+    was written: not the owner. A process that began before it may be: held."""
+    newer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _lock(Path("r"), newer.pid, time=time.time() - 3600)  # written an hour ago
+        with run_lock("r"):
+            assert json.loads(Path("r", LOCK).read_text())["pid"] == os.getpid()
+        assert f"taking over the lock of process {newer.pid}" in capsys.readouterr().out
+    finally:
+        newer.kill()
+        newer.wait()
+    _lock(Path("r"), os.getppid(), time=time.time())  # our parent, which began before it: held
+    refused(["run", *MICRO, "--out", "r"], f"r is in use by process {os.getppid()}")
 
 
 def test_two_processes_one_folder_then_kill_9(tmp_path, refused):
