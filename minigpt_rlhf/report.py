@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 
 from minigpt_rlhf.plots import smooth
-from minigpt_rlhf.runtime import RESULTS, SWEEP, UserError, read_json, read_metrics
+from minigpt_rlhf.runtime import RESULTS, SWEEP, UserError, read_json, read_metrics, write_text
 from minigpt_rlhf.stages import recipe, training
 
 SECTIONS = ("## Summary", "## 1. Labelers prefer the aligned models", "## 2. Held-out labelers agree",
@@ -374,9 +374,7 @@ def write_report(run_dir) -> Path:
                        round(sum(v["seconds"] for v in stages.values()), 1)]]) if stages else "",
              "```json\n" + json.dumps(cfg, indent=1) + "\n```\n"]
     out += [SECTIONS[0] + "\n", table(["finding", "paper", "ours", "verdict"], summary)] + body
-    path = run_dir / "report.md"
-    path.write_text("\n".join(out))
-    return path
+    return write_text(run_dir / "report.md", "\n".join(out))
 
 
 def across_seeds(name: str) -> str:
@@ -447,9 +445,7 @@ def write_seeds_report(out_dir) -> Path:
              "wall times of stages run side by side, one thread each).\n",
              table(["model", "win rate vs SFT", "gold helpful", "truthful", "harmless", "KL to SFT", "corpus loss",
                     "training FLOPs", "wall time (s)"], method_rows(runs, logs))]
-    path = out_dir / "report.md"
-    path.write_text("\n".join(lines))
-    return path
+    return write_text(out_dir / "report.md", "\n".join(lines))
 
 
 def _oneline(text: str, limit: int = 160) -> str:
@@ -490,6 +486,4 @@ def write_sweep_report(out_dir) -> Path:
              table(["size", "params", "method", "win rate", "gold overall", "gold helpful", "gold harmless"],
                    [[r["size"], f"{r['params']:,}", r["method"], pct(r["win_rate"]), pct(r["gold"]),
                      pct(r["helpful"]), pct(r["harmless"])] for r in res["rows"]])]
-    out = out_dir / "report.md"
-    out.write_text("\n".join(lines))
-    return out
+    return write_text(out_dir / "report.md", "\n".join(lines))

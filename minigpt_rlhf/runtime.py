@@ -239,7 +239,7 @@ class MetricsLogger:
     def truncate(self, key: str, upto) -> None:
         """Drop rows logged after a checkpoint (row[key] > upto), so a resumed run does not repeat them."""
         rows = [r for r in read_metrics(self.path) if r.get(key, upto) <= upto] if self.path.exists() else []
-        self.path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        write_text(self.path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 # the keys of eval/results.json and eval/sweep.json (evaluate.py writes them) that the report and
@@ -266,11 +266,15 @@ def read_json(path, fix: str | None = None, keys: tuple[str, ...] = ()):
 
 
 def write_json(path, obj) -> Path:
-    """Atomically (temporary file, then rename): an interrupted write never leaves half a results file."""
+    return write_text(path, json.dumps(obj, indent=1))
+
+
+def write_text(path, text: str) -> Path:
+    """Atomically (temporary file, then rename): an interrupted write never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.write_text(text)
     tmp.replace(path)
     return path
 
