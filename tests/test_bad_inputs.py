@@ -1,9 +1,7 @@
 """Bad input, typed as a new user would: each case exits with status 2 and one line on stderr that names the flag,
 file or value and the fix, with no traceback, before any work: the folder it ran in holds exactly what it held
 before (no run folder, no pipeline.json, no half-written file, nothing modified). Then the run folder's lock: a
-live process holding it is named, a dead one's lock is taken over, and the lock goes on errors and Ctrl-C.
-A damaged file of a run folder is named with the command that rebuilds it; a lock held by a zombie or
-by a process that got a dead owner's pid is taken over."""
+live process holding it is named, a dead one's lock is taken over, and the lock goes on errors and Ctrl-C."""
 
 import dataclasses
 import json
