@@ -11,7 +11,7 @@ import torch
 
 from minigpt_rlhf.bench import SHAPES
 from minigpt_rlhf.config import AT_LEAST_1, NON_NEGATIVE, PRESETS, Range, load_config
-from minigpt_rlhf.runtime import GENERATORS, UserError
+from minigpt_rlhf.runtime import GENERATORS, UserError, is_sweep
 from minigpt_rlhf.stages import TRAINING_STEPS, recipe
 from minigpt_rlhf.tokenizer import VocabError
 from minigpt_rlhf.world import DataError
@@ -140,11 +140,6 @@ def cmd_evaluate(args) -> None:
     print(run_dir / "eval" / "results.json")
 
 
-def is_sweep(run_dir) -> bool:
-    """A `sweep` folder has one pretrain_LxHxC stage per size; a `run` folder has pretrain and pretrain_large."""
-    return any(Path(run_dir).glob("pretrain_*x*x*"))
-
-
 def cmd_plot(args) -> None:
     from minigpt_rlhf import plots
 
@@ -199,19 +194,25 @@ def cmd_sample(args) -> None:
 
 def cmd_best_of_n(args) -> None:
     from minigpt_rlhf.best_of_n import best_of_n, kl_best_of_n
-    from minigpt_rlhf.runtime import build_model, load_checkpoint, load_reward_model, setup, tokenizer_from
+    from minigpt_rlhf.runtime import (build_model, build_reward_model, load_checkpoint, setup,
+                                      tokenizer_from)
     from minigpt_rlhf.sampling import prompt_ids
 
     dev = setup(args.seed, args.device)
-    ckpt = load_checkpoint(args.ckpt, GENERATORS)
+    ckpt, rm_ckpt = load_checkpoint(args.ckpt, GENERATORS), load_checkpoint(args.reward, "reward")
+    if rm_ckpt["tokenizer"] != ckpt["tokenizer"]:  # the same ids would be other words to it
+        raise UserError(f"--reward {args.reward} was trained with another tokenizer than --ckpt "
+                        f"{args.ckpt}: they come from different datasets; pass models of one run")
     model, tok = build_model(ckpt, dev).eval(), tokenizer_from(ckpt)
-    rm = load_reward_model(args.reward, dev)
+    rm = build_reward_model(rm_ckpt, dev)
+    block = min(model.config.block_size, rm.trunk.config.block_size)  # the RM reads prompt + answer
     try:
-        room = model.config.block_size - len(prompt_ids(tok, args.prompt))
+        room = block - len(prompt_ids(tok, args.prompt))
     except VocabError as e:
         raise UserError(f"--prompt: {e}") from None
     if room < 1:
-        raise UserError(f"--prompt is too long for the model's context of {model.config.block_size} tokens: shorten it")
+        raise UserError(f"--prompt is too long for the context of the models ({block} tokens): "
+                        f"shorten it")
     gen = torch.Generator(device=dev).manual_seed(args.seed)
     _, scores, answers = best_of_n(model, rm, tok, [args.prompt], args.n, min(args.max_new_tokens, room),
                                    args.temperature, gen)

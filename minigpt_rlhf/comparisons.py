@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from minigpt_rlhf import world
 from minigpt_rlhf.config import RewardConfig, parse_temperatures
 from minigpt_rlhf.model import GPT
-from minigpt_rlhf.runtime import UserError, autocast
+from minigpt_rlhf.runtime import UserError, autocast, read_jsonl
 from minigpt_rlhf.tokenizer import Tokenizer, chat_response, format_chat, format_plain
 
 SPLITS = ("train", "val", "val_heldout")  # val: ranked by the pool that ranked train; val_heldout: held-out labelers
@@ -151,18 +151,18 @@ def write_comparisons(path, comparisons: list[Comparison]) -> None:
 
 def read_comparisons(path) -> list[Comparison]:
     """comparisons.jsonl, each line checked: the fields, and a ranking that strictly orders the responses."""
-    path, out = Path(path), []
+    path, out, fix = Path(path), [], "delete the file to sample and rank again"
     fields = [f.name for f in dataclasses.fields(Comparison)]
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, row in read_jsonl(path, fix):
         try:
-            row = json.loads(line)
             c = Comparison(**{k: row[k] for k in fields})
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise UserError(f"{path}, line {n}: not a comparison ({type(e).__name__}: {e}); delete the file to "
-                            f"sample and rank again") from None
-        if c.split not in SPLITS or not len(c.responses) == len(c.finished) == len(c.sources):
-            raise UserError(f"{path}, line {n}: unknown split {c.split!r} or fields of unequal length; delete "
-                            f"the file to sample and rank again")
+        except KeyError as e:
+            raise UserError(f"{path}, line {n}: not a comparison (no field {e}); {fix}") from None
+        lists = (c.responses, c.finished, c.sources, c.ranking)
+        if c.split not in SPLITS or not all(isinstance(x, list) for x in lists) \
+                or not len(c.responses) == len(c.finished) == len(c.sources):
+            raise UserError(f"{path}, line {n}: unknown split {c.split!r}, or fields that are not "
+                            f"lists of equal length; {fix}")
         try:
             check_ranking(c.ranking, len(c.responses))
         except RankingError as e:

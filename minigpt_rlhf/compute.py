@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from minigpt_rlhf.runtime import read_metrics
+from minigpt_rlhf.runtime import UserError, read_metrics, rebuild
 
 PFS_DAY = 1e15 * 86400  # one petaflop/s-day: 8.64e19 FLOPs
 PAPER_PFS_DAYS = {"pretrain": 3640.0, "sft": 4.9, "ppo_ptx": 60.0}  # 175B GPT-3 / SFT / PPO-ptx, paper section 5.1
@@ -45,9 +45,10 @@ class Compute:
 
 def logged(run_dir: Path, stage: str) -> dict:
     """The `compute` a stage logged (its last such row)."""
-    rows = [r["compute"] for r in read_metrics(Path(run_dir) / stage / "metrics.jsonl") if "compute" in r]
+    path = Path(run_dir) / stage / "metrics.jsonl"
+    rows = [r["compute"] for r in read_metrics(path) if "compute" in r]
     if not rows:
-        raise KeyError(f"{run_dir}/{stage}/metrics.jsonl logs no compute: rerun the stage")
+        raise UserError(f"{path} logs no compute (cut short?): {rebuild(path)}")
     return rows[-1]
 
 

@@ -426,6 +426,11 @@ def _agreements(cfg: Config) -> list[tuple[bool, str]]:
                                             f"chars (one token per character) with --set tokenizer"),
         (m.n_embd % m.n_head == 0, f"model.n_embd={m.n_embd} is not divisible by model.n_head={m.n_head}: each head "
                                    f"gets n_embd / n_head channels; change --set model.n_embd or model.n_head"),
+        (m.n_embd % m.n_head or even_heads(m.n_head, m.n_embd, m.rope),
+         f"model.n_embd={m.n_embd} / model.n_head={m.n_head} gives heads of "
+         f"{m.n_embd // m.n_head} channels: rotary position embeddings (model.rope) turn a head's "
+         f"channels in pairs, so it must be even; --set model.n_embd="
+         f"{even_embd(m.n_head, m.n_embd)} or change model.n_head"),
         *[(s.min_lr <= s.lr, f"{name}.min_lr={s.min_lr} is above {name}.lr={s.lr}: the schedule decays from lr down "
                              f"to min_lr; lower --set {name}.min_lr or raise {name}.lr")
           for name, s in (("pretrain", p), ("sft", cfg.sft), ("reward", r), ("dpo", cfg.dpo))],
@@ -451,6 +456,17 @@ def _agreements(cfg: Config) -> list[tuple[bool, str]]:
     ]
 
 
+def even_heads(n_head: int, n_embd: int, rope: bool) -> bool:
+    """What the model's rotary embeddings need of a shape (model.rotate): an even head size,
+    n_embd / n_head."""
+    return not rope or n_embd // n_head % 2 == 0
+
+
+def even_embd(n_head: int, n_embd: int) -> int:
+    """The nearest n_embd above n_embd that gives n_head heads of an even size."""
+    return -(-n_embd // (2 * n_head)) * 2 * n_head
+
+
 def parse_temperatures(spec: str, key: str = "reward.temperatures", allow_zero: bool = False) -> list[float]:
     """A list of sampling temperatures, "0.7,1.0,1.3" -> [0.7, 1.0, 1.3]: positive numbers (or 0 = greedy)."""
     try:
@@ -472,6 +488,11 @@ def parse_shape(spec: str, base: GPTConfig, key: str = "pipeline.large_model") -
         raise UserError(f"{key}={spec!r}: expected n_layer x n_head x n_embd, e.g. --set {key}=4x4x128") from None
     if min(n_layer, n_head, n_embd) < 1 or n_embd % n_head:
         raise UserError(f"{key}={spec!r}: sizes must be positive and n_embd divisible by n_head, e.g. 4x4x128")
+    if not even_heads(n_head, n_embd, base.rope):
+        raise UserError(f"{key}={spec!r}: heads of n_embd / n_head = {n_embd // n_head} channels, "
+                        f"but rotary position embeddings (model.rope) turn a head's channels in "
+                        f"pairs, so it must be even: e.g. {n_layer}x{n_head}x"
+                        f"{even_embd(n_head, n_embd)}")
     return dataclasses.replace(base, n_layer=n_layer, n_head=n_head, n_embd=n_embd)
 
 

@@ -27,7 +27,8 @@ from tqdm import tqdm
 
 from minigpt_rlhf import preflight, stages as recipes
 from minigpt_rlhf.config import Config
-from minigpt_rlhf.runtime import UserError, pick_device, read_json, run_lock, uses_bf16, workers, write_json
+from minigpt_rlhf.runtime import (UserError, pick_device, read_json, rebuild, run_lock, uses_bf16,
+                                  workers, write_json)
 from minigpt_rlhf.stages import Stage
 
 
@@ -71,10 +72,10 @@ def run_stages(cfg: Config, run_dir, stages: list[Stage], start: str | None = No
             run_stage(s, cfg, run_dir, sweep)
     t_check = round(time.time() - t0, 1)
     log_path = run_dir / "pipeline.json"
-    fix = "delete it (the stages' checkpoints are kept) and rerun"
-    log = read_json(log_path, fix) if log_path.is_file() else {"stages": {}}
-    if not isinstance(log, dict) or not isinstance(log.get("stages"), dict):
-        raise UserError(f"{log_path} is not a pipeline log (no \"stages\"): {fix}")
+    log = read_json(log_path, keys=("stages",)) if log_path.is_file() else {"stages": {}}
+    if not isinstance(log["stages"], dict):
+        raise UserError(f"{log_path} is not a pipeline log (its \"stages\" is no object): "
+                        f"{rebuild(log_path)}")
     config = dataclasses.asdict(cfg)
     changed = sorted(_diff(log.get("config", config), config))
     made = [s.name for s in stages if s.writes and (run_dir / s.writes).exists()]
@@ -84,6 +85,7 @@ def run_stages(cfg: Config, run_dir, stages: list[Stage], start: str | None = No
                         f"with --from STAGE, or use another --out")
     kept = stages[: names.index(start)] if start is not None else stages  # --from deletes the others
     preflight.check_checkpoints(cfg, run_dir, kept)
+    preflight.check_outputs(run_dir, kept, log["stages"])
 
     with run_lock(run_dir):
         log["config"], log["machine"] = config, machine(cfg)
@@ -225,7 +227,7 @@ def run_step(cfg: Config, run_dir, name: str) -> None:
     print(preflight.check_world(cfg))
     if stage.step == "evaluate":  # every model of the run, where it is there (evaluate names a missing one)
         log_path = run_dir / "pipeline.json"  # results labelled with this run's seed must be measured with it
-        log = read_json(log_path, "delete it and rerun") if log_path.is_file() else {}
+        log = read_json(log_path) if log_path.is_file() else {}
         made = log.get("config") if isinstance(log, dict) else None
         changed = sorted(_diff(made, dataclasses.asdict(cfg))) if isinstance(made, dict) else []
         unknown = [k for k in changed if _get(made, k) is None]  # settings newer than the folder
@@ -238,9 +240,11 @@ def run_step(cfg: Config, run_dir, name: str) -> None:
             raise UserError(f"{run_dir} was made with other settings than these ({', '.join(changed)}): evaluate "
                             f"it with its own, --preset {made.get('preset')} {sets}".rstrip())
         preflight.check_checkpoints(cfg, run_dir, recipes.training(stages))
+        preflight.check_outputs(run_dir, stages)
     else:
         reads = [by_name[src] for param, src in stage.reads.items() if param != "responses"]  # responses: a file
         preflight.check_checkpoints(cfg, run_dir, [stage], needed=reads)
+        preflight.check_outputs(run_dir, [stage])
     with run_lock(run_dir):
         run_stage(stage, cfg, run_dir)
 

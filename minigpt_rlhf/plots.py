@@ -11,7 +11,6 @@ eval/results.json), so `minigpt-rlhf plot RUN` redraws them without retraining a
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no window: works on a server and in CI
 import matplotlib.pyplot as plt  # noqa: E402
 
-from minigpt_rlhf.runtime import UserError, read_metrics  # noqa: E402
+from minigpt_rlhf.runtime import RESULTS, SWEEP, UserError, read_json, read_metrics  # noqa: E402
 from minigpt_rlhf.stages import run_recipe  # noqa: E402
 
 STEP_KEYS = ("step", "iter", "epoch")
@@ -41,7 +40,7 @@ def load_results(run_dir: Path, name: str = "results.json") -> dict:
     path = Path(run_dir) / "eval" / name
     if not path.is_file():
         raise UserError(f"{path} does not exist: evaluate the run first (`minigpt-rlhf evaluate --run-dir {run_dir}`)")
-    return json.loads(path.read_text())
+    return read_json(path, keys=SWEEP if name == "sweep.json" else RESULTS)
 
 
 def _save(fig, path: Path, tight: bool = True) -> Path:
@@ -179,10 +178,11 @@ def plot_overoptimisation(curves: dict[str, list[dict]], path: Path, over: dict 
 # ---- a run, a sweep -----------------------------------------------------------------------------------------------
 def plot_stage_curves(run_dir: Path) -> list[Path]:
     """Every stage's training curves, from its metrics.jsonl, into run_dir/plots/curves_STAGE.png."""
+    # every file read before the first is drawn: a damaged one leaves no figure and no plots/ behind
+    curves = {m.parent.name: read_metrics(m) for m in sorted(run_dir.glob("*/metrics.jsonl"))}
     (run_dir / "plots").mkdir(exist_ok=True)
-    return [plot_curves(read_metrics(m), f"{m.parent.name}: training curves",
-                        run_dir / "plots" / f"curves_{m.parent.name}.png")
-            for m in sorted(run_dir.glob("*/metrics.jsonl"))]
+    return [plot_curves(rows, f"{name}: training curves", run_dir / "plots" / f"curves_{name}.png")
+            for name, rows in curves.items()]
 
 
 def plot_run(run_dir) -> list[Path]:

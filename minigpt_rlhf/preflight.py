@@ -8,6 +8,8 @@ data, the machine and the run folder:
                        the settings ask; the device exists
     check_checkpoints  the checkpoints already in the run folder are of the kind, shape and tokenizer their stage
                        expects, and the stages a step reads are there and finished
+    check_outputs      the run folder's other files that later stages read (metrics.jsonl, eval/)
+                       are whole
 
 The pipeline runs all three before its first stage (the "world" stage is check_world), as does every step run
 alone (`minigpt-rlhf sft`); each raises a UserError that names the flag, file or value and the fix.
@@ -20,9 +22,11 @@ import os
 from pathlib import Path
 
 from minigpt_rlhf import world
+from minigpt_rlhf.comparisons import read_comparisons
 from minigpt_rlhf.config import Config
 from minigpt_rlhf.corpus import encode_corpus, tokenizer
-from minigpt_rlhf.runtime import UserError, check_shape, load_checkpoint, pick_device
+from minigpt_rlhf.runtime import (RESULTS, SWEEP, UserError, check_shape, load_checkpoint,
+                                  pick_device, read_json, read_metrics)
 from minigpt_rlhf.sampling import prompt_ids
 from minigpt_rlhf.stages import Stage, training
 from minigpt_rlhf.tokenizer import Tokenizer, format_chat
@@ -148,3 +152,20 @@ def check_checkpoints(cfg: Config, run_dir, stages: list[Stage], needed: list[St
         if not load_checkpoint(path).get("finished"):
             raise UserError(f"{path} is not finished (stage {s.name!r} was interrupted): finish it first with "
                             f"`{command}`, which resumes it")
+
+
+def check_outputs(run_dir, stages: list[Stage], done=()) -> None:
+    """The files of run_dir that these stages left and later ones read as they are: each stage's
+    metrics.jsonl (resumed, plotted, counted by the evaluation) and comparisons.jsonl, and eval/'s
+    results where the evaluation is in `done` (not run again). A damaged one is named with the
+    command that rebuilds it before the first stage, not when the plots read it after training."""
+    run_dir = Path(run_dir)
+    for s in training(stages):
+        if (run_dir / s.name / "metrics.jsonl").is_file():
+            read_metrics(run_dir / s.name / "metrics.jsonl")
+        if (run_dir / s.name / "comparisons.jsonl").is_file():  # reused by the stage, read by DPO
+            read_comparisons(run_dir / s.name / "comparisons.jsonl")
+    for s in stages:
+        for name, keys in (("results.json", RESULTS), ("sweep.json", SWEEP)):
+            if s.step == "evaluate" and s.name in done and (run_dir / "eval" / name).is_file():
+                read_json(run_dir / "eval" / name, keys=keys)

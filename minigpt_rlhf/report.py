@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 
 from minigpt_rlhf.plots import smooth
-from minigpt_rlhf.runtime import UserError, read_metrics
+from minigpt_rlhf.runtime import RESULTS, SWEEP, UserError, read_json, read_metrics, write_text
 from minigpt_rlhf.stages import run_recipe, training
 
 SECTIONS = ("## Summary", "## 1. Labelers prefer the aligned models", "## 2. Held-out labelers agree",
@@ -73,9 +73,10 @@ def check_run(run_dir: Path) -> tuple[dict, dict]:
     """results.json and pipeline.json (or {}), after checking that no stage is missing: a UserError names the
     first missing stage and the command that runs it."""
     log_path = run_dir / "pipeline.json"
-    log = json.loads(log_path.read_text()) if log_path.is_file() else {}
+    log = read_json(log_path, keys=("config",)) if log_path.is_file() else {}
     results_path = run_dir / "eval" / "results.json"
-    config = log.get("config") or (json.loads(results_path.read_text())["config"] if results_path.is_file() else {})
+    config = log.get("config") or (read_json(results_path, keys=RESULTS)["config"]
+                                   if results_path.is_file() else {})
     preset = config.get("preset", "quick")
     fix = f"run `minigpt-rlhf run --preset {preset} --out {run_dir}` (it runs the missing stages, skips the rest)"
     if not run_dir.is_dir():
@@ -86,7 +87,7 @@ def check_run(run_dir: Path) -> tuple[dict, dict]:
     if not results_path.is_file():
         raise UserError(f"{run_dir} is missing stage 'evaluate' ({results_path}): run "
                         f"`minigpt-rlhf evaluate --preset {preset} --run-dir {run_dir}`, or {fix}")
-    return json.loads(results_path.read_text()), log
+    return read_json(results_path, keys=RESULTS), log
 
 
 class Run:
@@ -254,7 +255,7 @@ def compute(r: Run) -> tuple[list[str], list[list]]:
 def whose_preferences(r: Run) -> tuple[list[str], list[list]]:
     M = r.M
     if "PPO biased" not in M:
-        return [SECTIONS[8] + "\n", "Not run (pipeline.biased = false).\n"], []
+        return [SECTIONS[8] + "\n", "Not run in this preset (pipeline.biased = false; `--preset balanced` runs it).\n"], []
     B = M["PPO biased"]
     verdict = better(B["win_rate"]["biased"], B["win_rate"]["heldout"])
     gold_ok = B["gold"]["overall"]["mean"] <= M["PPO"]["gold"]["overall"]["mean"] or \
@@ -381,9 +382,7 @@ def write_report(run_dir) -> Path:
                        round(sum(v["seconds"] for v in stages.values()), 1)]]) if stages else "",
              "```json\n" + json.dumps(cfg, indent=1) + "\n```\n"]
     out += [SECTIONS[0] + "\n", table(["finding", "paper", "ours", "verdict"], summary)] + body
-    path = run_dir / "report.md"
-    path.write_text("\n".join(out))
-    return path
+    return write_text(run_dir / "report.md", "\n".join(out))
 
 
 def across_seeds(name: str) -> str:
@@ -454,9 +453,7 @@ def write_seeds_report(out_dir) -> Path:
              "wall times of stages run side by side, one thread each).\n",
              table(["model", "win rate vs SFT", "gold helpful", "truthful", "harmless", "KL to SFT", "corpus loss",
                     "training FLOPs", "wall time (s)"], method_rows(runs, logs))]
-    path = out_dir / "report.md"
-    path.write_text("\n".join(lines))
-    return path
+    return write_text(out_dir / "report.md", "\n".join(lines))
 
 
 def _oneline(text: str, limit: int = 160) -> str:
@@ -487,7 +484,7 @@ def write_sweep_report(out_dir) -> Path:
     path = out_dir / "eval" / "sweep.json"
     if not path.is_file():
         raise UserError(f"{path} does not exist: run `minigpt-rlhf sweep --out {out_dir}` first")
-    res = json.loads(path.read_text())
+    res = read_json(path, keys=SWEEP)
     lines = ["# minigpt-rlhf model-size sweep\n",
              f"Preset `{res['preset']}`, seed {res['seed']}. Win rate against {res['reference']}, judged by the "
              "held-out labelers (the paper's Figure 1: InstructGPT beats GPT-3 at every size; 1.3B PPO-ptx beats "
@@ -497,6 +494,4 @@ def write_sweep_report(out_dir) -> Path:
              table(["size", "params", "method", "win rate", "gold overall", "gold helpful", "gold harmless"],
                    [[r["size"], f"{r['params']:,}", r["method"], pct(r["win_rate"]), pct(r["gold"]),
                      pct(r["helpful"]), pct(r["harmless"])] for r in res["rows"]])]
-    out = out_dir / "report.md"
-    out.write_text("\n".join(lines))
-    return out
+    return write_text(out_dir / "report.md", "\n".join(lines))

@@ -151,6 +151,17 @@ def load_checkpoint(path, kind: str | tuple[str, ...] | None = None, map_locatio
     if missing:
         raise UserError(f"{path} lacks {', '.join(missing)}: it is not a complete {ckpt['kind']!r} checkpoint; "
                         f"delete it and rerun the stage that writes it")
+    try:
+        vocab = tokenizer_from(ckpt).vocab_size
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise UserError(f"{path}: its tokenizer is damaged ({type(e).__name__}: {e}); delete it "
+                        f"and rerun the stage that writes it") from None
+    config = ckpt["model_config"]
+    have = config.get("vocab_size") if isinstance(config, dict) else None
+    if have != vocab:
+        raise UserError(f"{path}: its model has a vocabulary of {have} tokens, its tokenizer "
+                        f"{vocab}: the model cannot read that tokenizer's ids; delete it and rerun "
+                        f"the stage that writes it")
     return ckpt
 
 
@@ -228,41 +239,117 @@ class MetricsLogger:
     def truncate(self, key: str, upto) -> None:
         """Drop rows logged after a checkpoint (row[key] > upto), so a resumed run does not repeat them."""
         rows = [r for r in read_metrics(self.path) if r.get(key, upto) <= upto] if self.path.exists() else []
-        self.path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        write_text(self.path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
-def read_json(path, fix: str = "delete it and rerun the stage that writes it"):
-    """A JSON file, or a UserError naming it (and the line) if it is not valid JSON."""
+# the keys of eval/results.json and eval/sweep.json (evaluate.py writes them) that the report and
+# the plots read
+RESULTS = ("preset", "seed", "config", "n_prompts", "reference", "models", "head_to_head",
+           "compute", "examples")
+SWEEP = ("preset", "seed", "reference", "rows")
+
+
+def read_json(path, fix: str | None = None, keys: tuple[str, ...] = ()):
+    """A JSON file (with `keys`, if given, it must be an object holding them), or a UserError naming
+    it, the line and the fix (by default the command that writes it again, `rebuild`)."""
+    path = Path(path)
+    fix = fix or rebuild(path)
     try:
-        return json.loads(Path(path).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        where = f", line {e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
-        raise UserError(f"{path}{where}: not valid JSON ({type(e).__name__}): {fix}") from None
+        obj = json.loads(_text(path, fix))
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}, line {e.lineno}: not valid JSON (cut short or edited: "
+                        f"{_at(e)}); {fix}") from None
+    missing = [k for k in keys if not isinstance(obj, dict) or k not in obj]
+    if missing:
+        raise UserError(f"{path} is damaged: it holds no {missing[0]!r}; {fix}")
+    return obj
 
 
 def write_json(path, obj) -> Path:
-    """Atomically (temporary file, then rename): an interrupted write never leaves half a results file."""
+    return write_text(path, json.dumps(obj, indent=1))
+
+
+def write_text(path, text: str) -> Path:
+    """Atomically (temporary file, then rename): an interrupted write never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.write_text(text)
     tmp.replace(path)
     return path
 
 
-def read_metrics(path) -> list[dict]:
+def read_jsonl(path, fix: str | None = None) -> list[tuple[int, dict]]:
+    """(line number, object) of each non-blank line of a JSON-lines file, or a UserError naming the
+    file, the line and the fix (by default the command that writes it again, `rebuild`)."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path} does not exist: run the stage that writes it first")
+    fix = fix or rebuild(path)
     rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(_text(path, fix).splitlines(), 1):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError as e:
-            raise UserError(f"{path}, line {n}: not valid JSON ({e.msg}); delete the line or rerun the stage") from None
+            raise UserError(f"{path}, line {n}: not valid JSON ({_at(e)}); {fix}") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{path}, line {n}: not a JSON object ({line.strip()[:20]!r}); {fix}")
+        rows.append((n, row))
     return rows
+
+
+def _at(e: json.JSONDecodeError) -> str:
+    """"Unterminated string starting at column 13": json's message, where it is."""
+    return f"{e.msg.removesuffix(' at')} at column {e.colno}"
+
+
+def _text(path: Path, fix: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: byte {e.start} is not UTF-8 text (the file is damaged); "
+                        f"{fix}") from None
+    except OSError as e:
+        raise UserError(f"{path} cannot be read ({e.strerror}); {fix}") from None
+
+
+def rebuild(path) -> str:
+    """How to write a file of a run folder again, with the preset and seed the folder was made
+    with (as its pipeline.json says): eval/results.json by `evaluate`, eval/sweep.json by `sweep
+    --from evaluate`, pipeline.json by rerunning, a stage's own file by `--from STAGE`."""
+    path = Path(path)
+    run_dir = path.parent if path.name == "pipeline.json" else path.parent.parent
+    try:  # the preset and the seed (`seeds` varies it) the folder was made with: pipeline.json's
+        made = json.loads((run_dir / "pipeline.json").read_text())["config"]
+        preset, seed, sets = made["preset"], f" --set seed={int(made['seed'])}", "any other --set"
+    except (OSError, ValueError, KeyError, TypeError):
+        preset, seed, sets = "PRESET", "", "the preset and any --set"
+    step = "sweep" if is_sweep(run_dir) else "run"
+    run = f"minigpt-rlhf {step} --preset {preset}{seed} --out {run_dir}"
+    if path.name == "pipeline.json":
+        return (f"delete it (the stages' checkpoints are kept) and rerun `{run}` with {sets} it "
+                f"was made with")
+    if path.parent.name != "eval":
+        return (f"rebuild it with `{run} --from {path.parent.name}` and {sets} it was made with "
+                f"(it retrains that stage and those after it)")
+    if is_sweep(run_dir):
+        return f"rebuild it with `{run} --from evaluate` and {sets} it was made with"
+    return (f"rebuild it with `minigpt-rlhf evaluate --preset {preset}{seed} --run-dir {run_dir}`, "
+            f"then `minigpt-rlhf plot {run_dir}` and `minigpt-rlhf report {run_dir}`")
+
+
+def is_sweep(run_dir) -> bool:
+    """A `sweep` folder has one pretrain_LxHxC stage per size; a `run` folder has pretrain and
+    pretrain_large."""
+    return any(Path(run_dir).glob("pretrain_*x*x*"))
+
+
+def read_metrics(path) -> list[dict]:
+    """A stage's metrics.jsonl, one dict per logged step."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: run the stage that writes it first")
+    return [row for _, row in read_jsonl(path, f"delete the line, or {rebuild(path)}")]
 
 
 class NonFiniteError(UserError):
@@ -294,7 +381,7 @@ def run_lock(run_dir):
     run_dir = Path(run_dir)
     new = [d for d in (run_dir, *run_dir.parents) if not d.exists()]  # the folders mkdir will create, deepest first
     path, me = run_dir / LOCK, dict(pid=os.getpid(), host=socket.gethostname(), command=" ".join(sys.argv),
-                                     started=time.strftime("%Y-%m-%d %H:%M:%S"))
+                                     started=time.strftime("%Y-%m-%d %H:%M:%S"), time=time.time())
     mine = run_dir / f"{LOCK}.{os.getpid()}"
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -358,7 +445,33 @@ def _alive(owner: dict) -> bool:
         return False
     except PermissionError:
         return True  # it exists, run by another user
-    return True
+    stat = _stat(owner["pid"])
+    if stat is None:
+        return True  # no /proc (not Linux): it exists
+    # killed or ended but not yet reaped by its parent (a zombie): the pid exists, nothing runs
+    if stat[0] in ("Z", "X"):
+        return False
+    # a process that began well after the lock was written has the dead owner's pid (reused)
+    return _started(stat) < owner.get("time", math.inf) + 60
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the process's name (which may hold spaces), or None."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _started(stat: list[str]) -> float:
+    """When the process began, in seconds since the epoch: its starttime (field 22, clock ticks
+    after boot) after the boot time in /proc/stat; -inf where that cannot be read."""
+    try:
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + int(stat[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return -math.inf
 
 
 # ---- speed ---------------------------------------------------------------------------------------------------

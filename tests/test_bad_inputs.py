@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,8 @@ import torch
 from minigpt_rlhf.cli import main
 from minigpt_rlhf.config import load_config, ranges
 from minigpt_rlhf.model import GPT
-from minigpt_rlhf.runtime import LOCK, run_lock, save_checkpoint
+from minigpt_rlhf.runtime import LOCK, RESULTS, run_lock, save_checkpoint
+from minigpt_rlhf.stages import recipe, training
 from minigpt_rlhf.tokenizer import Tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,11 +60,11 @@ def refused(capsys):
     return check
 
 
-def checkpoint(path, kind="pretrain", finished=True, drop=(), **shape) -> Path:
+def checkpoint(path, kind="pretrain", finished=True, drop=(), tokenizer=None, **shape) -> Path:
     """A checkpoint of the micro model's shape (or another), untrained: what a stage would have written."""
-    mc = dataclasses.replace(load_config("micro").model, vocab_size=TOK.vocab_size, **shape)
-    payload = dict(model_config=dataclasses.asdict(mc), model=GPT(mc).state_dict(), tokenizer=TOK.state_dict(),
-                   step=3, finished=finished)
+    mc = dataclasses.replace(load_config("micro").model, **{"vocab_size": TOK.vocab_size, **shape})
+    payload = dict(model_config=dataclasses.asdict(mc), model=GPT(mc).state_dict(),
+                   tokenizer=tokenizer or TOK.state_dict(), step=3, finished=finished)
     if kind == "reward":
         payload["head"] = torch.nn.Linear(mc.n_embd, 1).state_dict()
     return save_checkpoint(path, kind, **{k: v for k, v in payload.items() if k not in drop})
@@ -79,6 +81,10 @@ SETTINGS = [
     ("eval.confidence=1.5", "eval.confidence=1.5", "in (0, 1)"),
     ("sft.dropout=1", "sft.dropout=1.0", "in [0, 1)"),
     ("model.n_embd=33", "model.n_embd=33", "model.n_head=2", "divisible"),
+    # what the architecture needs: rotary embeddings turn a head's channels in pairs (model.rotate)
+    ("model.n_embd=30", "model.n_embd=30 / model.n_head=2", "heads of 15 channels",
+     "--set model.n_embd=32"),
+    ("pipeline.large_model=2x2x30", "pipeline.large_model='2x2x30'", "15 channels", "2x2x32"),
     ("sft.min_lr=1", "sft.min_lr=1.0", "sft.lr=0.003"),
     ("reward.k_min=7", "reward.k_min=7", "reward.k_max=6"),
     ("ppo.minibatch=100", "ppo.minibatch=100", "ppo.rollout_batch=8"),
@@ -163,12 +169,22 @@ DATA_CASES = {
     "empty prompt split": (lambda d: (d / "prompts_ppo.jsonl").write_text(""), ["prompts_ppo.jsonl holds nothing"]),
     "missing kb.json": (lambda d: (d / "kb.json").unlink(), ["kb.json does not exist", "minigpt-rlhf world"]),
     "malformed kb.json": (lambda d: (d / "kb.json").write_text('{"entities": 3}'), ["kb.json is malformed"]),
+    "blank kb.json fact": (lambda d: (d / "kb.json").write_text((d / "kb.json").read_text().replace(
+        '"food": "berries"', '"food": " "', 1)), ["kb.json: entity 1's food is empty"]),
     "bad JSON line": (lambda d: _replace(d / "prompts_rm.jsonl", "{", "{oops", 7),
                       ["prompts_rm.jsonl, line 7: not valid JSON"]),
     "missing field": (lambda d: _replace(d / "prompts_eval.jsonl", '"family"', '"famly"', 2),
                       ["prompts_eval.jsonl, line 2: missing field(s) family"]),
     "wrong type": (lambda d: _field(d / "demonstrations.jsonl", 9, "response", 7),
                    ["demonstrations.jsonl, line 9: field 'response' is 7"]),
+    # well-formed but empty: SFT would learn to answer this prompt with nothing
+    "empty response": (lambda d: _field(d / "demonstrations.jsonl", 9, "response", " "),
+                       ["demonstrations.jsonl, line 9: field 'response' is empty",
+                        "delete the line"]),
+    "empty prompt": (lambda d: _field(d / "prompts_sft.jsonl", 3, "text", ""),
+                     ["prompts_sft.jsonl, line 3: field 'text' is empty"]),
+    "empty labeler": (lambda d: _field(d / "demonstrations.jsonl", 4, "labeler", ""),
+                      ["demonstrations.jsonl, line 4: field 'labeler' is empty"]),
     "unknown task": (lambda d: _field(d / "prompts_eval.jsonl", 2, "meta", {"task": "juggle"}),
                      ["prompts_eval.jsonl, line 2", "gold judge", "juggle"]),
     "duplicate id": (lambda d: (d / "prompts_eval.jsonl").write_text(
@@ -223,6 +239,24 @@ def test_a_file_that_is_not_a_checkpoint(refused):
     refused(["sample", "--ckpt", "bare.pt", "--prompt", "hi"], "bare.pt lacks tokenizer")
 
 
+def test_a_checkpoint_whose_model_cannot_read_its_tokenizer(refused):
+    checkpoint(Path("v.pt"), "sft", vocab_size=50)  # its tokenizer's ids go to TOK.vocab_size - 1
+    refused(["sample", "--ckpt", "v.pt", "--prompt", "hi"], "v.pt: its model has a vocabulary of",
+            "of 50 tokens", f"its tokenizer {TOK.vocab_size}", "delete it")
+
+
+def test_best_of_n_refuses_a_reward_model_that_cannot_read_the_policy(refused):
+    checkpoint(Path("p.pt"), "sft")
+    checkpoint(Path("rm.pt"), "reward", block_size=8)  # a context shorter than the prompt
+    prompt = "Where does Kess live?"
+    refused(["best-of-n", "--ckpt", "p.pt", "--reward", "rm.pt", "--prompt", prompt],
+            "--prompt is too long", "(8 tokens)")
+    chars = Tokenizer()  # the plain character tokenizer: another dataset's ids
+    checkpoint(Path("rm.pt"), "reward", vocab_size=chars.vocab_size, tokenizer=chars.state_dict())
+    refused(["best-of-n", "--ckpt", "p.pt", "--reward", "rm.pt", "--prompt", "hi"],
+            "--reward rm.pt was trained with another tokenizer", "models of one run")
+
+
 def test_sample_and_chat_refuse_a_reward_model(refused):
     checkpoint(Path("reward/ckpt.pt"), "reward")
     for cmd in (["sample", "--prompt", "hi"], ["chat"]):
@@ -270,6 +304,65 @@ def test_a_broken_pipeline_log_and_a_folder_made_with_other_settings(refused):
             "holds their output (pretrain)", "--from STAGE")
 
 
+def _made(folder: str) -> dict:
+    """folder/pipeline.json of a micro run, as the pipeline writes it; returns the config."""
+    config = dataclasses.asdict(load_config("micro", [f"data_dir={DATA}", "device=cpu"]))
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    log = {"config": config, "stages": {"pretrain": {}}}
+    Path(folder, "pipeline.json").write_text(json.dumps(log))
+    return config
+
+
+def test_a_damaged_file_of_a_run_folder_is_named_with_the_command_that_rebuilds_it(refused):
+    _made("r")
+    for stage in training(recipe()):  # a finished run's stages, as far as the report checks
+        Path("r", stage.name).mkdir()
+        Path("r", stage.name, "metrics.jsonl").write_text("")
+    Path("r/eval").mkdir()
+    Path("r/eval/results.json").write_text('{"preset": "micro", "models": {"SFT": {"w')  # cut short
+    fix = "minigpt-rlhf evaluate --preset micro --set seed=1337 --run-dir r"
+    refused(["report", "r"], "r/eval/results.json, line 1: not valid JSON", fix,
+            "minigpt-rlhf report r")
+    refused(["plot", "r"], "r/eval/results.json, line 1", fix)
+    Path("r/eval/results.json").write_text("{}")  # valid JSON, but not what evaluate writes
+    refused(["report", "r"], "r/eval/results.json is damaged", "'preset'", fix)
+    Path("r/pipeline.json").write_text('{"config": {"pre')
+    refused(["report", "r"], "r/pipeline.json, line 1: not valid JSON", "delete it", "--out r")
+    _made("r")
+    Path("r/eval/results.json").write_text(json.dumps({k: {} for k in RESULTS}))
+    Path("r/pretrain/metrics.jsonl").write_text('{"step": 1, "loss": 3.1}\n{"step": 2, "lo\n')
+    refused(["plot", "r"], "r/pretrain/metrics.jsonl, line 2: not valid JSON",
+            "at column 13",
+            "minigpt-rlhf run --preset micro --set seed=1337 --out r --from pretrain")
+    Path("s/pretrain_1x2x16").mkdir(parents=True)  # a sweep's folder
+    Path("s/eval").mkdir()
+    Path("s/eval/sweep.json").write_bytes(b'{"rows": [\xff')
+    refused(["report", "s"], "s/eval/sweep.json", "not UTF-8",
+            "minigpt-rlhf sweep --preset PRESET --out s --from evaluate")
+
+
+def test_a_run_checks_the_files_it_will_read_before_the_first_stage(refused):
+    """Found before anything runs, not when the plots or DPO read them after the training."""
+    _made("r")
+    checkpoint(Path("r/pretrain/ckpt.pt"))
+    Path("r/pretrain/metrics.jsonl").write_text('{"step": 1, "loss": 3.1}\n[1, 2]\n')
+    refused(["run", *MICRO, "--out", "r"], "r/pretrain/metrics.jsonl, line 2: not a JSON object",
+            "--from pretrain")
+    # the evaluation counts each stage's compute from it
+    refused(["evaluate", *MICRO, "--run-dir", "r"], "r/pretrain/metrics.jsonl, line 2")
+    Path("r/pretrain/metrics.jsonl").write_text('{"step": 1, "loss": 3.1}\n')
+    checkpoint(Path("r/reward/ckpt.pt"), "reward")
+    Path("r/reward/comparisons.jsonl").write_text('{"split": "train", "responses": 3}\n')
+    refused(["run", *MICRO, "--out", "r"], "r/reward/comparisons.jsonl, line 1",
+            "no field 'prompt_id'")
+    Path("r/reward/comparisons.jsonl").unlink()
+    config = _made("r")
+    Path("r/pipeline.json").write_text(json.dumps({"config": config, "stages": {"evaluate": {}}}))
+    Path("r/eval").mkdir()
+    Path("r/eval/results.json").write_text('{"preset": "mic')
+    refused(["run", *MICRO, "--out", "r"], "r/eval/results.json, line 1", "minigpt-rlhf evaluate")
+
+
 def test_evaluate_refuses_a_run_folder_made_with_other_settings(refused):
     config = dataclasses.asdict(load_config("micro", [f"data_dir={DATA}", "device=cpu", "seed=7"]))
     Path("r").mkdir()
@@ -277,10 +370,10 @@ def test_evaluate_refuses_a_run_folder_made_with_other_settings(refused):
     refused(["evaluate", *MICRO, "--run-dir", "r"], "r was made with other settings", "(seed)", "--set seed=7")
 
 
-def _lock(folder: Path, pid: int) -> None:
+def _lock(folder: Path, pid: int, **written) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / LOCK).write_text(json.dumps(dict(pid=pid, host=socket.gethostname(), command="minigpt-rlhf run",
-                                               started="earlier")))
+                                               started="earlier", **written)))
 
 
 def _dead_pid() -> int:
@@ -303,6 +396,41 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(capsys):
     out, err = capsys.readouterr()
     assert f"taking over the lock of process {pid}" in out and "missing stage 'pretrain'" in err
     assert list(Path("r").iterdir()) == []  # the stale lock was all it held, and the new one is gone
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_a_lock_of_a_process_killed_a_moment_ago_and_not_yet_reaped_is_taken_over(capsys):
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder.kill()  # SIGKILL, not waited for: a zombie until its parent reaps it; its pid exists
+    try:
+        deadline = time.time() + 10
+        while Path(f"/proc/{holder.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.time() < deadline, "the killed process never became a zombie"
+            time.sleep(0.01)
+        os.kill(holder.pid, 0)  # signal 0 alone would say it runs
+        _lock(Path("r"), holder.pid)
+        with run_lock("r"):
+            assert json.loads(Path("r", LOCK).read_text())["pid"] == os.getpid()
+        assert f"taking over the lock of process {holder.pid}" in capsys.readouterr().out
+    finally:
+        holder.wait()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_a_lock_whose_pid_now_belongs_to_a_newer_process_is_taken_over(refused, capsys):
+    """The owner died long ago and the system gave its pid to a process that began after the lock
+    was written: not the owner. A process that began before it may be: held."""
+    newer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _lock(Path("r"), newer.pid, time=time.time() - 3600)  # written an hour ago
+        with run_lock("r"):
+            assert json.loads(Path("r", LOCK).read_text())["pid"] == os.getpid()
+        assert f"taking over the lock of process {newer.pid}" in capsys.readouterr().out
+    finally:
+        newer.kill()
+        newer.wait()
+    _lock(Path("r"), os.getppid(), time=time.time())  # our parent, which began before it: held
+    refused(["run", *MICRO, "--out", "r"], f"r is in use by process {os.getppid()}")
 
 
 def test_two_processes_one_folder_then_kill_9(tmp_path, refused):

@@ -228,8 +228,8 @@ def _read(path: Path) -> str:
 
 
 def _jsonl(path: Path, fields: dict[str, type]) -> list[dict]:
-    """One JSON object per line with these fields of these types; strings in the vocabulary (a JSON escape such
-    as \\u00e9 passes the file's own character check)."""
+    """One JSON object per line with these fields of these types; strings not blank and in the
+    vocabulary (a JSON escape such as \\u00e9 passes the file's own character check)."""
     rows = []
     for n, line in enumerate(_read(path).splitlines(), 1):
         try:
@@ -243,6 +243,9 @@ def _jsonl(path: Path, fields: dict[str, type]) -> list[dict]:
             if not isinstance(row[k], typ):
                 raise DataError(f"{path}, line {n}: field {k!r} is {row[k]!r}, not a {typ.__name__}; fix the line "
                                 f"or regenerate data/")
+            if typ is str and not row[k].strip():  # an empty response: SFT learns to say nothing
+                raise DataError(f"{path}, line {n}: field {k!r} is empty ({row[k]!r}): write it, "
+                                f"delete the line, or regenerate data/")
             bad = [c for c in row[k] if c not in VOCABULARY] if typ is str else []
             if bad:
                 raise DataError(f"{path}, line {n}, field {k!r}: {_char(bad[0])}: replace it, or regenerate data/")
@@ -274,9 +277,18 @@ def load_kb(data_dir) -> tuple[list[Entity], list[str]]:
     path = _file(data_dir, "kb.json")
     try:
         d = json.loads(_read(path))
-        return [Entity(**e) for e in d["entities"]], d["unknown"]
+        entities, unknown = [Entity(**e) for e in d["entities"]], list(d["unknown"])
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise DataError(f"{path} is malformed ({type(e).__name__}: {e}); regenerate data/") from None
+    # a blank fact would be a cloze item that any answer completes
+    texts = [(f"entity {i}'s {k}", v)
+             for i, e in enumerate(entities, 1) for k, v in vars(e).items()]
+    texts += [(f"unknown name {i}", v) for i, v in enumerate(unknown, 1)]
+    blank = [what for what, v in texts if not isinstance(v, str) or not v.strip()]
+    if blank or not entities:
+        raise DataError(f"{path}: {blank[0] if blank else 'the entity list'} is empty or not text; "
+                        f"fix it, or regenerate data/")
+    return entities, unknown
 
 
 @dataclass
@@ -324,8 +336,6 @@ def check_data(data_dir) -> Data:
                 raise DataError(f"{path}, line {n}: prompt id {p.id!r} is also on {where[p.id]}: ids must be unique; "
                                 f"regenerate data/")
             where[p.id] = f"{path.name}, line {n}"
-            if not p.text.strip():
-                raise DataError(f"{path}, line {n}: the prompt text is empty; fix the line or regenerate data/")
             try:
                 judge(p, "")
             except (KeyError, ValueError, TypeError, AttributeError) as e:
