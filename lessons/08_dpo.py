@@ -78,10 +78,10 @@ print(f"{'the reward model r_θ (lesson 04)':34} {rm['val_acc']:18.1%} {rm['val_
 # Measured on quick (seed 1337, the reward stage's 1,080 rankings): the implicit reward starts at
 # chance (50%, loss log 2: π = π_ref) and after 2 epochs orders 64.6% of the training labelers'
 # held-out pairs and 65.1% of the held-out labelers' — about as well as the reward model does
-# (63.6%, 67.1%), from the same comparisons. As a policy it ties SFT: 50% [45, 54] against SFT in
-# the evaluation (PPO 49% [44, 53]), at a KL to SFT of 1.16 nats, a little further than PPO (0.89)
-# and PPO-ptx (1.06) went (report.md): learning from the same comparisons, it ranks as well as r_θ
-# and gains no more than PPO did from it.
+# (63.6%, 67.1%), from the same comparisons. As a policy it ties SFT: 50% / 49% / 52% against SFT
+# on seeds 1337 / 1338 / 1339 (PPO 49% / 49% / 50%), at a KL to SFT of 1.16 / 0.68 / 0.83 nats
+# (PPO 0.89 / 0.93 / 0.92; `minigpt-rlhf seeds`, README): learning from the same comparisons, it
+# ranks as well as r_θ and gains no more than PPO did from it.
 
 # %% [markdown]
 # ## On evaluation prompts
