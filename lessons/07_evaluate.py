@@ -145,12 +145,12 @@ else:
 
 # %% [markdown]
 # ## Every method on one axis: distance from SFT
-# PPO, PPO-ptx, DPO (and GRPO, a stage of balanced) all trade distance from SFT for reward; best-of-n does it
-# without training. Each
-# trained policy's KL(π ‖ π^SFT) is estimated on samples at temperature 1, best-of-n's is log n − (n − 1)/n.
-# Against the same labelers, a method that lands far from SFT without winning more has found the RM's blind
-# spots; the gold judge's best of 8 is the ceiling of what SFT's own samples hold. And "SFT (T=0)" is SFT with
-# no training at all, at its best temperature on held-out SFT prompts: a win that it matches is sharpening.
+# PPO, PPO-ptx, DPO (and GRPO, a stage of balanced) all trade distance from SFT for reward;
+# best-of-n does it without training. Each trained policy's KL(π ‖ π^SFT) is estimated on samples at
+# temperature 1, best-of-n's is log n − (n − 1)/n. Against the same labelers, a method that lands
+# far from SFT without winning more has found the RM's blind spots; the gold judge's best of 8 is
+# the ceiling of what SFT's own samples hold. And "SFT (T=0)" is SFT with no training at all, at its
+# best temperature on held-out SFT prompts: a win that it matches is sharpening.
 
 # %%
 O = res["over_optimisation"]
