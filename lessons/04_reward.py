@@ -16,8 +16,8 @@
 # shuffling the comparisons into independent pairs overfit, as the paper warns?
 #
 # Needs a run folder with `sft/` and `pretrain/` (lessons 02-03, or `minigpt-rlhf sft`). Run as a plain script:
-# `python lessons/04_reward.py` (quick: under a minute for the reward model, about 3 more for the ablation; a
-# finished stage is reused).
+# `python lessons/04_reward.py` (quick: about 3 minutes for the reward model, 160 s in seed 1337's
+# pipeline run, and a few more for the report card and the ablation; a finished stage is reused).
 # `MINIGPT_RLHF_PRESET=micro` runs it in seconds on a micro run folder (numbers then mean little);
 # `MINIGPT_RLHF_RUN=runs/NAME` picks another run folder.
 
@@ -51,8 +51,9 @@ PLOTS.mkdir(parents=True, exist_ok=True)
 # ## Train it
 # `reward.run` (comparisons.py holds the data's half) samples K responses per RM-split prompt — from the SFT model at several temperatures and, for
 # a share, from the base model prompted in plain text (the paper drew from several policies, so that the
-# rankings compare answers of different quality) — has one training labeler rank each set, trains for one
-# epoch and centres the scores. Everything lands in `RUN/reward/`; a finished stage is reused.
+# rankings compare answers of different quality) — has one training labeler rank each set, trains
+# for `reward.epochs` epochs (4 on quick) and centres the scores. Everything lands in `RUN/reward/`;
+# a finished stage is reused.
 
 # %%
 ckpt_path = reward.run(cfg, RUN / "reward", sft=RUN / "sft", base=RUN / "pretrain")
@@ -236,24 +237,29 @@ print(f"wrote {PLOTS / 'reward_ablation.png'}")
 
 # %% [markdown]
 # ## What we measured on `quick`
-# (Seed 1337, the README's run.) 480 rankings, one epoch (60 steps): the RM reached 64.5% pairwise accuracy on
-# training labelers' held-out rankings and 65.4% on held-out labelers' — as in the paper, no worse on labelers it
-# never saw (72.4% vs 69.6%) — but 9-12 points under the labelers' own agreement (73.2%, 77.1%). Against the
-# gold judge it orders 77.3% of the pairs the judge tells apart as the judge does (the labelers: 89.9%).
-# The report card is the sobering part: on SFT's samples of the eval prompts its correlation with the gold score
-# is 0.13, and its best of 8 is no better than one sample (0.749 against 0.764; the gold judge's best of 8:
-# 0.897). Per family it gains a little on brainstorm (21%), extraction (15%) and declined harmful requests (11%)
-# and loses on open QA, unknown creatures and generation; per family the numbers are noisy (14-84 prompts) and change between seeds: over
-# three seeds it captures something most often on unknown creatures and declined harmful requests, where the
-# right answer has a fixed form (README). PPO can only climb what the RM sees (lesson 05).
+# Measured on quick (seed 1337, the README's run): 1,080 rankings (21,506 pairs), 4 epochs (540
+# steps): the RM reached 63.6% pairwise accuracy on training labelers' held-out rankings and 67.1%
+# on held-out labelers' — as in the paper, no worse on labelers it never saw (72.4% vs 69.6%) — but
+# 8-13 points under the labelers' own agreement (71.7%, 80.4%). Against the gold judge it orders
+# 74.7% of the pairs the judge tells apart as the judge does (the labelers: 86.5%). The report card
+# is the sobering part: on SFT's samples of the eval prompts its correlation with the gold score is
+# 0.38, and its best of 8 gains little over one sample (0.776 against 0.764; the gold judge's best
+# of 8: 0.897): it captures 9% of the headroom. Per family it gains on closed QA (46%), brainstorm
+# and open QA (33% each) and loses on extraction (−23%) and unknown creatures (−20%); per family the
+# numbers are noisy (14-84 prompts): the evaluation's card, the same RM on other samples
+# (report.md), agrees on closed QA and brainstorm (38%, 37%) but gives unknown creatures +7% and
+# extraction 0%. PPO can only climb what the RM sees (lesson 05).
 #
-# Why one epoch of 480 prompts is not the paper's one epoch: the paper's RM saw about 33k prompts, each ranking
-# 4-9 responses, so one pass held tens of thousands of distinct comparisons; ours holds 9,630 pairs from 480
-# prompts, and the held-out loss is still falling after one epoch (K-wise: 0.670 after one, 0.606 after three
-# on the ablation's 96 rankings). More rankings help most: 4,000 of them raised the correlation to 0.46-0.56
-# (docs/experiments/README.md, the float32 recipe), at the cost of several more minutes.
+# Why 4 epochs where the paper trained one: the paper's RM saw about 33k prompts, each ranking 4-9
+# responses, so one pass held tens of thousands of distinct comparisons; ours holds 21,506 pairs
+# from 1,080 prompts, and the held-out loss kept falling after one epoch (training labelers'
+# rankings: 0.605 after one, lowest 0.583 at epoch 2.7, 0.603 after four; held-out labelers' 0.585,
+# 0.550 at 2.3, 0.562). More rankings help most: in an earlier recipe 4,000 of them raised the
+# correlation to 0.46-0.56 (docs/experiments/README.md, 2026-12-01), at the cost of more minutes.
 #
-# The ablation (96 rankings, 3 epochs) showed the paper's warning in the validation loss: independent pairs
-# drove it from 0.644 after one epoch to 0.708 after three while K-wise batches kept lowering it (0.670 → 0.606).
-# Accuracy on this small validation set only wobbled (K-wise 67.0% after one epoch and after three; pairs 64.3%
-# then 63.3%): within its noise of about ±4 points.
+# The ablation (96 rankings, 3 epochs) showed the paper's warning in the validation loss:
+# independent pairs drove it from 0.676 after one epoch to 0.804 after three while K-wise batches
+# kept lowering it (0.690 → 0.615; their 36 steps all fall within the RM's 50-step warmup, so they
+# start slowly). Accuracy on this small validation set only wobbled (K-wise 63.1% after one epoch,
+# 62.6% after three; pairs 61.2% then 63.1%; the best of either about 65%): within its noise of
+# about ±4 points.

@@ -10,7 +10,9 @@
 # `minigpt_rlhf/ppo.py` beside this lesson: it is one file, top to bottom, with these formulas next to the code.
 #
 # Needs a run folder with `sft/` and `reward/` (lessons 02–04, or `minigpt-rlhf run`). Run as a plain script:
-# `python lessons/05_ppo.py` (quick: a few minutes; finished stages are reused).
+# `python lessons/05_ppo.py` (quick: the two stages it trains, 160 iterations at β = 0 and 80 of
+# GRPO, take about 20 minutes on a 2-core CPU at the pipeline's 4.8 s an iteration; finished stages
+# are reused).
 # `MINIGPT_RLHF_PRESET=micro` runs it in seconds on a micro run folder (numbers then mean nothing);
 # `MINIGPT_RLHF_RUN=runs/NAME` picks another run folder.
 
@@ -25,7 +27,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from minigpt_rlhf import plots, ppo, world
+from minigpt_rlhf import plots, ppo, stages, world
 from minigpt_rlhf.config import load_config
 from minigpt_rlhf.best_of_n import kl_best_of_n
 from minigpt_rlhf.evaluate import at_temperature_1, best_of_n_curve, policy_scores
@@ -227,14 +229,18 @@ for key in ["approx_kl", "clipfrac", "vf_loss", "explained_var"]:
     print(f"{key:22} mean over the updates {sum(r[key] for r in trained) / len(trained):.4f}")
 
 # %% [markdown]
-# (The numbers quoted in this lesson are those of the README's seed-1337 `quick` run, 2-core CPU; yours print here.)
-# Measured on `quick` (24 iterations of 32 responses, β = 0.2): the RM score of the rollouts rose from 0.003 to
-# 0.121 (5-iteration means) with the KL to SFT at 1.7 nats; the gold score hardly moved (5-iteration means 0.810
-# → 0.818; first and last batch 0.80 → 0.87: one batch of 32 is noisy by about ±0.03); responses grew from 13.3
-# to 17.9 tokens; the entropy drifted from 0.41 to 0.32; the held-out corpus loss rose from 2.84 to 2.99 (the
-# alignment tax, lesson 06). Updates stayed gentle (approx-KL ≈ 0.006, clip fraction ≈ 0.04); the value model,
-# started from the RM, predicted badly at first (explained variance −1.4, negative in 7 of the first 14
-# iterations), then learned (0.8 at the end). An iteration took 2.1 s, 11% of it sampling.
+# (The numbers quoted in this lesson are those of the README's seed-1337 `quick` run, 2-core CPU;
+# yours print here.) Measured on quick (seed 1337, 80 iterations of 128 responses, 2 epochs of
+# minibatches of 32, β = 0.2): the RM score of the rollouts rose from −0.030 to 0.205 (means of the
+# first and the last 5 iterations; the first and the last batch, printed above: 0.029 → 0.134) with
+# the KL to SFT at 0.9 nats; the gold score did not rise (0.795 → 0.804 in the same means; first and
+# last batch 0.818 → 0.779: one batch of 128 is noisy by about ±0.02); responses grew from 13.0 to
+# 14.5 tokens; the entropy drifted from 0.46 to 0.38; the held-out corpus loss rose from 2.84 to
+# 2.96 (the alignment tax, lesson 06). Updates stayed gentle (approx-KL ≈ 0.0014, clip fraction ≈
+# 0.01); the value model, started from the RM, predicted badly only on the first batch (explained
+# variance −0.26), then learned fast (0.9 from iteration 13; 0.85 over the run). An iteration took
+# 4.8 s, 18% of it sampling (in the pipeline: one torch thread, beside another stage on the 2
+# cores).
 
 # %% [markdown]
 # ## The diagnostics, as cleanrl and lm-human-preferences plot them
@@ -276,13 +282,16 @@ print(f"rollout share: {sum(r['t_rollout'] for r in trained) / total:.0%}")
 # Training rewards are measured on the PPO prompts. Does it carry over to prompts never trained on? Sample one
 # response per evaluation prompt from SFT and from PPO, and score each with the RM and the gold judge.
 #
-# Measured on `quick`: the RM's gain carries over (0.002 → 0.118 on 128 evaluation prompts), the gold judge's
-# does not (0.800 → 0.785, helpful 0.62 → 0.59, within the noise of 128 prompts; the evaluation's 480 give
-# PPO 47% [42, 51] against SFT). The paper's finding — labelers prefer the PPO model — needs an RM that tracks
-# what they want; ours correlates 0.10 with the gold score on SFT's samples (lesson 04's report card), so PPO
-# has little to climb. With β = 0.05 it climbed the wrong way: "I don't know anything about the ..." on
-# answerable questions, which the RM rates well (labelers do rank a decline above a wrong answer) — 43% against
-# SFT. β = 0.2 keeps it near SFT (the measurements are beside `PPOConfig.kl_coef`).
+# Measured on quick (seed 1337): the RM's gain carries over (−0.061 → 0.225 on 128 evaluation
+# prompts), the gold judge's does not (0.800 → 0.782, helpful 0.62 → 0.58, within the noise of 128
+# prompts; the evaluation's 480 give PPO 49% [44, 53] against SFT; 49% and 50% on seeds 1338 and
+# 1339). The paper's finding — labelers prefer the PPO model — needs an RM that tracks what they
+# want; ours correlates 0.38 with the gold score on SFT's samples and its best of 8 captures 9% of
+# the gold judge's gain (lesson 04's report card), so PPO has little to climb. With less leash it
+# climbs the wrong way: at β = 0.05 an earlier quick recipe learnt "I don't know anything about the
+# ..." on answerable questions, which the RM rates well (labelers do rank a decline above a wrong
+# answer); β = 0.2 kept it near SFT (log 2026-12-01, "RL against learned reward models", linked
+# beside `PPOConfig.kl_coef`).
 
 # %%
 def evaluate(ckpt_path, n=128):
@@ -298,17 +307,19 @@ for name, res in results.items():
 
 # %% [markdown]
 # ## Over-optimisation (Gao et al., 2022)
-# The RM is a proxy for the labelers, learned from a few hundred rankings. Push on it without the KL leash
+# The RM is a proxy for the labelers, learned from 1,080 rankings. Push on it without the KL leash
 # (β = 0) for twice as long, and the policy finds what the RM over-rates. Gao et al. plot the proxy and the
 # gold score against d = sqrt(KL(π ‖ π^SFT)), the distance travelled from the start: the proxy keeps rising,
 # the gold score stalls or falls.
 #
-# Measured on `quick` (a 2-core CPU; your numbers will differ a little; 5-iteration means): the RM score rose
-# from 0.013 to 0.138 by iteration 24 and on to 0.172 while sqrt(KL) grew to 3.7, and the gold score fell from
-# 0.80 to 0.72 and then 0.65. On evaluation prompts the β = 0 policy's RM score is the highest of the three
-# (0.167 against PPO's 0.118) and its gold score the lowest (0.643 against SFT's 0.800; helpful 0.62 → 0.31):
-# proxy up, truth down. Its answers drift into the RM's favourite phrases ("Sure.", "Hope that helps.") around
-# misspelt fragments of an answer (the samples below).
+# Measured on quick (seed 1337; 160 iterations of 128 answers at β = 0; 5-iteration means): the RM
+# score rose from 0.029 to 0.943 by iteration 40, 1.221 by 80 and 1.298 at 160 while sqrt(KL) grew
+# to 10.9 (about 120 nats), and the gold score fell from 0.818 to 0.602, 0.458 and 0.446. On
+# evaluation prompts the β = 0 policy's RM score is the highest of the three (1.300 against PPO's
+# 0.225) and its gold score the lowest (0.459 against SFT's 0.800; helpful 0.62 → 0.09): proxy up,
+# truth down. Its answers collapse into one string the RM over-rates, whatever the prompt: a
+# stutter ("It say say,hhhy,") then a list of creatures' foods ("moss, leaves, roots"; the samples
+# below).
 
 # %%
 overopt = load_config(PRESET, ["ppo.ptx_coef=0", "ppo.kl_coef=0", "ppo.kl_target=0",
@@ -319,7 +330,7 @@ print(plots.plot_overoptimisation(curves, PLOTS / "ppo_overoptimisation.png"))
 
 
 def smooth(rows, key, k=5):
-    """Mean over the last k iterations: one batch's gold score is noisy (32 responses)."""
+    """Mean over the last k iterations: one batch's gold score is noisy (128 responses)."""
     return [sum(r[key] for r in rows[max(0, i - k + 1) : i + 1]) / len(rows[max(0, i - k + 1) : i + 1])
             for i in range(len(rows))]
 
@@ -351,8 +362,11 @@ for p, r in zip(examples, out.responses):
 #
 #     A_i = (R_i − mean(R_1..R_G)) / std(R_1..R_G)     for every token of answer i   (`ppo.group_advantages`)
 #
-# with R_i its whole return (the RM's score minus β · its KL to SFT: the penalty stays in the reward here). The
-# clipped objective and everything else is PPO's, so it is one setting: `ppo.baseline=group`.
+# with R_i its whole return (the RM's score minus β · its KL to SFT: the penalty stays in the reward
+# here). The clipped objective and everything else is PPO's, so it is one setting:
+# `ppo.baseline=group`. GRPO is a stage of the `balanced` preset (`pipeline.grpo`), not of quick: on
+# quick this cell trains it into `RUN/grpo` (80 iterations, as PPO; several minutes on a 2-core
+# CPU).
 
 # %%
 R = torch.tensor([[1.0, 0.0], [0.0, 0.0], [3.0, 0.0], [2.0, 0.0]])  # 2 prompts x G = 2 answers, 2 tokens each
@@ -373,30 +387,46 @@ for name in ("sft", "ppo", "grpo"):
     print(f"{name:6}" + "".join(f"{v:14.3f}" for v in results[name].values()))
 
 # %% [markdown]
-# Measured on `quick`: GRPO took 1.2 s an iteration against PPO's 2.1 (no value model to run or train) and
-# landed a little lower (on 128 evaluation prompts gold 0.762 against PPO's 0.785; the evaluation's 480: 43%
-# [39, 48] against SFT, PPO 47% [42, 51]: the intervals overlap). With no critic, its advantages are right from
-# the first iteration, where PPO's value model starts with an explained variance of −1.4.
+# Measured on quick (seed 1337, 80 iterations of 16 prompts x G = 8): GRPO needs 59% of PPO's FLOPs
+# (5.7·10¹² against 9.6·10¹²: no value model to run or train). Its seconds an iteration are the
+# clock of whatever ran beside it (21.3 s here, trained beside other jobs, against PPO's 4.8 in the
+# pipeline): time both on an idle CPU to compare. Its rollouts' RM score rose from 0.075 to 0.144 at
+# a KL of 0.96 (first and last batch; PPO 0.029 → 0.134 at 1.11) and their gold score stayed level
+# (0.790 → 0.807 in 5-iteration means); on 128 evaluation prompts it ties SFT (gold 0.794 against
+# 0.800 and PPO's 0.782; helpful 0.61, 0.62, 0.58). With no critic, its advantages are right from
+# the first iteration, where PPO's value model starts with an explained variance of −0.26. GRPO is
+# not part of quick's evaluation (balanced has it).
 
 # %% [markdown]
 # ## The loop itself, with a perfect reward model
 # When PPO fails to beat SFT, is it the RM or the RL? Swap the RM for the gold judge (`oracle=True`: the reward
 # is the judge's overall score of the decoded answer, the `ppo_gold` stage of the pipeline). This is a
 # measurement, never the recipe: real labelers cannot score every rollout.
+#
+# The cell configures it as the pipeline's stage does (`stages.recipe()`'s `ppo_gold`, so a folder
+# the pipeline made is reused as is): γ = 0 and β = `ppo.oracle_kl_coef` (0.05 on quick, a quarter
+# of PPO's: a perfect reward needs less leash). With no RM to copy, its value model is a copy of the
+# SFT trunk with a zero head (V = 0 until it learns), so the stage reads no reward model at all.
 
 # %%
-ppo.run(cfg, RUN / "ppo_gold", sft=RUN / "sft", reward=RUN / "reward", oracle=True)
+gold_stage = next(s for s in stages.recipe() if s.name == "ppo_gold")  # the pipeline's own stage
+gold_cfg = gold_stage.config(load_config(PRESET))  # γ = 0, β = ppo.oracle_kl_coef: the pipeline's
+print(f"ppo_gold: β = {gold_cfg.ppo.kl_coef:g}, γ = {gold_cfg.ppo.ptx_coef:g}")
+ppo.run(gold_cfg, RUN / "ppo_gold", sft=RUN / "sft", oracle=True)  # the judge scores: no RM read
 results["ppo_gold"] = evaluate(RUN / "ppo_gold" / "ckpt.pt")
 for name in ("sft", "ppo", "ppo_gold"):
     print(f"{name:9}" + "".join(f"{k} {results[name][k]:.3f}  " for k in ("gold", "helpful", "response_len")))
 
 # %% [markdown]
-# Measured on `quick`: with the gold judge as its reward, the same loop hardly moves on this seed (the rollouts'
-# gold 0.808 → 0.814 in 5-iteration means; on 128 prompts 0.800 → 0.792; the evaluation: 51% [46, 55] against
-# SFT), where SFT at temperature 0.3, with no training at all, wins 53%, and the gold judge's best of 8 SFT
-# samples 65%. In the float32 recipe before (README) it climbed a little (0.753 → 0.802 on 128 prompts, 55%), and four
-# times the rollouts per iteration bought 2 more points (docs/experiments/README.md). So even a perfect reward
-# buys little in 24 iterations of 32 answers: the loop sharpens SFT, it does not teach it the hard families.
+# Measured on quick (seed 1337; β = 0.05, 80 iterations of 128 answers): with the gold judge as its
+# reward the same loop climbs: the rollouts' gold score rose from 0.786 to 0.882 (means of the first
+# and the last 5 iterations) at a KL to SFT of 1.6 nats; on 128 prompts gold 0.800 → 0.832, helpful
+# 0.62 → 0.67; the evaluation's 480: 55% [51, 59] against SFT (seeds 1338 and 1339: 59%, 58%), gold
+# helpful 59% → 69%. Part of it is sharpening: SFT at its best temperature, with no training at all,
+# wins 53-55% on the three seeds, and against it the gold loop wins 52-54% (intervals overlap on
+# every seed); the gold judge's best of 8 SFT samples wins 65-67%. So with 10,240 answers a perfect
+# reward does move the loop past SFT; what holds PPO back is the RM (lesson 04), and sharpening is a
+# large part of what either can buy.
 
 # %% [markdown]
 # ## Best-of-n: the same KL axis without any training
@@ -419,7 +449,8 @@ for row in best_of_n_curve(bon):
     print(f"{row['n']:3d} {row['sqrt_kl']:8.2f} {row['gold']:15.3f} {row['gold_oracle']:18.3f}")
 
 # %% [markdown]
-# Measured on `quick` (128 prompts, 16 samples each): choosing by the gold judge climbs from 0.786 to 0.933 by
-# n = 16; choosing by the RM stays flat (0.786 → 0.789 at n = 2, 0.779 at 4) and then falls (0.765 at 8, 0.749
-# at 16): past a few samples, the answer the RM likes best is more often a worse one. That is over-optimisation without any
-# training, at KL ≤ 1.8 nats, and the plainest picture of why PPO against this RM cannot win.
+# Measured on quick (seed 1337; 128 prompts, 16 samples each): choosing by the gold judge climbs
+# from 0.786 to 0.933 by n = 16; choosing by the RM hardly moves (0.798 at n = 2, 0.795 at 4) and
+# is back at one sample's 0.786 by n = 16: past a couple of samples, what the RM adds is noise.
+# That is the headroom the RM cannot see, at KL ≤ 1.8 nats without any training, and the plainest
+# picture of why PPO against this RM cannot win.

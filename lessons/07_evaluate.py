@@ -8,7 +8,9 @@
 # `stages.py` and `pipeline.py`.
 #
 # Run as a plain script on a run folder: `python lessons/07_evaluate.py` uses `runs/quick` (made by
-# `minigpt-rlhf run --preset quick`: about 10 minutes on an idle 2-core CPU; the README shows seed 1337 and two more);
+# `minigpt-rlhf run --preset quick`: 18 minutes for seed 1337 on a 2-core CPU, stages side by side
+# (1,088 s; critical path 954 s: pretrain, SFT, RM, PPO, evaluation); the README shows seed 1337
+# and two more);
 # `MINIGPT_RLHF_PRESET=balanced` reads `runs/balanced` (26-33 minutes to make: fewer demonstrations, more
 # rankings, a longer RL loop), where PPO, PPO-ptx and GRPO win more than half of their comparisons with SFT;
 # `MINIGPT_RLHF_PRESET=micro python lessons/07_evaluate.py`
@@ -143,11 +145,12 @@ else:
 
 # %% [markdown]
 # ## Every method on one axis: distance from SFT
-# PPO, PPO-ptx, GRPO and DPO all trade distance from SFT for reward; best-of-n does it without training. Each
-# trained policy's KL(π ‖ π^SFT) is estimated on samples at temperature 1, best-of-n's is log n − (n − 1)/n.
-# Against the same labelers, a method that lands far from SFT without winning more has found the RM's blind
-# spots; the gold judge's best of 8 is the ceiling of what SFT's own samples hold. And "SFT (T=0)" is SFT with
-# no training at all, at its best temperature on held-out SFT prompts: a win that it matches is sharpening.
+# PPO, PPO-ptx, DPO (and GRPO, a stage of balanced) all trade distance from SFT for reward;
+# best-of-n does it without training. Each trained policy's KL(π ‖ π^SFT) is estimated on samples at
+# temperature 1, best-of-n's is log n − (n − 1)/n. Against the same labelers, a method that lands
+# far from SFT without winning more has found the RM's blind spots; the gold judge's best of 8 is
+# the ceiling of what SFT's own samples hold. And "SFT (T=0)" is SFT with no training at all, at its
+# best temperature on held-out SFT prompts: a win that it matches is sharpening.
 
 # %%
 O = res["over_optimisation"]
@@ -176,10 +179,10 @@ for ex in res["examples"][:3]:
 # ## Figure 1 across model sizes: the sweep
 # The paper's Figure 1 has three sizes per method (1.3B, 6B, 175B). `minigpt-rlhf sweep --preset quick` takes
 # three of ours (`pipeline.sweep_sizes`) through pretraining, SFT, PPO and PPO-ptx with one reward model, and judges
-# every model against the largest SFT model (about 14 minutes on a 2-core CPU, so this lesson does not
-# start it). On our quick sweep PPO-ptx beat the base model of its size at every size and gained with size
-# (22% → 43% against SFT 6x4x192), as SFT did; but PPO and PPO-ptx stayed at or below SFT at every size, and
-# the smallest PPO-ptx beat the largest base model in direction only (22% [18, 26] against 16% [13, 20]).
+# every model against the largest SFT model (six RL runs at quick's 80 iterations of 128
+# answers: longer than the quick run itself, so this lesson does not start it). It has not been
+# measured since quick's RL loop and reward model were re-planned; when `runs/sweep_quick`
+# exists, its table prints below.
 
 # %%
 SWEEP = Path(os.environ.get("MINIGPT_RLHF_SWEEP", f"runs/sweep_{PRESET}"))

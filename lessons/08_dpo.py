@@ -75,11 +75,13 @@ print(f"{'DPO implicit reward, end':34} {val[-1]['val_acc']:18.1%} {val[-1]['val
 print(f"{'the reward model r_θ (lesson 04)':34} {rm['val_acc']:18.1%} {rm['val_acc_heldout']:18.1%}")
 
 # %% [markdown]
-# Measured on `quick` (seed 1337): the implicit reward starts at chance (50%, loss log 2: π = π_ref) and after
-# 2 epochs orders 64.9% of the training labelers' held-out pairs and 67.4% of the held-out labelers' — as well
-# as the reward model does (64.5%, 65.4%), from the same comparisons. As a policy it ties SFT: 48% / 48% / 50%
-# against SFT on seeds 1337 / 1338 / 1339, with the smallest KL of the methods (0.4–0.6 nats): learning from the
-# same comparisons, it ranks as well as r_θ and gains no more than PPO did from it.
+# Measured on quick (seed 1337, the reward stage's 1,080 rankings): the implicit reward starts at
+# chance (50%, loss log 2: π = π_ref) and after 2 epochs orders 64.6% of the training labelers'
+# held-out pairs and 65.1% of the held-out labelers' — about as well as the reward model does
+# (63.6%, 67.1%), from the same comparisons. As a policy it ties SFT: 50% / 49% / 52% against SFT
+# on seeds 1337 / 1338 / 1339 (PPO 49% / 49% / 50%), at a KL to SFT of 1.16 / 0.68 / 0.83 nats
+# (PPO 0.89 / 0.93 / 0.92; `minigpt-rlhf seeds`, README): learning from the same comparisons, it
+# ranks as well as r_θ and gains no more than PPO did from it.
 
 # %% [markdown]
 # ## On evaluation prompts
