@@ -40,19 +40,34 @@ def expected_best(scores: torch.Tensor, values: torch.Tensor, n: int) -> torch.T
     N = scores.size(-1)
     order = scores.argsort(-1)  # ascending: rank i = 1..N
     i = torch.arange(1, N + 1, dtype=torch.float64)
-    weights = torch.tensor([math.comb(int(k) - 1, n - 1) for k in i], dtype=torch.float64) / math.comb(N, n)
+    weights = torch.tensor(
+        [math.comb(int(k) - 1, n - 1) for k in i], dtype=torch.float64
+    ) / math.comb(N, n)
     return (values.double().gather(-1, order) * weights).sum(-1)
 
 
 @torch.no_grad()
-def best_of_n(model: GPT, rm: RewardModel, tok: Tokenizer, texts: list[str], n: int, max_new_tokens: int,
-              temperature: float = 1.0, generator=None,
-              batch_size: int = 64) -> tuple[list[Answer], torch.Tensor, list[Answer]]:
+def best_of_n(
+    model: GPT,
+    rm: RewardModel,
+    tok: Tokenizer,
+    texts: list[str],
+    n: int,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    generator=None,
+    batch_size: int = 64,
+) -> tuple[list[Answer], torch.Tensor, list[Answer]]:
     """For each prompt text, n chat answers sampled from model and scored by r_θ: (the chosen answer per prompt,
     the (P, n) scores, all P·n answers in prompt order). An unfinished answer (no <|end|>) is scored -inf: like
     PPO's truncation penalty, a fragment never wins."""
     ids = [prompt_ids(tok, t) for t in texts for _ in range(n)]
     g = sample(model, tok, ids, max_new_tokens, temperature, batch_size, generator)
-    scores = rm.score(ids, g.responses).float().masked_fill(~torch.tensor(g.finished), float("-inf")).view(len(texts), n)
+    scores = (
+        rm.score(ids, g.responses)
+        .float()
+        .masked_fill(~torch.tensor(g.finished), float("-inf"))
+        .view(len(texts), n)
+    )
     answers = [Answer(tok.decode(y, skip_special=True), f) for y, f in zip(g.responses, g.finished)]
     return [answers[p * n + k] for p, k in enumerate(pick(scores).tolist())], scores, answers

@@ -18,7 +18,11 @@ from pathlib import Path
 from minigpt_rlhf.runtime import UserError, read_metrics, rebuild
 
 PFS_DAY = 1e15 * 86400  # one petaflop/s-day: 8.64e19 FLOPs
-PAPER_PFS_DAYS = {"pretrain": 3640.0, "sft": 4.9, "ppo_ptx": 60.0}  # 175B GPT-3 / SFT / PPO-ptx, paper section 5.1
+PAPER_PFS_DAYS = {
+    "pretrain": 3640.0,
+    "sft": 4.9,
+    "ppo_ptx": 60.0,
+}  # 175B GPT-3 / SFT / PPO-ptx, paper section 5.1
 
 
 @dataclass
@@ -55,10 +59,19 @@ def logged(run_dir: Path, stage: str) -> dict:
 def accounting(run_dir: Path, stages: list[str]) -> dict:
     """Every stage's logged FLOPs (in the recipe's order), and alignment's share of pretraining's beside the
     paper's (4.9 + 60) / 3,640 petaflop/s-days."""
-    rows = [dict(stage=s, **logged(run_dir, s)) for s in stages if (Path(run_dir) / s / "metrics.jsonl").is_file()]
+    rows = [
+        dict(stage=s, **logged(run_dir, s))
+        for s in stages
+        if (Path(run_dir) / s / "metrics.jsonl").is_file()
+    ]
     for r in rows:
         r["pfs_days"] = r["flops"] / PFS_DAY
     flops = {r["stage"]: r["flops"] for r in rows}
     aligned = flops["sft"] + flops["ppo_ptx"]
-    return dict(rows=rows, ratio=aligned / flops["pretrain"], ratio_with_rm=(aligned + flops["reward"]) / flops["pretrain"],
-                paper_ratio=(PAPER_PFS_DAYS["sft"] + PAPER_PFS_DAYS["ppo_ptx"]) / PAPER_PFS_DAYS["pretrain"])
+    return dict(
+        rows=rows,
+        ratio=aligned / flops["pretrain"],
+        ratio_with_rm=(aligned + flops["reward"]) / flops["pretrain"],
+        paper_ratio=(PAPER_PFS_DAYS["sft"] + PAPER_PFS_DAYS["ppo_ptx"])
+        / PAPER_PFS_DAYS["pretrain"],
+    )

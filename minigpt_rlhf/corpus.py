@@ -1,11 +1,11 @@
 """The pretraining corpus as tokens: its training windows and the held-out corpus loss, one definition each.
 
-    stream    every document followed by <|end|> (GPT's <|endoftext|>), one long token tensor
-    window    T = pretrain.seq_len tokens (at most the block): pretraining trains on random windows of this
-              length, PPO-ptx's term draws the same, and positions beyond it are never trained
-    loss      the mean next-token cross-entropy on `pretrain.eval_windows` evenly spaced held-out windows of T
-              tokens: the same windows for every model, so pretraining's val_loss, PPO's logged corpus_loss
-              and the evaluation's alignment tax are one measure
+stream    every document followed by <|end|> (GPT's <|endoftext|>), one long token tensor
+window    T = pretrain.seq_len tokens (at most the block): pretraining trains on random windows of this
+          length, PPO-ptx's term draws the same, and positions beyond it are never trained
+loss      the mean next-token cross-entropy on `pretrain.eval_windows` evenly spaced held-out windows of T
+          tokens: the same windows for every model, so pretraining's val_loss, PPO's logged corpus_loss
+          and the evaluation's alignment tax are one measure
 """
 
 from __future__ import annotations
@@ -44,15 +44,19 @@ def window(cfg: Config, model: GPT) -> int:
     return min(cfg.pretrain.seq_len, model.config.block_size)
 
 
-def random_windows(data: torch.Tensor, n: int, T: int, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
+def random_windows(
+    data: torch.Tensor, n: int, T: int, generator=None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """n random windows of T+1 tokens: inputs (n,T) and their next tokens (n,T)."""
     starts = torch.randint(0, len(data) - T - 1, (n,), generator=generator)
-    x = torch.stack([data[s: s + T + 1] for s in starts.tolist()])
+    x = torch.stack([data[s : s + T + 1] for s in starts.tolist()])
     return x[:, :-1], x[:, 1:]
 
 
 @torch.no_grad()
-def window_losses(model: GPT, data: torch.Tensor, T: int, n_windows: int, batch_size: int = 16) -> list[float]:
+def window_losses(
+    model: GPT, data: torch.Tensor, T: int, n_windows: int, batch_size: int = 16
+) -> list[float]:
     """Next-token loss on each of n_windows evenly spaced windows of T tokens (their mean is the corpus loss;
     the evaluation bootstraps its interval over them)."""
     starts = torch.linspace(0, len(data) - T - 1, n_windows).long().tolist()
@@ -61,7 +65,9 @@ def window_losses(model: GPT, data: torch.Tensor, T: int, n_windows: int, batch_
     losses = []
     for b in x.split(batch_size):
         logits = model(b[:, :-1])[0].float()
-        losses += F.cross_entropy(logits.transpose(1, 2), b[:, 1:], reduction="none").mean(1).tolist()
+        losses += (
+            F.cross_entropy(logits.transpose(1, 2), b[:, 1:], reduction="none").mean(1).tolist()
+        )
     return losses
 
 

@@ -28,24 +28,41 @@ import torch
 from tqdm.auto import tqdm
 
 from minigpt_rlhf import world
-from minigpt_rlhf.comparisons import Comparison, pairwise_accuracy, ranking_loss, read_comparisons, response_ids
+from minigpt_rlhf.comparisons import (
+    Comparison,
+    pairwise_accuracy,
+    ranking_loss,
+    read_comparisons,
+    response_ids,
+)
 from minigpt_rlhf.compute import Compute
 from minigpt_rlhf.config import Config
-from minigpt_rlhf.runtime import (MetricsLogger, build_model, check_finite, load_checkpoint, save_checkpoint, setup,
-                                  tokenizer_from)
+from minigpt_rlhf.runtime import (
+    MetricsLogger,
+    build_model,
+    check_finite,
+    load_checkpoint,
+    save_checkpoint,
+    setup,
+    tokenizer_from,
+)
 from minigpt_rlhf.sampling import response_logprobs
 from minigpt_rlhf.tokenizer import Tokenizer, format_chat
 from minigpt_rlhf.training import finished_checkpoint, lr_at, make_optimizer, stage_payload
 
 
-def dpo_loss(logp: torch.Tensor, ref_logp: torch.Tensor, ranking: list[int], beta: float) -> torch.Tensor:
+def dpo_loss(
+    logp: torch.Tensor, ref_logp: torch.Tensor, ranking: list[int], beta: float
+) -> torch.Tensor:
     """One prompt's DPO loss: the ranking loss of its K implicit rewards r̂ = β·(log π(y|x) − log π_ref(y|x))."""
     return ranking_loss(beta * (logp - ref_logp), ranking)
 
 
 def encode(tok: Tokenizer, c: Comparison, prompts: dict) -> tuple[list[int], list[list[int]]]:
     """A comparison as token lists: the chat prompt, and each response (with <|end|> where the model emitted it)."""
-    return format_chat(tok, prompts[c.prompt_id].text), [response_ids(tok, y, f) for y, f in zip(c.responses, c.finished)]
+    return format_chat(tok, prompts[c.prompt_id].text), [
+        response_ids(tok, y, f) for y, f in zip(c.responses, c.finished)
+    ]
 
 
 def logprobs(model, tok: Tokenizer, data: list[tuple], batch_size: int = 64) -> list[torch.Tensor]:
@@ -53,7 +70,9 @@ def logprobs(model, tok: Tokenizer, data: list[tuple], batch_size: int = 64) -> 
     length)."""
     flat = [(x, y) for x, ys in data for y in ys]
     order = sorted(range(len(flat)), key=lambda i: len(flat[i][0]) + len(flat[i][1]))
-    lp = response_logprobs(model, tok, [flat[i][0] for i in order], [flat[i][1] for i in order], batch_size)
+    lp = response_logprobs(
+        model, tok, [flat[i][0] for i in order], [flat[i][1] for i in order], batch_size
+    )
     lp = lp[torch.tensor(order, device=lp.device).argsort()]
     return list(lp.split([len(ys) for _, ys in data]))
 
@@ -67,8 +86,12 @@ def validate(policy, ref_lp, tok, val, rankings, beta) -> dict:
     out = {}
     for split, ranks in rankings.items():
         suffix = split[3:]
-        out[f"val_acc{suffix}"] = sum(pairwise_accuracy(x.cpu(), k) for x, k in zip(r, ranks)) / len(ranks)
-        out[f"val_loss{suffix}"] = sum(float(ranking_loss(x, k)) for x, k in zip(r, ranks)) / len(ranks)
+        out[f"val_acc{suffix}"] = sum(
+            pairwise_accuracy(x.cpu(), k) for x, k in zip(r, ranks)
+        ) / len(ranks)
+        out[f"val_loss{suffix}"] = sum(float(ranking_loss(x, k)) for x, k in zip(r, ranks)) / len(
+            ranks
+        )
     return out
 
 
@@ -83,7 +106,10 @@ def run(cfg: Config, out: Path, sft: Path, comparisons: Path) -> Path:
     device = setup(cfg.seed, cfg.device or None)
     init = load_checkpoint(Path(sft) / "ckpt.pt", "sft")
     tok = tokenizer_from(init)
-    init["model_config"] = {**init["model_config"], "dropout": 0.0}  # log π must not be noisy: no dropout
+    init["model_config"] = {
+        **init["model_config"],
+        "dropout": 0.0,
+    }  # log π must not be noisy: no dropout
     policy, ref = build_model(init, device), build_model(init, device).eval().requires_grad_(False)
     prompts = {p.id: p for p in world.load_prompts(cfg.data_dir, "rm")}
     comps = read_comparisons(Path(comparisons) / "comparisons.jsonl")
@@ -104,7 +130,9 @@ def run(cfg: Config, out: Path, sft: Path, comparisons: Path) -> Path:
     opt = make_optimizer(policy, dc)
     n_params = policy.num_params()
     compute = Compute(params=n_params)
-    compute.forward(n_params, sum(len(x) + len(y) for x, ys in train + val for y in ys))  # π_ref, once
+    compute.forward(
+        n_params, sum(len(x) + len(y) for x, ys in train + val for y in ys)
+    )  # π_ref, once
     log = MetricsLogger(out / "metrics.jsonl", fresh=not ckpt_path.exists())
     start = 0
     if ckpt_path.exists():
@@ -116,8 +144,15 @@ def run(cfg: Config, out: Path, sft: Path, comparisons: Path) -> Path:
     payload = stage_payload("dpo", policy, tok, cfg)
 
     def save(step: int, finished: bool) -> None:
-        save_checkpoint(ckpt_path, **payload(), model=policy.state_dict(), optimizer=opt.state_dict(), step=step,
-                        compute=compute.row(), finished=finished)
+        save_checkpoint(
+            ckpt_path,
+            **payload(),
+            model=policy.state_dict(),
+            optimizer=opt.state_dict(),
+            step=step,
+            compute=compute.row(),
+            finished=finished,
+        )
 
     if start == 0:
         log.log(step=0, epoch=0.0, **validate(policy, ref_val, tok, val, rankings, dc.beta))
@@ -128,23 +163,32 @@ def run(cfg: Config, out: Path, sft: Path, comparisons: Path) -> Path:
         batch = [train[i] for i in steps[step]]
         policy.train()
         lp = logprobs(policy, tok, batch)
-        loss = torch.stack([dpo_loss(x, ref_train[i], train_rank[i], dc.beta)
-                            for x, i in zip(lp, steps[step])]).mean()
+        loss = torch.stack(
+            [dpo_loss(x, ref_train[i], train_rank[i], dc.beta) for x, i in zip(lp, steps[step])]
+        ).mean()
         check_finite(loss.item(), step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(policy.parameters(), dc.grad_clip)
         opt.step()
         compute.train(n_params, sum(len(x) + len(y) for x, ys in batch for y in ys))
-        acc = sum(pairwise_accuracy((x.detach() - ref_train[i]).cpu(), train_rank[i]) for x, i in zip(lp, steps[step]))
-        row = dict(step=step + 1, epoch=(step + 1) / per_epoch, loss=loss.item(), acc=acc / len(batch))
+        acc = sum(
+            pairwise_accuracy((x.detach() - ref_train[i]).cpu(), train_rank[i])
+            for x, i in zip(lp, steps[step])
+        )
+        row = dict(
+            step=step + 1, epoch=(step + 1) / per_epoch, loss=loss.item(), acc=acc / len(batch)
+        )
         evaluate = (step + 1) % dc.eval_every == 0 or step + 1 == len(steps)
         if evaluate:
             row |= validate(policy, ref_val, tok, val, rankings, dc.beta)
         log.log(**row)
         if evaluate:  # after the log, so that a resumed run's metrics hold this step once
             save(step + 1, finished=False)
-        bar.set_postfix(loss=f"{loss.item():.3f}", **{k: f"{v:.2f}" for k, v in row.items() if k.startswith("val_acc")})
+        bar.set_postfix(
+            loss=f"{loss.item():.3f}",
+            **{k: f"{v:.2f}" for k, v in row.items() if k.startswith("val_acc")},
+        )
     log.log(step=len(steps), compute=compute.row())
     save(len(steps), finished=True)
     return ckpt_path

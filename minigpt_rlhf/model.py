@@ -81,7 +81,9 @@ class CausalSelfAttention(nn.Module):
         cache: a LayerCache to read past keys/values from and append to, or None."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B,H,T,D)
+        q, k, v = (
+            t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v)
+        )  # (B,H,T,D)
         if rope is not None:
             q, k = rotate(q, *rope), rotate(k, *rope)
         if cache is not None:
@@ -95,8 +97,9 @@ class CausalSelfAttention(nn.Module):
             with torch.autocast("cpu", enabled=False) if fp32 else contextlib.nullcontext():
                 if fp32:
                     q, k, v = q.float(), k.float(), v.float()
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop,
-                                                   is_causal=mask is None and T > 1)
+                y = F.scaled_dot_product_attention(
+                    q, k, v, attn_mask=mask, dropout_p=drop, is_causal=mask is None and T > 1
+                )
         else:
             att = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))  # (B,H,T,S)
             if mask is None:
@@ -155,7 +158,9 @@ class Generation:
     """What `GPT.generate` returns, one entry per prompt, without padding."""
 
     responses: list[list[int]]  # sampled tokens, the stop token included when emitted
-    logprobs: list[torch.Tensor] = field(default_factory=list)  # log π(token | prefix), temperature 1, no top-k
+    logprobs: list[torch.Tensor] = field(
+        default_factory=list
+    )  # log π(token | prefix), temperature 1, no top-k
     finished: list[bool] = field(default_factory=list)  # True if the stop token was emitted
 
 
@@ -175,7 +180,9 @@ class GPT(nn.Module):
         super().__init__()
         self.config = cfg
         self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
-        self.wpe = None if cfg.rope else nn.Embedding(cfg.block_size, cfg.n_embd)  # rope: no position table
+        self.wpe = (
+            None if cfg.rope else nn.Embedding(cfg.block_size, cfg.n_embd)
+        )  # rope: no position table
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
@@ -187,7 +194,9 @@ class GPT(nn.Module):
         # GPT-2: N(0, 0.02), and residual projections scaled by 1/sqrt(2·n_layer) so that the residual
         # stream's variance does not grow with depth.
         if isinstance(m, nn.Linear):
-            std = 0.02 / math.sqrt(2 * self.config.n_layer) if getattr(m, "residual", False) else 0.02
+            std = (
+                0.02 / math.sqrt(2 * self.config.n_layer) if getattr(m, "residual", False) else 0.02
+            )
             nn.init.normal_(m.weight, 0.0, std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
@@ -211,7 +220,10 @@ class GPT(nn.Module):
     # ---- forward ------------------------------------------------------------------------------------
     def _run(self, idx, pos, mask=None, caches=None):
         if self.config.rope:
-            x, rope = self.drop(self.wte(idx)), rope_tables(pos, self.config.n_embd // self.config.n_head)
+            x, rope = (
+                self.drop(self.wte(idx)),
+                rope_tables(pos, self.config.n_embd // self.config.n_head),
+            )
         else:
             x, rope = self.drop(self.wte(idx) + self.wpe(pos)), None
         for i, block in enumerate(self.blocks):
@@ -222,7 +234,9 @@ class GPT(nn.Module):
         """Final (LayerNormed) hidden states (B,T,C). real: bool (B,T) marking non-pad tokens of a
         left-padded batch (see left_pad); None for unpadded input."""
         if idx.size(1) > self.config.block_size:
-            raise ValueError(f"sequence of {idx.size(1)} tokens exceeds block_size {self.config.block_size}")
+            raise ValueError(
+                f"sequence of {idx.size(1)} tokens exceeds block_size {self.config.block_size}"
+            )
         if real is None:
             pos = torch.arange(idx.size(1), device=idx.device).expand_as(idx)
             return self._run(idx, pos)
@@ -251,8 +265,18 @@ class GPT(nn.Module):
 
     # ---- sampling -----------------------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, prompts, max_new_tokens, temperature=1.0, top_k=None, stop_id=None, pad_id=0,
-                 generator=None, use_cache=True, callback=None) -> Generation:
+    def generate(
+        self,
+        prompts,
+        max_new_tokens,
+        temperature=1.0,
+        top_k=None,
+        stop_id=None,
+        pad_id=0,
+        generator=None,
+        use_cache=True,
+        callback=None,
+    ) -> Generation:
         """Sample continuations of a batch of token lists with a KV cache.
 
         Each step feeds only the newest token and attends to cached keys/values: O(T) work per token
@@ -266,8 +290,10 @@ class GPT(nn.Module):
             raise ValueError("generate needs at least one non-empty prompt")
         P = max(len(p) for p in prompts)
         if P + max_new_tokens > self.config.block_size:
-            raise ValueError(f"prompt ({P} tokens) + max_new_tokens ({max_new_tokens}) exceeds block_size "
-                             f"{self.config.block_size}: shorten the prompt or ask for fewer tokens")
+            raise ValueError(
+                f"prompt ({P} tokens) + max_new_tokens ({max_new_tokens}) exceeds block_size "
+                f"{self.config.block_size}: shorten the prompt or ask for fewer tokens"
+            )
         dev = self.wte.weight.device
         was_training = self.training
         self.eval()
@@ -275,18 +301,27 @@ class GPT(nn.Module):
         idx, real = left_pad(prompts, pad_id, dev)
         c = self.config
         shape = (B, c.n_head, S, c.n_embd // c.n_head)
-        caches = [LayerCache(torch.empty(shape, device=dev, dtype=self.wte.weight.dtype),
-                             torch.empty(shape, device=dev, dtype=self.wte.weight.dtype)) for _ in self.blocks]
+        caches = [
+            LayerCache(
+                torch.empty(shape, device=dev, dtype=self.wte.weight.dtype),
+                torch.empty(shape, device=dev, dtype=self.wte.weight.dtype),
+            )
+            for _ in self.blocks
+        ]
         keys_real = torch.ones(B, S, dtype=torch.bool, device=dev)
         keys_real[:, :P] = real
         pos = (real.long().cumsum(1) - 1).clamp(min=0)
         causal = torch.ones(P, P, dtype=torch.bool, device=dev).tril()
         mask = ((causal & real[:, None, :]) | torch.eye(P, dtype=torch.bool, device=dev))[:, None]
-        pad_free = bool(real.all())  # equal-length prompts: plain causal attention, no mask per step
+        pad_free = bool(
+            real.all()
+        )  # equal-length prompts: plain causal attention, no mask per step
         if pad_free:
             mask = None
         h = self._run(idx, pos, mask, caches if use_cache else None)[:, -1]
-        seq = torch.cat([idx, torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=dev)], 1)
+        seq = torch.cat(
+            [idx, torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=dev)], 1
+        )
         next_pos = real.sum(1)
         out = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=dev)
         logps = torch.zeros(B, max_new_tokens, device=dev)
@@ -349,7 +384,9 @@ class RewardModel(nn.Module):
         super().__init__()
         self.trunk, self.pad_id = trunk, pad_id
         self.head = nn.Linear(trunk.config.n_embd, 1)
-        nn.init.zeros_(self.head.weight)  # r = 0 for everything at the start: the loss starts at log 2
+        nn.init.zeros_(
+            self.head.weight
+        )  # r = 0 for everything at the start: the loss starts at log 2
         nn.init.zeros_(self.head.bias)
         self.head.bias.requires_grad_(False)
 
@@ -362,8 +399,10 @@ class RewardModel(nn.Module):
         pads only to its own longest sequence, far less than one batch of all of them would."""
         dev = self.head.weight.device
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
-        out = [self(*left_pad([seqs[i] for i in order[b : b + batch]], self.pad_id, dev))
-               for b in range(0, len(seqs), batch)]
+        out = [
+            self(*left_pad([seqs[i] for i in order[b : b + batch]], self.pad_id, dev))
+            for b in range(0, len(seqs), batch)
+        ]
         return torch.cat(out)[torch.tensor(order, device=dev).argsort()]
 
     @torch.no_grad()

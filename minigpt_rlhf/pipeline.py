@@ -27,8 +27,16 @@ from tqdm import tqdm
 
 from minigpt_rlhf import preflight, stages as recipes
 from minigpt_rlhf.config import Config
-from minigpt_rlhf.runtime import (UserError, pick_device, read_json, rebuild, run_lock, uses_bf16,
-                                  workers, write_json)
+from minigpt_rlhf.runtime import (
+    UserError,
+    pick_device,
+    read_json,
+    rebuild,
+    run_lock,
+    uses_bf16,
+    workers,
+    write_json,
+)
 from minigpt_rlhf.stages import Stage
 
 
@@ -40,7 +48,12 @@ def run_stage(stage: Stage, cfg: Config, run_dir: Path, sweep: bool = False) -> 
     c = stage.config(cfg)
     if stage.trains:
         module = importlib.import_module(f"minigpt_rlhf.{stage.step}")
-        module.run(c, run_dir / stage.name, **{k: run_dir / v for k, v in stage.reads.items()}, **stage.options)
+        module.run(
+            c,
+            run_dir / stage.name,
+            **{k: run_dir / v for k, v in stage.reads.items()},
+            **stage.options,
+        )
     elif stage.step == "world":
         print(preflight.check_world(c))
     elif stage.step == "evaluate":
@@ -53,7 +66,9 @@ def run_stage(stage: Stage, cfg: Config, run_dir: Path, sweep: bool = False) -> 
         raise ValueError(f"stage {stage.name}: unknown step {stage.step!r}")
 
 
-def run_stages(cfg: Config, run_dir, stages: list[Stage], start: str | None = None, sweep: bool = False) -> dict:
+def run_stages(
+    cfg: Config, run_dir, stages: list[Stage], start: str | None = None, sweep: bool = False
+) -> dict:
     """Run stages in order into run_dir, skipping those already finished; start = rerun from that stage on.
     Returns the log written to run_dir/pipeline.json: the config, each stage's wall time and the whole
     invocation's (wall_seconds, with the load average at its end)."""
@@ -62,7 +77,9 @@ def run_stages(cfg: Config, run_dir, stages: list[Stage], start: str | None = No
     if start is not None and start not in names:
         raise UserError(f"--from {start}: unknown stage; stages: {', '.join(names)}")
     preflight.check_out(run_dir, "--out")
-    if cfg.pipeline.threads:  # every stage, here or in a worker, with the same threads: the same numbers
+    if (
+        cfg.pipeline.threads
+    ):  # every stage, here or in a worker, with the same threads: the same numbers
         torch.set_num_threads(cfg.pipeline.threads)
     # the checks, before anything is written: a run that fails them leaves no folder and no pipeline.json
     t0 = t_start = time.time()
@@ -74,23 +91,28 @@ def run_stages(cfg: Config, run_dir, stages: list[Stage], start: str | None = No
     log_path = run_dir / "pipeline.json"
     log = read_json(log_path, keys=("stages",)) if log_path.is_file() else {"stages": {}}
     if not isinstance(log["stages"], dict):
-        raise UserError(f"{log_path} is not a pipeline log (its \"stages\" is no object): "
-                        f"{rebuild(log_path)}")
+        raise UserError(
+            f'{log_path} is not a pipeline log (its "stages" is no object): {rebuild(log_path)}'
+        )
     config = dataclasses.asdict(cfg)
     changed = sorted(_diff(log.get("config", config), config))
     made = [s.name for s in stages if s.writes and (run_dir / s.writes).exists()]
     if start is None and changed and made:
-        raise UserError(f"{run_dir} was made with other settings ({', '.join(changed)} differ) and holds their output "
-                        f"({', '.join(made)}): resume it with the same --preset/--set, rerun the stages that change "
-                        f"with --from STAGE, or use another --out")
-    kept = stages[: names.index(start)] if start is not None else stages  # --from deletes the others
+        raise UserError(
+            f"{run_dir} was made with other settings ({', '.join(changed)} differ) and holds their output "
+            f"({', '.join(made)}): resume it with the same --preset/--set, rerun the stages that change "
+            f"with --from STAGE, or use another --out"
+        )
+    kept = (
+        stages[: names.index(start)] if start is not None else stages
+    )  # --from deletes the others
     preflight.check_checkpoints(cfg, run_dir, kept)
     preflight.check_outputs(run_dir, kept, log["stages"])
 
     with run_lock(run_dir):
         log["config"], log["machine"] = config, machine(cfg)
         if start is not None:
-            for s in stages[names.index(start):]:
+            for s in stages[names.index(start) :]:
                 if s.writes:
                     path = run_dir / s.writes
                     shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
@@ -99,11 +121,15 @@ def run_stages(cfg: Config, run_dir, stages: list[Stage], start: str | None = No
         write_json(log_path, log)
         todo = []
         for s in stages:
-            derived = not s.trains and s.step != "evaluate"  # cheap checks, plots, the report: every time
+            derived = (
+                not s.trains and s.step != "evaluate"
+            )  # cheap checks, plots, the report: every time
             if s.step == "world":
                 continue  # run above, before the lock
             if not derived and s.name in log["stages"] and (run_dir / s.writes).exists():
-                print(f"[{s.name}] finished before ({log['stages'][s.name]['seconds']:.0f} s): skipped")
+                print(
+                    f"[{s.name}] finished before ({log['stages'][s.name]['seconds']:.0f} s): skipped"
+                )
                 continue
             todo.append(s)
 
@@ -128,13 +154,18 @@ def run_stages(cfg: Config, run_dir, stages: list[Stage], start: str | None = No
                 run_stage(s, cfg, run_dir, sweep)
                 finished(s, time.time() - t0)
         # this invocation's wall time, and how busy the machine was (other processes slow every stage)
-        log["wall_seconds"], log["load_average"] = round(time.time() - t_start, 1), os.getloadavg()[:2]
+        log["wall_seconds"], log["load_average"] = (
+            round(time.time() - t_start, 1),
+            os.getloadavg()[:2],
+        )
         seconds = {name: s["seconds"] for name, s in log["stages"].items()}
         log["critical_path"] = critical_path(stages, seconds)
         write_json(log_path, log)
         chain = log["critical_path"]
-        print(f"wall time {log['wall_seconds'] / 60:.1f} min (load average {log['load_average'][0]:.1f}); "
-              f"critical path {chain['seconds'] / 60:.1f} min: {' → '.join(chain['stages'])}")
+        print(
+            f"wall time {log['wall_seconds'] / 60:.1f} min (load average {log['load_average'][0]:.1f}); "
+            f"critical path {chain['seconds'] / 60:.1f} min: {' → '.join(chain['stages'])}"
+        )
     return log
 
 
@@ -176,14 +207,26 @@ def run_parallel(stages: list[Stage], cfg: Config, run_dir: Path, sweep: bool, f
     def priority(s: Stage):
         return waits[s.name], max((done[r] for r in s.reads.values() if r in done), default=0)
 
-    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch thread pool copied by fork
-    with ProcessPoolExecutor(workers(cfg), mp_context=ctx) as pool, tqdm(total=len(stages), desc="stages") as bar:
+    ctx = multiprocessing.get_context(
+        "spawn"
+    )  # a fresh interpreter: no torch thread pool copied by fork
+    with (
+        ProcessPoolExecutor(workers(cfg), mp_context=ctx) as pool,
+        tqdm(total=len(stages), desc="stages") as bar,
+    ):
         while pending or running:
-            ready = [s for s in pending if all(r not in names or r in done for r in s.reads.values())]
-            for s in sorted(ready, key=priority, reverse=True)[: workers(cfg) - len(running)]:  # ties: in order
+            ready = [
+                s for s in pending if all(r not in names or r in done for r in s.reads.values())
+            ]
+            for s in sorted(ready, key=priority, reverse=True)[
+                : workers(cfg) - len(running)
+            ]:  # ties: in order
                 pending.remove(s)
                 log_file = run_dir / s.name / "log.txt"
-                running[pool.submit(_in_worker, s, cfg, run_dir, sweep, log_file)] = (s, time.time())
+                running[pool.submit(_in_worker, s, cfg, run_dir, sweep, log_file)] = (
+                    s,
+                    time.time(),
+                )
                 tqdm.write(f"[{s.name}] started (its progress: {log_file})")
             bar.set_postfix_str(", ".join(s.name for s, _ in running.values()))
             for future in wait(running, return_when=FIRST_COMPLETED).done:
@@ -218,31 +261,43 @@ def run_step(cfg: Config, run_dir, name: str) -> None:
     by_name = {s.name: s for s in stages}
     if name not in by_name:  # a stage the preset leaves out (pipeline.large, biased, grpo)
         switch = {"pretrain_large": "large", "grpo": "grpo"}.get(name, "biased")
-        raise UserError(f"stage {name!r} is not in the {cfg.preset} recipe: add it with --set pipeline.{switch}=true, "
-                        f"or use --preset balanced")
+        raise UserError(
+            f"stage {name!r} is not in the {cfg.preset} recipe: add it with --set pipeline.{switch}=true, "
+            f"or use --preset balanced"
+        )
     stage, run_dir = by_name[name], Path(run_dir)
     preflight.check_out(run_dir, "--run-dir")
     if cfg.pipeline.threads:  # as `run` runs it: the same threads, the same numbers
         torch.set_num_threads(cfg.pipeline.threads)
     print(preflight.check_world(cfg))
-    if stage.step == "evaluate":  # every model of the run, where it is there (evaluate names a missing one)
-        log_path = run_dir / "pipeline.json"  # results labelled with this run's seed must be measured with it
+    if (
+        stage.step == "evaluate"
+    ):  # every model of the run, where it is there (evaluate names a missing one)
+        log_path = (
+            run_dir / "pipeline.json"
+        )  # results labelled with this run's seed must be measured with it
         log = read_json(log_path) if log_path.is_file() else {}
         made = log.get("config") if isinstance(log, dict) else None
         changed = sorted(_diff(made, dataclasses.asdict(cfg))) if isinstance(made, dict) else []
         unknown = [k for k in changed if _get(made, k) is None]  # settings newer than the folder
         if unknown:
-            raise UserError(f"{run_dir} was made by an older version of minigpt-rlhf, which had no "
-                            f"{', '.join(unknown)} setting: rerun it "
-                            f"(`minigpt-rlhf run --out {run_dir} --from pretrain`)")
+            raise UserError(
+                f"{run_dir} was made by an older version of minigpt-rlhf, which had no "
+                f"{', '.join(unknown)} setting: rerun it "
+                f"(`minigpt-rlhf run --out {run_dir} --from pretrain`)"
+            )
         if changed:
             sets = " ".join(f"--set {k}={_get(made, k)}" for k in changed if k != "preset")
-            raise UserError(f"{run_dir} was made with other settings than these ({', '.join(changed)}): evaluate "
-                            f"it with its own, --preset {made.get('preset')} {sets}".rstrip())
+            raise UserError(
+                f"{run_dir} was made with other settings than these ({', '.join(changed)}): evaluate "
+                f"it with its own, --preset {made.get('preset')} {sets}".rstrip()
+            )
         preflight.check_checkpoints(cfg, run_dir, recipes.training(stages))
         preflight.check_outputs(run_dir, stages)
     else:
-        reads = [by_name[src] for param, src in stage.reads.items() if param != "responses"]  # responses: a file
+        reads = [
+            by_name[src] for param, src in stage.reads.items() if param != "responses"
+        ]  # responses: a file
         preflight.check_checkpoints(cfg, run_dir, [stage], needed=reads)
         preflight.check_outputs(run_dir, [stage])
     with run_lock(run_dir):
@@ -252,10 +307,16 @@ def run_step(cfg: Config, run_dir, name: str) -> None:
 def machine(cfg: Config) -> str:
     """Where the run's wall times were measured, for the report."""
     dev = pick_device(cfg.device or None)
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
+    name = (
+        torch.cuda.get_device_name(dev)
+        if dev.type == "cuda"
+        else platform.processor() or platform.machine()
+    )
     bf16 = uses_bf16(dev, cfg.precision)
-    return (f"{name} ({dev.type}), {os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads, "
-            f"{'bf16' if bf16 else 'fp32'} in the supervised stages, torch {torch.__version__}, {platform.system()}")
+    return (
+        f"{name} ({dev.type}), {os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads, "
+        f"{'bf16' if bf16 else 'fp32'} in the supervised stages, torch {torch.__version__}, {platform.system()}"
+    )
 
 
 def _get(config: dict, key: str):

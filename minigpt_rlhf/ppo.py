@@ -58,8 +58,17 @@ from minigpt_rlhf.compute import Compute
 from minigpt_rlhf.config import Config, PPOConfig
 from minigpt_rlhf.corpus import corpus_loss, load_tokens, random_windows, window
 from minigpt_rlhf.model import GPT, ValueModel, fp32_linear, left_pad
-from minigpt_rlhf.runtime import (MetricsLogger, build_model, check_finite, check_shape, load_checkpoint,
-                                  load_reward_model, save_checkpoint, setup, tokenizer_from)
+from minigpt_rlhf.runtime import (
+    MetricsLogger,
+    build_model,
+    check_finite,
+    check_shape,
+    load_checkpoint,
+    load_reward_model,
+    save_checkpoint,
+    setup,
+    tokenizer_from,
+)
 from minigpt_rlhf.tokenizer import Tokenizer, format_chat
 
 RewardFn = Callable[[list[list[int]], list[list[int]]], torch.Tensor]
@@ -78,7 +87,9 @@ def masked_var(x, mask):
 
 def masked_whiten(x, mask):
     """(x − mean) / std over the real tokens of the whole batch; pads become 0."""
-    return torch.where(mask, (x - masked_mean(x, mask)) * torch.rsqrt(masked_var(x, mask) + 1e-8), 0.0)
+    return torch.where(
+        mask, (x - masked_mean(x, mask)) * torch.rsqrt(masked_var(x, mask) + 1e-8), 0.0
+    )
 
 
 def explained_variance(values, returns, mask) -> float:
@@ -179,7 +190,11 @@ def make_batch(prompts, responses, pad_id, device):
     for i, r in enumerate(responses):
         resp[i, : len(r)] = torch.tensor(r, dtype=torch.long)
         mask[i, : len(r)] = True
-    return torch.cat([prompt_idx, resp], 1).to(device), torch.cat([prompt_real, mask], 1).to(device), mask.to(device)
+    return (
+        torch.cat([prompt_idx, resp], 1).to(device),
+        torch.cat([prompt_real, mask], 1).to(device),
+        mask.to(device),
+    )
 
 
 def by_length(fn, seq, real, mask, rows: int = 8):
@@ -223,7 +238,9 @@ class Rollout:
     real: torch.Tensor  # (B, P+R) True on non-pad tokens
     mask: torch.Tensor  # (B, R) True on real response tokens
     finished: torch.Tensor  # (B,) emitted <|end|>
-    logprobs: torch.Tensor  # log π_old(y_t): the policy that sampled, recomputed by a full forward pass
+    logprobs: (
+        torch.Tensor
+    )  # log π_old(y_t): the policy that sampled, recomputed by a full forward pass
     ref_logprobs: torch.Tensor  # log π^SFT(y_t)
     values: torch.Tensor  # V_old(s_t)
     score: torch.Tensor  # (B,) normalised r_θ(x, y), or the truncation penalty
@@ -241,16 +258,31 @@ class PPOTrainer:
     KL of an untrained policy is exactly 0) and logs the largest gap between the two as `logprob_gap`: it must
     stay ~1e-6, a larger one means sampling and scoring disagree, the usual cause of a negative KL."""
 
-    def __init__(self, policy: GPT, ref: GPT, value: ValueModel | None, reward_fn: RewardFn, prompts: list[list[int]],
-                 pc: PPOConfig, tok: Tokenizer, max_new_tokens: int, ptx_coef: float = 0.0,
-                 corpus: torch.Tensor | None = None, corpus_window: int = 128, seed: int = 0, reward_params: int = 0):
+    def __init__(
+        self,
+        policy: GPT,
+        ref: GPT,
+        value: ValueModel | None,
+        reward_fn: RewardFn,
+        prompts: list[list[int]],
+        pc: PPOConfig,
+        tok: Tokenizer,
+        max_new_tokens: int,
+        ptx_coef: float = 0.0,
+        corpus: torch.Tensor | None = None,
+        corpus_window: int = 128,
+        seed: int = 0,
+        reward_params: int = 0,
+    ):
         """max_new_tokens: the response limit; corpus: the pretraining corpus as one token stream, for PPO-ptx;
         corpus_window: the pretraining window length, so that the ptx term is the pretraining loss itself;
         reward_params: N of the model behind reward_fn, for the compute count. value: None for GRPO."""
         if ptx_coef > 0 and corpus is None:
             raise ValueError("PPO-ptx (ptx_coef > 0) needs the pretraining corpus")
         if (value is None) != (pc.baseline == "group"):
-            raise ValueError("a value model is PPO's baseline (ppo.baseline=value); GRPO (group) has none")
+            raise ValueError(
+                "a value model is PPO's baseline (ppo.baseline=value); GRPO (group) has none"
+            )
         self.policy, self.ref, self.value, self.reward_fn = policy, ref, value, reward_fn
         self.prompts, self.pc, self.tok, self.ptx_coef = prompts, pc, tok, ptx_coef
         self.max_new_tokens, self.reward_params = max_new_tokens, reward_params
@@ -268,9 +300,15 @@ class PPOTrainer:
             groups.append({"params": value.parameters(), "lr": pc.value_lr})
         self.optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
         self.kl_ctl = KLController(pc.kl_coef, pc.kl_target, pc.kl_horizon)
-        self.score_scale = None if pc.normalize_score else 1.0  # set from the first batch, see _normalise
-        self.sample_gen = torch.Generator(device=self.device).manual_seed(seed)  # sampling responses
-        self.gen = torch.Generator().manual_seed(seed + 1)  # prompt draws, minibatch order, corpus windows
+        self.score_scale = (
+            None if pc.normalize_score else 1.0
+        )  # set from the first batch, see _normalise
+        self.sample_gen = torch.Generator(device=self.device).manual_seed(
+            seed
+        )  # sampling responses
+        self.gen = torch.Generator().manual_seed(
+            seed + 1
+        )  # prompt draws, minibatch order, corpus windows
 
     # -- rollout: sample, then score ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -278,13 +316,22 @@ class PPOTrainer:
         pc, tok, dev = self.pc, self.tok, self.device
         t0 = time.perf_counter()
         G = pc.group_size if self.value is None else 1  # GRPO: each prompt answered G times
-        index = torch.randint(len(self.prompts), (pc.rollout_batch // G,), generator=self.gen).repeat_interleave(G)
+        index = torch.randint(
+            len(self.prompts), (pc.rollout_batch // G,), generator=self.gen
+        ).repeat_interleave(G)
         index = index.tolist()
         prompts = [self.prompts[i] for i in index]
         # no top-k: the samples come from π^RL = softmax(logits / T) itself, as the KL assumes
         T = pc.temperature
-        gen = self.policy.generate(prompts, self.max_new_tokens, temperature=T, top_k=None, stop_id=tok.end_id,
-                                   pad_id=tok.pad_id, generator=self.sample_gen)
+        gen = self.policy.generate(
+            prompts,
+            self.max_new_tokens,
+            temperature=T,
+            top_k=None,
+            stop_id=tok.end_id,
+            pad_id=tok.pad_id,
+            generator=self.sample_gen,
+        )
         t1 = time.perf_counter()
 
         seq, real, mask = make_batch(prompts, gen.responses, tok.pad_id, dev)
@@ -295,8 +342,11 @@ class PPOTrainer:
         score = torch.where(finished, rm_score * self.score_scale, pc.truncation_penalty)
         logp = by_length(partial(response_logprobs, self.policy, temperature=T), seq, real, mask)
         ref_logp = by_length(partial(response_logprobs, self.ref, temperature=T), seq, real, mask)
-        values = (by_length(partial(response_values, self.value), seq, real, mask) if self.value is not None
-                  else torch.zeros(B, R, device=dev))
+        values = (
+            by_length(partial(response_values, self.value), seq, real, mask)
+            if self.value is not None
+            else torch.zeros(B, R, device=dev)
+        )
         y = seq[:, -R:, None]
         logprobs, ref_logprobs = logp.gather(2, y).squeeze(2), ref_logp.gather(2, y).squeeze(2)
         entropy = -(logp.exp() * logp).sum(-1)
@@ -313,21 +363,47 @@ class PPOTrainer:
             advantages, returns = gae(rewards, values, mask, pc.gae_gamma, pc.gae_lambda)
             if pc.whiten_advantages:
                 advantages = masked_whiten(advantages, mask)
-        ro = Rollout(index, gen.responses, seq, real, mask, finished, logprobs, ref_logprobs, values, score,
-                     rewards, kl, advantages, returns)
+        ro = Rollout(
+            index,
+            gen.responses,
+            seq,
+            real,
+            mask,
+            finished,
+            logprobs,
+            ref_logprobs,
+            values,
+            score,
+            rewards,
+            kl,
+            advantages,
+            returns,
+        )
         kl_seq = float(kl.sum(1).mean())
         stats = dict(
-            rm_score=float(rm_score[finished].mean()) if finished.any() else float("nan"),  # raw r_θ, finished only
+            rm_score=float(rm_score[finished].mean())
+            if finished.any()
+            else float("nan"),  # raw r_θ, finished only
             reward=float(score.mean()),  # the score PPO sees: normalised, penalty included
             non_score_reward=float(rewards.sum(1).mean() - score.mean()),  # −β · KL, per response
-            kl=kl_seq, sqrt_kl=math.sqrt(max(kl_seq, 0.0)), kl_per_token=float(masked_mean(kl, mask)),
-            kl_coef=self.kl_ctl.beta, entropy=float(masked_mean(entropy, mask)),
-            response_len=float(mask.sum(1).float().mean()), truncated=float(1 - finished.float().mean()),
-            logprob_gap=float(torch.where(mask, sampled - model_logprobs.gather(2, y).squeeze(2), 0.0).abs().max()),
-            t_rollout=t1 - t0, t_score=time.perf_counter() - t1)
+            kl=kl_seq,
+            sqrt_kl=math.sqrt(max(kl_seq, 0.0)),
+            kl_per_token=float(masked_mean(kl, mask)),
+            kl_coef=self.kl_ctl.beta,
+            entropy=float(masked_mean(entropy, mask)),
+            response_len=float(mask.sum(1).float().mean()),
+            truncated=float(1 - finished.float().mean()),
+            logprob_gap=float(
+                torch.where(mask, sampled - model_logprobs.gather(2, y).squeeze(2), 0.0).abs().max()
+            ),
+            t_rollout=t1 - t0,
+            t_score=time.perf_counter() - t1,
+        )
         if self.value is not None:
-            stats |= dict(explained_var=explained_variance(values, returns, mask),
-                          value_mean=float(masked_mean(values, mask)))
+            stats |= dict(
+                explained_var=explained_variance(values, returns, mask),
+                value_mean=float(masked_mean(values, mask)),
+            )
         return ro, stats
 
     def _score(self, prompts, responses, finished):
@@ -360,17 +436,25 @@ class PPOTrainer:
         train_policy=False: only the value model learns (its warm-up: the policy stays π^SFT)."""
         t0 = time.perf_counter()
         pc, B, c = self.pc, len(ro.responses), self.compute
-        n_value, tokens = self.value.trunk.num_params() if self.value is not None else 0, int(ro.real.sum())
+        n_value, tokens = (
+            self.value.trunk.num_params() if self.value is not None else 0,
+            int(ro.real.sum()),
+        )
         c.forward(c.params, 2 * tokens)  # sampling, and scoring by π^RL
         c.forward(c.params, tokens, own=False)  # π^SFT
         c.forward(n_value, tokens, own=False)
-        c.forward(self.reward_params, int(ro.real[ro.finished].sum()), own=False)  # r_θ scores the finished ones
+        c.forward(
+            self.reward_params, int(ro.real[ro.finished].sum()), own=False
+        )  # r_θ scores the finished ones
         history = defaultdict(list)
         for _ in range(pc.ppo_epochs):
             for mb in torch.randperm(B, generator=self.gen).split(pc.minibatch):
                 mb_tokens = int(ro.real[mb].sum())
                 if train_policy:
-                    c.train(c.params, mb_tokens + (pc.ptx_batch * self.corpus_window if self.ptx_coef > 0 else 0))
+                    c.train(
+                        c.params,
+                        mb_tokens + (pc.ptx_batch * self.corpus_window if self.ptx_coef > 0 else 0),
+                    )
                 else:  # the value model's warm-up: the policy's forward pass only (its ratio, logged)
                     c.forward(c.params, mb_tokens)
                 c.train(n_value, mb_tokens, own=False)
@@ -384,19 +468,31 @@ class PPOTrainer:
                 for k, v in stats.items():
                     history[k].append(v)
         self.kl_ctl.update(float(ro.kl.sum(1).mean()), B)
-        return {k: sum(v) / len(v) for k, v in history.items()} | {"t_update": time.perf_counter() - t0}
+        return {k: sum(v) / len(v) for k, v in history.items()} | {
+            "t_update": time.perf_counter() - t0
+        }
 
-    def minibatch_loss(self, ro: Rollout, mb, train_policy: bool = True) -> tuple[torch.Tensor, dict]:
+    def minibatch_loss(
+        self, ro: Rollout, mb, train_policy: bool = True
+    ) -> tuple[torch.Tensor, dict]:
         """loss = L^CLIP(φ) + L^V + γ · L^ptx(φ) on rows mb of a rollout, and its parts as numbers; L^V alone
         while the value model warms up. (Policy and value are separate models, so adding their losses couples
         nothing.)"""
         R = ro.mask.size(1)
         seq, real, mask = ro.seq[mb], ro.real[mb], ro.mask[mb]
-        with torch.set_grad_enabled(train_policy):  # warm-up: the policy's ratio is only logged, so no graph for it
-            logprobs = by_length(partial(response_logprobs, self.policy, temperature=self.pc.temperature), seq, real,
-                                 mask)
+        with torch.set_grad_enabled(
+            train_policy
+        ):  # warm-up: the policy's ratio is only logged, so no graph for it
+            logprobs = by_length(
+                partial(response_logprobs, self.policy, temperature=self.pc.temperature),
+                seq,
+                real,
+                mask,
+            )
         logprobs = logprobs.gather(2, seq[:, -R:, None]).squeeze(2)
-        pg_loss, clipfrac, approx_kl = policy_loss(logprobs, ro.logprobs[mb], ro.advantages[mb], mask, self.pc.clip_eps)
+        pg_loss, clipfrac, approx_kl = policy_loss(
+            logprobs, ro.logprobs[mb], ro.advantages[mb], mask, self.pc.clip_eps
+        )
         loss = pg_loss if train_policy else torch.zeros((), device=self.device)
         stats = dict(pg_loss=pg_loss.item(), clipfrac=clipfrac.item(), approx_kl=approx_kl.item())
         if self.value is not None:
@@ -420,11 +516,22 @@ class PPOTrainer:
 
     # -- resume ----------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        value = {} if self.value is None else dict(value_model=self.value.state_dict(),
-                                                   value_model_config=dataclasses.asdict(self.value.trunk.config))
-        return dict(**value, optimizer=self.optimizer.state_dict(), kl_coef=self.kl_ctl.beta,
-                    score_scale=self.score_scale, rng=dict(sample=self.sample_gen.get_state(), train=self.gen.get_state()),
-                    compute=self.compute.row())
+        value = (
+            {}
+            if self.value is None
+            else dict(
+                value_model=self.value.state_dict(),
+                value_model_config=dataclasses.asdict(self.value.trunk.config),
+            )
+        )
+        return dict(
+            **value,
+            optimizer=self.optimizer.state_dict(),
+            kl_coef=self.kl_ctl.beta,
+            score_scale=self.score_scale,
+            rng=dict(sample=self.sample_gen.get_state(), train=self.gen.get_state()),
+            compute=self.compute.row(),
+        )
 
     def load_state_dict(self, state: dict) -> None:
         if self.value is not None:
@@ -437,20 +544,27 @@ class PPOTrainer:
 
 
 # ---- the stage -----------------------------------------------------------------------------------------------
-def gold_reward(prompts: list[world.Prompt], prompt_ids: list[list[int]], tok: Tokenizer) -> RewardFn:
+def gold_reward(
+    prompts: list[world.Prompt], prompt_ids: list[list[int]], tok: Tokenizer
+) -> RewardFn:
     """The oracle: the gold judge's overall score as the reward of a finished response. A measurement of what RL
     can do with a perfect reward model, never the recipe and never a source of gradients for its models."""
     by_ids = {tuple(ids): p for ids, p in zip(prompt_ids, prompts)}
 
     def reward(xs: list[list[int]], ys: list[list[int]]) -> torch.Tensor:
-        return torch.tensor([world.judge(by_ids[tuple(x)], tok.decode(y, skip_special=True)).overall
-                             for x, y in zip(xs, ys)])
+        return torch.tensor(
+            [
+                world.judge(by_ids[tuple(x)], tok.decode(y, skip_special=True)).overall
+                for x, y in zip(xs, ys)
+            ]
+        )
 
     return reward
 
 
-def build_trainer(cfg: Config, sft: Path, reward: Path | None, device=None,
-                  oracle: bool = False) -> tuple[PPOTrainer, list]:
+def build_trainer(
+    cfg: Config, sft: Path, reward: Path | None, device=None, oracle: bool = False
+) -> tuple[PPOTrainer, list]:
     """A PPOTrainer from the SFT model in folder `sft`, the reward model in folder `reward` and data/: π^RL and
     π^SFT from the SFT checkpoint, V (for PPO's baseline) and r_θ from the reward model's, the PPO-split prompts
     in the chat format, and for PPO-ptx (cfg.ppo.ptx_coef > 0) the pretraining corpus. oracle: the gold judge
@@ -461,26 +575,51 @@ def build_trainer(cfg: Config, sft: Path, reward: Path | None, device=None,
     sft_ckpt = load_checkpoint(Path(sft) / "ckpt.pt", "sft")
     tok = tokenizer_from(sft_ckpt)
     policy, ref = build_model(sft_ckpt, device), build_model(sft_ckpt, device)
-    rm = None if oracle else load_reward_model(Path(reward) / "ckpt.pt", device).requires_grad_(False)
+    rm = (
+        None
+        if oracle
+        else load_reward_model(Path(reward) / "ckpt.pt", device).requires_grad_(False)
+    )
     prompts = world.load_prompts(cfg.data_dir, "ppo")
-    prompt_ids = [format_chat(tok, p.text) for p in prompts]  # each fits the context with its answer: preflight.py
+    prompt_ids = [
+        format_chat(tok, p.text) for p in prompts
+    ]  # each fits the context with its answer: preflight.py
     corpus = load_tokens(cfg.data_dir, "train", tok) if pc.ptx_coef > 0 else None
     value = None
     if pc.baseline == "value":
         value = ValueModel.from_trunk(policy) if oracle else ValueModel.from_reward_model(rm)
-    reward_fn, n_reward = (gold_reward(prompts, prompt_ids, tok), 0) if oracle else (rm.score, rm.trunk.num_params())
-    trainer = PPOTrainer(policy, ref, value, reward_fn, prompt_ids, pc, tok, cfg.max_new_tokens, pc.ptx_coef, corpus,
-                         window(cfg, policy), cfg.seed, reward_params=n_reward)
+    reward_fn, n_reward = (
+        (gold_reward(prompts, prompt_ids, tok), 0) if oracle else (rm.score, rm.trunk.num_params())
+    )
+    trainer = PPOTrainer(
+        policy,
+        ref,
+        value,
+        reward_fn,
+        prompt_ids,
+        pc,
+        tok,
+        cfg.max_new_tokens,
+        pc.ptx_coef,
+        corpus,
+        window(cfg, policy),
+        cfg.seed,
+        reward_params=n_reward,
+    )
     return trainer, prompts
 
 
 def gold_score(prompts, responses, finished, tok: Tokenizer) -> float:
     """Mean overall score of the world's gold judge: the experimenters' ground truth, never a training signal."""
-    return sum(world.judge(p, tok.decode(r, skip_special=True), bool(f)).overall
-               for p, r, f in zip(prompts, responses, finished)) / len(prompts)
+    return sum(
+        world.judge(p, tok.decode(r, skip_special=True), bool(f)).overall
+        for p, r, f in zip(prompts, responses, finished)
+    ) / len(prompts)
 
 
-def run(cfg: Config, out: Path, sft: Path, reward: Path | None = None, oracle: bool = False) -> Path:
+def run(
+    cfg: Config, out: Path, sft: Path, reward: Path | None = None, oracle: bool = False
+) -> Path:
     """PPO-ptx with γ = cfg.ppo.ptx_coef (γ = 0: PPO; ppo.baseline=group: GRPO) from the SFT model in folder `sft`
     against the reward model in folder `reward` (oracle: against the gold judge, no reward model). Writes out/{ckpt.pt,
     metrics.jsonl} and returns the checkpoint path; a finished checkpoint is returned as is, an unfinished one
@@ -507,17 +646,31 @@ def run(cfg: Config, out: Path, sft: Path, reward: Path | None = None, oracle: b
         log.truncate("iter", start - 1)
 
     def save(step, finished):
-        save_checkpoint(path, "ppo", model_config=dataclasses.asdict(policy.config), model=policy.state_dict(),
-                        tokenizer=tok.state_dict(), config=dataclasses.asdict(cfg), step=step, finished=finished,
-                        ptx_coef=pc.ptx_coef, sft_stage=Path(sft).name, reward_stage="gold" if oracle else Path(reward).name,
-                        **trainer.state_dict())
+        save_checkpoint(
+            path,
+            "ppo",
+            model_config=dataclasses.asdict(policy.config),
+            model=policy.state_dict(),
+            tokenizer=tok.state_dict(),
+            config=dataclasses.asdict(cfg),
+            step=step,
+            finished=finished,
+            ptx_coef=pc.ptx_coef,
+            sft_stage=Path(sft).name,
+            reward_stage="gold" if oracle else Path(reward).name,
+            **trainer.state_dict(),
+        )
 
     # Row k describes the policy after k updates (its rollout, its gold score) and then the update k -> k+1;
     # the last row, k = iterations, only measures the final policy and adds the stage's compute.
-    bar = tqdm(range(start, pc.iterations + 1), desc=out.name, initial=start, total=pc.iterations + 1)
+    bar = tqdm(
+        range(start, pc.iterations + 1), desc=out.name, initial=start, total=pc.iterations + 1
+    )
     for it in bar:
         ro, stats = trainer.rollout()
-        stats["gold"] = gold_score([prompts[i] for i in ro.prompt_index], ro.responses, ro.finished.tolist(), tok)
+        stats["gold"] = gold_score(
+            [prompts[i] for i in ro.prompt_index], ro.responses, ro.finished.tolist(), tok
+        )
         if it % pc.eval_every == 0 or it == pc.iterations:
             stats["corpus_loss"] = corpus_loss(cfg, policy, heldout)
         if it < pc.iterations:
@@ -525,8 +678,12 @@ def run(cfg: Config, out: Path, sft: Path, reward: Path | None = None, oracle: b
         else:
             stats["compute"] = trainer.compute.row()
         log.log(iter=it, ptx_coef=pc.ptx_coef, **stats)
-        bar.set_postfix(rm=f"{stats['rm_score']:.3f}", gold=f"{stats['gold']:.3f}", kl=f"{stats['kl']:.2f}",
-                        beta=f"{stats['kl_coef']:.3g}")
+        bar.set_postfix(
+            rm=f"{stats['rm_score']:.3f}",
+            gold=f"{stats['gold']:.3f}",
+            kl=f"{stats['kl']:.2f}",
+            beta=f"{stats['kl_coef']:.3g}",
+        )
         if it < pc.iterations and (it + 1) % pc.eval_every == 0:
             save(it + 1, finished=False)
     save(pc.iterations, finished=True)

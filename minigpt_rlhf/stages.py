@@ -20,7 +20,13 @@ from typing import Callable
 from minigpt_rlhf.config import Config, parse_shape, sweep_shapes
 from minigpt_rlhf.model import GPTConfig
 
-TRAINING_STEPS = ("pretrain", "sft", "reward", "ppo", "dpo")  # the step modules: siblings, none imports another
+TRAINING_STEPS = (
+    "pretrain",
+    "sft",
+    "reward",
+    "ppo",
+    "dpo",
+)  # the step modules: siblings, none imports another
 
 
 @dataclass(frozen=True)
@@ -28,11 +34,19 @@ class Stage:
     name: str  # its folder in the run directory (or the file it writes), and what --from takes
     step: str  # a step module of TRAINING_STEPS, or world / evaluate / plots / report
     help: str  # one line: what it does
-    reads: dict[str, str] = field(default_factory=dict)  # STEP.run's parameter -> the stage whose folder it is
+    reads: dict[str, str] = field(
+        default_factory=dict
+    )  # STEP.run's parameter -> the stage whose folder it is
     options: dict = field(default_factory=dict)  # further keyword arguments of STEP.run
-    configure: Callable[[Config], Config] | None = None  # the settings it runs with, if not the run's own
-    shows: tuple[tuple[str, str], ...] = ()  # (name, prompting) under which the evaluation shows its model
-    output: str | None = None  # what it writes, if not the folder `name`: deleted by --from, marks it done
+    configure: Callable[[Config], Config] | None = (
+        None  # the settings it runs with, if not the run's own
+    )
+    shows: tuple[
+        tuple[str, str], ...
+    ] = ()  # (name, prompting) under which the evaluation shows its model
+    output: str | None = (
+        None  # what it writes, if not the folder `name`: deleted by --from, marks it done
+    )
 
     @property
     def trains(self) -> bool:
@@ -55,8 +69,16 @@ def _large(cfg: Config) -> Config:
     """The larger base model ("GPT-3 large"): pipeline.large_model, pretrained for pipeline.large_steps at its own
     learning rate."""
     p = cfg.pipeline
-    return dataclasses.replace(cfg, model=parse_shape(p.large_model, cfg.model), pretrain=dataclasses.replace(
-        cfg.pretrain, steps=p.large_steps or cfg.pretrain.steps, lr=p.large_lr, min_lr=p.large_lr / 10))
+    return dataclasses.replace(
+        cfg,
+        model=parse_shape(p.large_model, cfg.model),
+        pretrain=dataclasses.replace(
+            cfg.pretrain,
+            steps=p.large_steps or cfg.pretrain.steps,
+            lr=p.large_lr,
+            min_lr=p.large_lr / 10,
+        ),
+    )
 
 
 def _no_ptx(cfg: Config) -> Config:
@@ -66,12 +88,16 @@ def _no_ptx(cfg: Config) -> Config:
 
 def _gold(cfg: Config) -> Config:
     """The gold-judge stage: PPO (γ = 0) at its own β, ppo.oracle_kl_coef (a perfect reward needs less leash)."""
-    return dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, ptx_coef=0.0, kl_coef=cfg.ppo.oracle_kl_coef))
+    return dataclasses.replace(
+        cfg, ppo=dataclasses.replace(cfg.ppo, ptx_coef=0.0, kl_coef=cfg.ppo.oracle_kl_coef)
+    )
 
 
 def _grpo(cfg: Config) -> Config:
     """GRPO: PPO's loop with ppo.baseline = group, γ = 0."""
-    return dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, ptx_coef=0.0, baseline="group"))
+    return dataclasses.replace(
+        cfg, ppo=dataclasses.replace(cfg.ppo, ptx_coef=0.0, baseline="group")
+    )
 
 
 def _with_shape(cfg: Config, mc: GPTConfig, no_ptx: bool) -> Config:
@@ -94,42 +120,119 @@ def recipe(biased: bool = True, large: bool = True, grpo: bool = True) -> list[S
     the stages that are ready at once in this order, so the short ones fill the other core's slack."""
     ppo_reads = {"sft": "sft", "reward": "reward"}
     stages = [
-        Stage("world", "world", "check data/, the settings and the run folder, before anything is written",
-              output=""),
-        Stage("pretrain", "pretrain", "step 0: a small GPT learns the corpus (\"GPT-3\")", shows=GPT3),
-        *([Stage("pretrain_large", "pretrain", "a larger base model (pipeline.large_model): \"GPT-3 large\"",
-                 configure=_large, shows=(("GPT-3 large", "plain"), ("GPT-3 large prompted", "few_shot")))]
-          if large else []),
-        Stage("sft", "sft", "step 1: supervised fine-tuning on labeler demonstrations", reads={"base": "pretrain"},
-              shows=(("SFT", "chat"),)),
-        Stage("reward", "reward", "step 2: a reward model learns the labelers' rankings of K = 4..9 responses",
-              reads={"sft": "sft", "base": "pretrain"}),
-        Stage("ppo", "ppo", "step 3: PPO against the reward model, per-token KL penalty (γ = 0)", reads=ppo_reads,
-              configure=_no_ptx, shows=(("PPO", "chat"),)),
-        Stage("ppo_ptx", "ppo", "step 3: PPO-ptx, the same plus γ · the pretraining loss", reads=ppo_reads,
-              shows=(("PPO-ptx", "chat"),)),
-        Stage("ppo_gold", "ppo", "the loop's proof, not the recipe: PPO (γ = 0) against the gold judge itself, "
-              "what RL reaches with a perfect reward model", reads={"sft": "sft"}, configure=_gold,
-              options={"oracle": True},
-              shows=(("PPO (gold oracle)", "chat"),)),
-        *([Stage("grpo", "ppo", "beside PPO: GRPO, no value model, advantages relative to a group of answers "
-                 "(γ = 0)", reads=ppo_reads, configure=_grpo, shows=(("GRPO", "chat"),))] if grpo else []),
-        Stage("dpo", "dpo", "beside PPO: DPO, the policy trained on the reward stage's comparisons, no reward model",
-              reads={"sft": "sft", "comparisons": "reward"}, shows=(("DPO", "chat"),)),
+        Stage(
+            "world",
+            "world",
+            "check data/, the settings and the run folder, before anything is written",
+            output="",
+        ),
+        Stage(
+            "pretrain", "pretrain", 'step 0: a small GPT learns the corpus ("GPT-3")', shows=GPT3
+        ),
+        *(
+            [
+                Stage(
+                    "pretrain_large",
+                    "pretrain",
+                    'a larger base model (pipeline.large_model): "GPT-3 large"',
+                    configure=_large,
+                    shows=(("GPT-3 large", "plain"), ("GPT-3 large prompted", "few_shot")),
+                )
+            ]
+            if large
+            else []
+        ),
+        Stage(
+            "sft",
+            "sft",
+            "step 1: supervised fine-tuning on labeler demonstrations",
+            reads={"base": "pretrain"},
+            shows=(("SFT", "chat"),),
+        ),
+        Stage(
+            "reward",
+            "reward",
+            "step 2: a reward model learns the labelers' rankings of K = 4..9 responses",
+            reads={"sft": "sft", "base": "pretrain"},
+        ),
+        Stage(
+            "ppo",
+            "ppo",
+            "step 3: PPO against the reward model, per-token KL penalty (γ = 0)",
+            reads=ppo_reads,
+            configure=_no_ptx,
+            shows=(("PPO", "chat"),),
+        ),
+        Stage(
+            "ppo_ptx",
+            "ppo",
+            "step 3: PPO-ptx, the same plus γ · the pretraining loss",
+            reads=ppo_reads,
+            shows=(("PPO-ptx", "chat"),),
+        ),
+        Stage(
+            "ppo_gold",
+            "ppo",
+            "the loop's proof, not the recipe: PPO (γ = 0) against the gold judge itself, "
+            "what RL reaches with a perfect reward model",
+            reads={"sft": "sft"},
+            configure=_gold,
+            options={"oracle": True},
+            shows=(("PPO (gold oracle)", "chat"),),
+        ),
+        *(
+            [
+                Stage(
+                    "grpo",
+                    "ppo",
+                    "beside PPO: GRPO, no value model, advantages relative to a group of answers "
+                    "(γ = 0)",
+                    reads=ppo_reads,
+                    configure=_grpo,
+                    shows=(("GRPO", "chat"),),
+                )
+            ]
+            if grpo
+            else []
+        ),
+        Stage(
+            "dpo",
+            "dpo",
+            "beside PPO: DPO, the policy trained on the reward stage's comparisons, no reward model",
+            reads={"sft": "sft", "comparisons": "reward"},
+            shows=(("DPO", "chat"),),
+        ),
     ]
     if biased:
         stages += [
-            Stage("reward_biased", "reward", "whose preferences? a reward model from a biased labeler group, on "
-                  "the reward stage's responses", reads={"sft": "sft", "responses": "reward"},
-                  options={"labelers": "biased"}),
-            Stage("ppo_biased", "ppo", "whose preferences? PPO (γ = 0) against the biased reward model",
-                  reads={"sft": "sft", "reward": "reward_biased"}, configure=_no_ptx, shows=(("PPO biased", "chat"),)),
+            Stage(
+                "reward_biased",
+                "reward",
+                "whose preferences? a reward model from a biased labeler group, on "
+                "the reward stage's responses",
+                reads={"sft": "sft", "responses": "reward"},
+                options={"labelers": "biased"},
+            ),
+            Stage(
+                "ppo_biased",
+                "ppo",
+                "whose preferences? PPO (γ = 0) against the biased reward model",
+                reads={"sft": "sft", "reward": "reward_biased"},
+                configure=_no_ptx,
+                shows=(("PPO biased", "chat"),),
+            ),
         ]
     return stages + [
-        Stage("evaluate", "evaluate", "every model answers the eval split: win rates, three H's, tax, compute",
-              output="eval"),
+        Stage(
+            "evaluate",
+            "evaluate",
+            "every model answers the eval split: win rates, three H's, tax, compute",
+            output="eval",
+        ),
         Stage("plots", "plots", "figures from metrics.jsonl and eval/results.json"),
-        Stage("report", "report", "report.md: the paper's findings beside ours", output="report.md"),
+        Stage(
+            "report", "report", "report.md: the paper's findings beside ours", output="report.md"
+        ),
     ]
 
 
@@ -148,21 +251,57 @@ def sweep(cfg: Config) -> list[Stage]:
     stages = [Stage("world", "world", "check data/, the settings and the checkpoints", output="")]
     for mc in shapes:
         t = shape_tag(mc)
-        stages += [Stage(f"pretrain_{t}", "pretrain", f"step 0 at {t}", configure=_shape(mc), shows=GPT3),
-                   Stage(f"sft_{t}", "sft", f"step 1 at {t}", reads={"base": f"pretrain_{t}"}, configure=_shape(mc),
-                         shows=(("SFT", "chat"),))]
-    stages.append(Stage("reward", "reward", f"step 2, from the {rm} SFT model, for every size",
-                        reads={"sft": f"sft_{rm}", "base": f"pretrain_{rm}"}, configure=_shape(middle)))
+        stages += [
+            Stage(f"pretrain_{t}", "pretrain", f"step 0 at {t}", configure=_shape(mc), shows=GPT3),
+            Stage(
+                f"sft_{t}",
+                "sft",
+                f"step 1 at {t}",
+                reads={"base": f"pretrain_{t}"},
+                configure=_shape(mc),
+                shows=(("SFT", "chat"),),
+            ),
+        ]
+    stages.append(
+        Stage(
+            "reward",
+            "reward",
+            f"step 2, from the {rm} SFT model, for every size",
+            reads={"sft": f"sft_{rm}", "base": f"pretrain_{rm}"},
+            configure=_shape(middle),
+        )
+    )
     for mc in shapes:
         t = shape_tag(mc)
         reads = {"sft": f"sft_{t}", "reward": "reward"}
-        stages += [Stage(f"ppo_{t}", "ppo", f"step 3 at {t} (γ = 0)", reads=reads, configure=_shape(mc, no_ptx=True),
-                         shows=(("PPO", "chat"),)),
-                   Stage(f"ppo_ptx_{t}", "ppo", f"step 3, PPO-ptx at {t}", reads=reads, configure=_shape(mc),
-                         shows=(("PPO-ptx", "chat"),))]
-    return stages + [Stage("evaluate", "evaluate", "every method at every size against the largest SFT model",
-                           output="eval"),
-                     Stage("plots", "plots", "figures"), Stage("report", "report", "report.md", output="report.md")]
+        stages += [
+            Stage(
+                f"ppo_{t}",
+                "ppo",
+                f"step 3 at {t} (γ = 0)",
+                reads=reads,
+                configure=_shape(mc, no_ptx=True),
+                shows=(("PPO", "chat"),),
+            ),
+            Stage(
+                f"ppo_ptx_{t}",
+                "ppo",
+                f"step 3, PPO-ptx at {t}",
+                reads=reads,
+                configure=_shape(mc),
+                shows=(("PPO-ptx", "chat"),),
+            ),
+        ]
+    return stages + [
+        Stage(
+            "evaluate",
+            "evaluate",
+            "every method at every size against the largest SFT model",
+            output="eval",
+        ),
+        Stage("plots", "plots", "figures"),
+        Stage("report", "report", "report.md", output="report.md"),
+    ]
 
 
 def training(stages: list[Stage]) -> list[Stage]:

@@ -1,7 +1,7 @@
 """Confidence intervals: every number of the evaluation comes with one.
 
-    proportions   Wilson's score interval (Wilson, 1927)
-    means         a percentile bootstrap (Efron, 1979)
+proportions   Wilson's score interval (Wilson, 1927)
+means         a percentile bootstrap (Efron, 1979)
 """
 
 from __future__ import annotations
@@ -28,10 +28,15 @@ def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)))  # min/max: float rounding at 0/n
+    return (
+        max(0.0, min(p, centre - half)),
+        min(1.0, max(p, centre + half)),
+    )  # min/max: float rounding at 0/n
 
 
-def bootstrap(values, confidence: float = 0.95, resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+def bootstrap(
+    values, confidence: float = 0.95, resamples: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap interval of a mean: resample the values with replacement, take the mean of each
     resample, and read the interval off the middle `confidence` of those means (Efron, 1979)."""
     x = np.asarray(values, dtype=float)

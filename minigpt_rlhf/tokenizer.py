@@ -49,8 +49,13 @@ class VocabError(ValueError):
 class Tokenizer:
     """Characters + special tokens + learned merges. Tokenizer() alone is the plain character tokenizer."""
 
-    def __init__(self, chars: str = CHARS, specials: tuple[str, ...] = SPECIALS,
-                 merges: list[tuple[int, int]] = (), pattern: str = PATTERN):
+    def __init__(
+        self,
+        chars: str = CHARS,
+        specials: tuple[str, ...] = SPECIALS,
+        merges: list[tuple[int, int]] = (),
+        pattern: str = PATTERN,
+    ):
         self.chars, self.specials, self.pattern = chars, tuple(specials), pattern
         self.split = re.compile(pattern)
         self.stoi = {c: i for i, c in enumerate(chars)}
@@ -108,7 +113,9 @@ class Tokenizer:
         ids (the earlier-learned tokens), so the same texts always give the same merges."""
         tok = cls()
         chunks = Counter(c for t in texts for c in tok.split.findall(t))
-        words = {c: tok._chars(c, c) for c in chunks}  # each distinct chunk as a list of ids, merged in place
+        words = {
+            c: tok._chars(c, c) for c in chunks
+        }  # each distinct chunk as a list of ids, merged in place
         merges = []
         while tok.vocab_size + len(merges) < vocab_size:
             pairs = Counter()
@@ -128,20 +135,31 @@ class Tokenizer:
     # ---- saving ------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         """Plain strings and lists of ints: a checkpoint carries its tokenizer and loads with weights_only=True."""
-        return {"chars": self.chars, "specials": list(self.specials), "pattern": self.pattern,
-                "merges": [list(m) for m in self.merges]}
+        return {
+            "chars": self.chars,
+            "specials": list(self.specials),
+            "pattern": self.pattern,
+            "merges": [list(m) for m in self.merges],
+        }
 
     @classmethod
     def from_state_dict(cls, state: dict) -> "Tokenizer":
         # a checkpoint of the character tokenizer has no merges and no pattern
-        return cls(state["chars"], tuple(state["specials"]), [tuple(m) for m in state.get("merges", [])],
-                   state.get("pattern", PATTERN))
+        return cls(
+            state["chars"],
+            tuple(state["specials"]),
+            [tuple(m) for m in state.get("merges", [])],
+            state.get("pattern", PATTERN),
+        )
 
     def save(self, data_dir) -> Path:
         """data_dir/tokenizer.json: the state, one merge per line with the token it makes, for reading."""
         s = self.state_dict()
         head = {k: s[k] for k in ("chars", "specials", "pattern")}
-        lines = [json.dumps([a, b, self.itos[i]]) for i, (a, b) in enumerate(self.merges, len(self.chars) + 4)]
+        lines = [
+            json.dumps([a, b, self.itos[i]])
+            for i, (a, b) in enumerate(self.merges, len(self.chars) + 4)
+        ]
         text = json.dumps(head)[:-1] + ', "merges": [\n' + ",\n".join(lines) + "\n]}\n"
         path = Path(data_dir) / FILE
         path.write_text(text, encoding="ascii")
@@ -152,15 +170,27 @@ class Tokenizer:
         """The world's tokenizer, data_dir/tokenizer.json (written by `minigpt-rlhf world`)."""
         path = Path(data_dir) / FILE
         if not path.is_file():
-            raise VocabError(f"{path} does not exist: generate the dataset with `minigpt-rlhf world --out {data_dir}`")
+            raise VocabError(
+                f"{path} does not exist: generate the dataset with `minigpt-rlhf world --out {data_dir}`"
+            )
         try:
             s = json.loads(path.read_text(encoding="ascii"))
-            tok = cls(s["chars"], tuple(s["specials"]), [(a, b) for a, b, _ in s["merges"]], s["pattern"])
+            tok = cls(
+                s["chars"], tuple(s["specials"]), [(a, b) for a, b, _ in s["merges"]], s["pattern"]
+            )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, IndexError) as e:
-            raise VocabError(f"{path} is malformed ({type(e).__name__}: {e}); regenerate data/") from None
-        bad = [t for (_, _, t), i in zip(s["merges"], range(len(tok.chars) + 4, tok.vocab_size)) if tok.itos[i] != t]
+            raise VocabError(
+                f"{path} is malformed ({type(e).__name__}: {e}); regenerate data/"
+            ) from None
+        bad = [
+            t
+            for (_, _, t), i in zip(s["merges"], range(len(tok.chars) + 4, tok.vocab_size))
+            if tok.itos[i] != t
+        ]
         if bad:
-            raise VocabError(f"{path}: merges do not make the tokens written beside them ({bad[0]!r}); regenerate data/")
+            raise VocabError(
+                f"{path}: merges do not make the tokens written beside them ({bad[0]!r}); regenerate data/"
+            )
         return tok
 
 

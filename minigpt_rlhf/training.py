@@ -26,8 +26,17 @@ from tqdm import tqdm
 from minigpt_rlhf.compute import Compute
 from minigpt_rlhf.config import Config, Optim
 from minigpt_rlhf.model import GPT
-from minigpt_rlhf.runtime import (MetricsLogger, autocast, check_finite, check_shape, load_checkpoint,
-                                  measure_matmul_flops, mfu, save_checkpoint, uses_bf16)
+from minigpt_rlhf.runtime import (
+    MetricsLogger,
+    autocast,
+    check_finite,
+    check_shape,
+    load_checkpoint,
+    measure_matmul_flops,
+    mfu,
+    save_checkpoint,
+    uses_bf16,
+)
 from minigpt_rlhf.tokenizer import Tokenizer
 
 
@@ -54,7 +63,9 @@ def check_ranks_agree(model: GPT, logger: MetricsLogger) -> None:
     gathered = [torch.zeros_like(total) for _ in range(dist.get_world_size())]
     dist.all_gather(gathered, total)
     if is_main():
-        logger.log(ranks=len(gathered), ranks_agree=all(torch.equal(g, gathered[0]) for g in gathered))
+        logger.log(
+            ranks=len(gathered), ranks_agree=all(torch.equal(g, gathered[0]) for g in gathered)
+        )
     dist.barrier()
 
 
@@ -62,8 +73,10 @@ def check_ranks_agree(model: GPT, logger: MetricsLogger) -> None:
 def make_optimizer(model: torch.nn.Module, c: Optim) -> torch.optim.AdamW:
     """AdamW; weight decay on matrices (weights of Linear/Embedding), not on biases and LayerNorm gains."""
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": c.weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": c.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
     return torch.optim.AdamW(groups, lr=c.lr, betas=(c.beta1, c.beta2), foreach=True)
 
 
@@ -76,10 +89,17 @@ def lr_at(step: int, c: Optim, total: int) -> float:
 
 
 # ---- checkpoints of a stage ---------------------------------------------------------------------------------------
-def stage_payload(kind: str, model: GPT, tok: Tokenizer, cfg: Config, **extra) -> Callable[[], dict]:
+def stage_payload(
+    kind: str, model: GPT, tok: Tokenizer, cfg: Config, **extra
+) -> Callable[[], dict]:
     """What every model checkpoint carries besides weights and optimizer: kind, shapes, vocabulary, config."""
-    return lambda: dict(kind=kind, model_config=dataclasses.asdict(model.config), tokenizer=tok.state_dict(),
-                        config=dataclasses.asdict(cfg), **extra)
+    return lambda: dict(
+        kind=kind,
+        model_config=dataclasses.asdict(model.config),
+        tokenizer=tok.state_dict(),
+        config=dataclasses.asdict(cfg),
+        **extra,
+    )
 
 
 def finished_checkpoint(path: Path) -> bool:
@@ -88,9 +108,21 @@ def finished_checkpoint(path: Path) -> bool:
 
 
 # ---- the loop -------------------------------------------------------------------------------------------------------
-def fit(model: GPT, batch: Callable[[], tuple], c: Optim, total: int, *, ckpt_path: Path, logger: MetricsLogger,
-        payload: Callable[[], dict], evaluate: Callable[[int], dict] | None = None, eval_every: int = 0,
-        desc: str = "train", generator: torch.Generator | None = None, device=torch.device("cpu")) -> None:
+def fit(
+    model: GPT,
+    batch: Callable[[], tuple],
+    c: Optim,
+    total: int,
+    *,
+    ckpt_path: Path,
+    logger: MetricsLogger,
+    payload: Callable[[], dict],
+    evaluate: Callable[[int], dict] | None = None,
+    eval_every: int = 0,
+    desc: str = "train",
+    generator: torch.Generator | None = None,
+    device=torch.device("cpu"),
+) -> None:
     """Train `total` steps of c's optimizer and schedule, resumably.
 
     batch() -> (idx, targets, loss_mask or None): one micro-batch; targets are -100 on padding. Every `eval_every`
@@ -117,14 +149,27 @@ def fit(model: GPT, batch: Callable[[], tuple], c: Optim, total: int, *, ckpt_pa
 
     def save(finished: bool) -> None:
         if is_main():
-            save_checkpoint(ckpt_path, **payload(), model=model.state_dict(), optimizer=opt.state_dict(),
-                            torch_rng=torch.get_rng_state(), step=step, trained=trained, finished=finished,
-                            data_rng=generator.get_state() if generator is not None else None)
+            save_checkpoint(
+                ckpt_path,
+                **payload(),
+                model=model.state_dict(),
+                optimizer=opt.state_dict(),
+                torch_rng=torch.get_rng_state(),
+                step=step,
+                trained=trained,
+                finished=finished,
+                data_rng=generator.get_state() if generator is not None else None,
+            )
 
     tokens_per_step = None
     # MFU against the peak of the precision the matrix products run in
-    peak = measure_matmul_flops(device, dtype=torch.bfloat16 if uses_bf16(device) else torch.float32,
-                                seconds=0.3) if is_main() else 1.0
+    peak = (
+        measure_matmul_flops(
+            device, dtype=torch.bfloat16 if uses_bf16(device) else torch.float32, seconds=0.3
+        )
+        if is_main()
+        else 1.0
+    )
     bar = tqdm(total=total, initial=step, desc=desc, disable=not is_main(), dynamic_ncols=True)
     train_model.train()
     t0, tokens = time.perf_counter(), 0
@@ -136,7 +181,9 @@ def fit(model: GPT, batch: Callable[[], tuple], c: Optim, total: int, *, ckpt_pa
         for _ in range(c.grad_accum):
             idx, targets, mask = batch()
             with autocast(device):
-                _, loss = train_model(idx.to(device), targets.to(device), None if mask is None else mask.to(device))
+                _, loss = train_model(
+                    idx.to(device), targets.to(device), None if mask is None else mask.to(device)
+                )
             (loss / c.grad_accum).backward()
             loss_sum += loss.item() / c.grad_accum
             tokens += idx.numel()
@@ -152,8 +199,15 @@ def fit(model: GPT, batch: Callable[[], tuple], c: Optim, total: int, *, ckpt_pa
         if step % c.log_every == 0 or step == total:
             dt = time.perf_counter() - t0
             tps = tokens * world_size() / dt
-            row = dict(step=step, loss=round(loss_sum, 4), lr=lr, grad_norm=round(float(norm), 4), tokens=trained,
-                       tokens_per_s=round(tps), mfu=round(mfu(tps, model.flops_per_token(tokens_per_step), peak), 3))
+            row = dict(
+                step=step,
+                loss=round(loss_sum, 4),
+                lr=lr,
+                grad_norm=round(float(norm), 4),
+                tokens=trained,
+                tokens_per_s=round(tps),
+                mfu=round(mfu(tps, model.flops_per_token(tokens_per_step), peak), 3),
+            )
             bar.set_postfix(loss=f"{loss_sum:.3f}", tok_s=f"{tps:,.0f}", mfu=f"{row['mfu']:.0%}")
             if is_main():
                 logger.log(**row)

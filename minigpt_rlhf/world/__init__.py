@@ -3,12 +3,41 @@ families, the gold judge of helpful / truthful / harmless, and simulated labeler
 judge and the labelers are fixed before any training and cannot be tuned by it."""
 
 from minigpt_rlhf.world import labelers
-from minigpt_rlhf.world.data import (Data, DataError, Demonstration, check_data, cloze_items, copy_probe_items,
-                                     few_shot_examples, generate, load_corpus, load_demonstrations, load_kb,
-                                     load_prompts, mixed_responses)
+from minigpt_rlhf.world.data import (
+    Data,
+    DataError,
+    Demonstration,
+    check_data,
+    cloze_items,
+    copy_probe_items,
+    few_shot_examples,
+    generate,
+    load_corpus,
+    load_demonstrations,
+    load_kb,
+    load_prompts,
+    mixed_responses,
+)
 from minigpt_rlhf.world.judge import Scores, judge
 from minigpt_rlhf.world.tasks import HELDOUT_FAMILY, Prompt
 
-__all__ = ["HELDOUT_FAMILY", "Data", "DataError", "Demonstration", "Prompt", "Scores", "check_data", "cloze_items",
-           "copy_probe_items", "few_shot_examples", "generate", "judge", "labelers", "load_corpus",
-           "load_demonstrations", "load_kb", "load_prompts", "mixed_responses"]
+__all__ = [
+    "HELDOUT_FAMILY",
+    "Data",
+    "DataError",
+    "Demonstration",
+    "Prompt",
+    "Scores",
+    "check_data",
+    "cloze_items",
+    "copy_probe_items",
+    "few_shot_examples",
+    "generate",
+    "judge",
+    "labelers",
+    "load_corpus",
+    "load_demonstrations",
+    "load_kb",
+    "load_prompts",
+    "mixed_responses",
+]

@@ -14,20 +14,97 @@ import random
 from dataclasses import dataclass
 
 COLOURS = ["red", "blue", "green", "yellow", "purple", "orange", "grey", "pink", "white", "black"]
-FOODS = ["moss", "berries", "seeds", "honey", "fish", "leaves", "mushrooms", "nuts", "roots", "clover"]
-TOWNS = ["Glimmerdale", "Tull", "Brackenford", "Ozmere", "Pimbly", "Quarrow", "Fennick", "Drumlin", "Wispwater",
-         "Harrowgate"]
+FOODS = [
+    "moss",
+    "berries",
+    "seeds",
+    "honey",
+    "fish",
+    "leaves",
+    "mushrooms",
+    "nuts",
+    "roots",
+    "clover",
+]
+TOWNS = [
+    "Glimmerdale",
+    "Tull",
+    "Brackenford",
+    "Ozmere",
+    "Pimbly",
+    "Quarrow",
+    "Fennick",
+    "Drumlin",
+    "Wispwater",
+    "Harrowgate",
+]
 ATTRIBUTES = {"colour": COLOURS, "food": FOODS, "home": TOWNS}
 
 # People for the passages of closed QA and extraction (never KB entities). Twenty-four of them, so that a
 # passage's person cannot be guessed from a handful of usual suspects: the model has to copy it from the prompt.
-PEOPLE = ["Mira", "Tobb", "Anka", "Jory", "Wren", "Pell", "Suki", "Dov", "Lune", "Kess", "Orrin", "Tamsin",
-          "Bram", "Cleo", "Fenn", "Hale", "Ivo", "Juna", "Lark", "Nim", "Oska", "Rue", "Sten", "Vell"]
+PEOPLE = [
+    "Mira",
+    "Tobb",
+    "Anka",
+    "Jory",
+    "Wren",
+    "Pell",
+    "Suki",
+    "Dov",
+    "Lune",
+    "Kess",
+    "Orrin",
+    "Tamsin",
+    "Bram",
+    "Cleo",
+    "Fenn",
+    "Hale",
+    "Ivo",
+    "Juna",
+    "Lark",
+    "Nim",
+    "Oska",
+    "Rue",
+    "Sten",
+    "Vell",
+]
 OBJECTS = ["kite", "hat", "boat", "lamp", "drum", "cart", "scarf", "bell", "kettle", "flute"]
 
-_ONSETS = ["z", "gl", "qu", "m", "fl", "sn", "br", "tr", "v", "dr", "pl", "sk", "w", "gr", "bl", "h", "k", "p"]
+_ONSETS = [
+    "z",
+    "gl",
+    "qu",
+    "m",
+    "fl",
+    "sn",
+    "br",
+    "tr",
+    "v",
+    "dr",
+    "pl",
+    "sk",
+    "w",
+    "gr",
+    "bl",
+    "h",
+    "k",
+    "p",
+]
 _VOWELS = ["a", "e", "i", "o", "u", "oo", "ee"]
-_CODAS = ["rbin", "zzik", "mkin", "pplor", "ndix", "fflet", "rgon", "skel", "vvet", "bbix", "nquo", "rrith"]
+_CODAS = [
+    "rbin",
+    "zzik",
+    "mkin",
+    "pplor",
+    "ndix",
+    "fflet",
+    "rgon",
+    "skel",
+    "vvet",
+    "bbix",
+    "nquo",
+    "rrith",
+]
 
 
 @dataclass(frozen=True)
@@ -51,11 +128,16 @@ def make_names(rng: random.Random, n: int) -> list[str]:
 N_KNOWN, N_UNKNOWN = 72, 24
 
 
-def make_kb(rng: random.Random, n_known: int = N_KNOWN, n_unknown: int = N_UNKNOWN) -> tuple[list[Entity], list[str]]:
+def make_kb(
+    rng: random.Random, n_known: int = N_KNOWN, n_unknown: int = N_UNKNOWN
+) -> tuple[list[Entity], list[str]]:
     """Known entities with attributes, and names of unknown entities (no fact of theirs is ever written)."""
     names = make_names(rng, n_known + n_unknown)
     rng.shuffle(names)
-    known = [Entity(name, rng.choice(COLOURS), rng.choice(FOODS), rng.choice(TOWNS)) for name in names[:n_known]]
+    known = [
+        Entity(name, rng.choice(COLOURS), rng.choice(FOODS), rng.choice(TOWNS))
+        for name in names[:n_known]
+    ]
     return known, sorted(names[n_known:])
 
 
