@@ -1,12 +1,13 @@
 """`minigpt-rlhf bench`: how fast this machine trains, samples and runs a PPO iteration.
 
-For each model shape (the `micro`, `quick`, `full` presets) it measures, as medians of repeated runs after a
-warm-up: training tokens/s and MFU against this machine's measured matmul peak; sampling tokens/s with and
-without the KV cache; iterations of the real RL loop (the preset's PPO settings): answers per second, MFU, and
-the split into rollout, scoring and update. Each in the precision its stages use: training as pretraining trains
-(runtime.autocast: bf16 matrix products where the hardware has them, MFU against that precision's measured
-peak), sampling and RL in float32 as PPO runs. Timings only, no
-assertions: the machine may be shared, so read `threads`, `load_avg` and the spread in the JSON.
+For each model shape (the `micro`, `quick`, `full` presets) it measures, as medians of repeated runs
+after a warm-up: training tokens/s and MFU against this machine's measured matmul peak; sampling
+tokens/s with and without the KV cache; iterations of the real RL loop (the preset's PPO settings):
+answers per second, MFU, and the split into rollout, scoring and update. Each in the precision its
+stages use: training as pretraining trains (runtime.autocast: bf16 matrix products where the
+hardware has them, MFU against that precision's measured peak), sampling and RL in float32 as PPO
+runs. Timings only, no assertions: the machine may be shared, so read `threads`, `load_avg` and the
+spread in the JSON.
 """
 
 from __future__ import annotations
@@ -107,11 +108,11 @@ def bench_sampling(model: GPT, batch: int, new: int, dev, repeats: int, use_cach
 
 
 def bench_rl(cfg: Config, mc: GPTConfig, tok, dev, repeats: int, peak: float) -> dict:
-    """Iterations of the real RL loop (ppo.PPOTrainer: rollout, scoring, update) with the preset's PPO settings
-    on the world's PPO prompts, with freshly initialised models and a stand-in reward (the answer's length in
-    tokens): answers per second, and MFU from the FLOPs the trainer counts (RL runs in float32: against the
-    float32 peak). Untrained models rarely end an answer, so each runs to max_new_tokens: longer answers than
-    a trained policy writes."""
+    """Iterations of the real RL loop (ppo.PPOTrainer: rollout, scoring, update) with the preset's
+    PPO settings on the world's PPO prompts, with freshly initialised models and a stand-in reward
+    (the answer's length in tokens): answers per second, and MFU from the FLOPs the trainer counts
+    (RL runs in float32: against the float32 peak). Untrained models rarely end an answer, so each
+    runs to max_new_tokens: longer answers than a trained policy writes."""
     torch.manual_seed(0)
     policy = GPT(mc).to(dev)
     value = ValueModel(GPT(mc), torch.nn.Linear(mc.n_embd, 1)).to(dev)

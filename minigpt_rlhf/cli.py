@@ -1,5 +1,5 @@
-"""The command line: `minigpt-rlhf SUBCOMMAND`, one subcommand per step of the recipe, the whole recipe, and the
-tools around it (sample, best-of-n, chat, evaluate, plot, report, bench)."""
+"""The command line: `minigpt-rlhf SUBCOMMAND`, one subcommand per step of the recipe, the whole
+recipe, and the tools around it (sample, best-of-n, chat, evaluate, plot, report, bench)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,9 @@ def recipe_help() -> str:
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, with its errors (an unknown flag, a missing or badly typed value) as one line, like every other
-    bad input: `error: argument --top-k: must be >= 1, got 0 (see minigpt-rlhf sample --help)`."""
+    """argparse, with its errors (an unknown flag, a missing or badly typed value) as one line, like
+    every other bad input: `error: argument --top-k: must be >= 1, got 0 (see minigpt-rlhf sample
+    --help)`."""
 
     def error(self, message):
         raise UserError(f"{message} (see `{self.prog} --help`)")
@@ -92,7 +93,7 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
-# ---- the steps: each runs one stage of the recipe in a run folder ------------------------------------------------------
+# ---- the steps: each runs one stage of the recipe in a run folder --------------------------------
 def cmd_step(args) -> None:
     from minigpt_rlhf import pipeline
 
@@ -130,7 +131,7 @@ def add_step_parser(sub, step: str, help: str) -> None:
     p.set_defaults(func=cmd_step)
 
 
-# ---- the recipe ----------------------------------------------------------------------------------------------------
+# ---- the recipe ----------------------------------------------------------------------------------
 def cmd_run(args) -> None:
     from minigpt_rlhf import pipeline
 
@@ -194,7 +195,7 @@ def cmd_report(args) -> None:
         print((report.write_sweep_report if is_sweep(args.run) else report.write_report)(args.run))
 
 
-# ---- talking to a model --------------------------------------------------------------------------------------------
+# ---- talking to a model --------------------------------------------------------------------------
 def cmd_info(args) -> None:
     from minigpt_rlhf.runtime import measure_matmul_flops, native_bf16, setup
 
@@ -315,7 +316,9 @@ def cmd_chat(args) -> None:
             )
             continue
         print("model> ", end="", flush=True)
-        stream = lambda t: print(tok.decode([t], skip_special=True), end="", flush=True)  # noqa: E731
+        stream = lambda t: print(  # noqa: E731
+            tok.decode([t], skip_special=True), end="", flush=True
+        )
         try:
             model.generate(
                 [ids],

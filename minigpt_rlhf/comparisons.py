@@ -1,13 +1,14 @@
-"""Comparison data for step 2: K responses per prompt from several policies, ranked best first by a labeler.
+"""Comparison data for step 2: K responses per prompt from several policies, ranked best first by a
+labeler.
 
-For each prompt: K ~ U{k_min..k_max} responses, most sampled from the SFT model at several temperatures and a
-share from the base model prompted in plain text (the paper drew from several policies, so that a ranking
-compares answers of different quality); one labeler of a pool ranks them. Validation prompts are ranked twice,
-by a labeler of the same pool and by a held-out labeler. Every ranking of K responses holds C(K,2)
-comparisons "y_w is preferred to y_l" (`ranking_pairs`), and a scorer r of the K responses is judged by the
-ranking loss over all of them (`ranking_loss`, the RM's loss; DPO's with its implicit reward). One line of
-comparisons.jsonl is one `Comparison`; the reward model learns from them, and so can any method that learns
-from preferences.
+For each prompt: K ~ U{k_min..k_max} responses, most sampled from the SFT model at several
+temperatures and a share from the base model prompted in plain text (the paper drew from several
+policies, so that a ranking compares answers of different quality); one labeler of a pool ranks
+them. Validation prompts are ranked twice, by a labeler of the same pool and by a held-out labeler.
+Every ranking of K responses holds C(K,2) comparisons "y_w is preferred to y_l" (`ranking_pairs`),
+and a scorer r of the K responses is judged by the ranking loss over all of them (`ranking_loss`,
+the RM's loss; DPO's with its implicit reward). One line of comparisons.jsonl is one `Comparison`;
+the reward model learns from them, and so can any method that learns from preferences.
 """
 
 from __future__ import annotations
@@ -40,13 +41,14 @@ LABELER_POOLS = {
 }
 
 
-# ---- rankings --------------------------------------------------------------------------------------------------
+# ---- rankings ------------------------------------------------------------------------------------
 class RankingError(UserError):
     """A ranking that is not a strict order of the responses."""
 
 
 def check_ranking(ranking, k: int) -> None:
-    """A ranking lists every one of the k responses exactly once, best first: no ties, no repeats."""
+    """A ranking lists every one of the k responses exactly once, best first: no ties, no
+    repeats."""
     if k < 2:
         raise RankingError(f"a ranking needs at least 2 responses to compare, got {k}")
     if any(not isinstance(i, int) or isinstance(i, bool) for i in ranking):
@@ -62,15 +64,17 @@ def check_ranking(ranking, k: int) -> None:
 
 
 def ranking_pairs(k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(w, l): every pair of positions in a best-first order with w ranked above l, C(k,2) of them."""
+    """(w, l): every pair of positions in a best-first order with w ranked above l, C(k,2) of
+    them."""
     return tuple(torch.triu_indices(k, k, 1))
 
 
-# ---- the loss of a ranking under a scorer ----------------------------------------------------------------------
+# ---- the loss of a ranking under a scorer --------------------------------------------------------
 
 
 def ranking_loss(rewards: torch.Tensor, ranking: list[int]) -> torch.Tensor:
-    """−1/C(K,2) · Σ_(w above l) log σ(r_w − r_l) for one prompt's K rewards, ranking = indices best first."""
+    """−1/C(K,2) · Σ_(w above l) log σ(r_w − r_l) for one prompt's K rewards, ranking = indices best
+    first."""
     check_ranking(ranking, len(rewards))
     r = rewards[torch.tensor(ranking, device=rewards.device)]  # r[0] is the best response's reward
     w, l = ranking_pairs(len(ranking))
@@ -85,12 +89,13 @@ def pairwise_accuracy(rewards, ranking: list[int]) -> float:
     return float(((d > 0).float() + 0.5 * (d == 0).float()).mean())
 
 
-# ---- sampling and ranking ---------------------------------------------------------------------------------------
+# ---- sampling and ranking ------------------------------------------------------------------------
 @dataclass
 class Comparison:
     """One labeler's ranking of one prompt's K responses (a line of comparisons.jsonl)."""
 
-    split: str  # "train"; "val" (ranked by the same pool as train) or "val_heldout" (by a held-out labeler)
+    # "train"; "val" (ranked by the same pool as train) or "val_heldout" (by a held-out labeler)
+    split: str
     prompt_id: str
     labeler: str
     responses: list[str]  # decoded, without special tokens
@@ -109,9 +114,10 @@ def sample_responses(
     max_new_tokens: int,
     seed: int,
 ):
-    """K ~ U{k_min..k_max} responses per prompt: round(base_share·K) from models["base"] prompted in plain text,
-    the rest from models["sft"] in the chat format, temperatures cycled. Returns (responses, finished, sources)
-    per prompt. Batched KV-cache sampling, jobs grouped by model and temperature, similar lengths together."""
+    """K ~ U{k_min..k_max} responses per prompt: round(base_share·K) from models["base"] prompted in
+    plain text, the rest from models["sft"] in the chat format, temperatures cycled. Returns
+    (responses, finished, sources) per prompt. Batched KV-cache sampling, jobs grouped by model and
+    temperature, similar lengths together."""
     rng, temps = random.Random(seed), parse_temperatures(rc.temperatures)  # checked by config
     gen = torch.Generator(device=next(models["sft"].parameters()).device).manual_seed(seed)
     jobs = []  # (prompt index, model name, temperature)
@@ -151,8 +157,9 @@ def sample_responses(
 
 
 def rank(prompts: list, sampled: list, n_train: int, pool: list, seed: int) -> list[Comparison]:
-    """Labelers rank each prompt's sampled (responses, finished, sources): train prompt i (i < n_train) by
-    pool[i mod |pool|]; each validation prompt by a labeler of the pool and by a held-out labeler."""
+    """Labelers rank each prompt's sampled (responses, finished, sources): train prompt i (i <
+    n_train) by pool[i mod |pool|]; each validation prompt by a labeler of the pool and by a
+    held-out labeler."""
     heldout = world.labelers.heldout_labelers()
     rng = random.Random(seed + 1)  # the labelers' noise
     out = []
@@ -192,7 +199,7 @@ def make_comparisons(
     return rank(train_prompts + val_prompts, sampled, len(train_prompts), pool, seed)
 
 
-# ---- comparisons.jsonl ---------------------------------------------------------------------------------------------
+# ---- comparisons.jsonl ---------------------------------------------------------------------------
 def write_comparisons(path, comparisons: list[Comparison]) -> None:
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
@@ -201,7 +208,8 @@ def write_comparisons(path, comparisons: list[Comparison]) -> None:
 
 
 def read_comparisons(path) -> list[Comparison]:
-    """comparisons.jsonl, each line checked: the fields, and a ranking that strictly orders the responses."""
+    """comparisons.jsonl, each line checked: the fields, and a ranking that strictly orders the
+    responses."""
     path, out, fix = Path(path), [], "delete the file to sample and rank again"
     fields = [f.name for f in dataclasses.fields(Comparison)]
     for n, row in read_jsonl(path, fix):
@@ -227,7 +235,7 @@ def read_comparisons(path) -> list[Comparison]:
     return out
 
 
-# ---- as the models see them ----------------------------------------------------------------------------------------
+# ---- as the models see them ----------------------------------------------------------------------
 @dataclass
 class Encoded:
     """A comparison as the model sees it: K token sequences (prompt + response) and the ranking."""
@@ -237,8 +245,8 @@ class Encoded:
 
 
 def response_ids(tok: Tokenizer, response: str, finished: bool) -> list[int]:
-    """A response's tokens as the chat format writes them (" response" <|end|>); <|end|> only where the model
-    emitted it, as PPO's policy samples will be scored."""
+    """A response's tokens as the chat format writes them (" response" <|end|>); <|end|> only where
+    the model emitted it, as PPO's policy samples will be scored."""
     return chat_response(tok, response) if finished else tok.encode(response)
 
 

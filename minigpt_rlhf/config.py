@@ -345,7 +345,8 @@ _STAGE_PRESETS = {
 
 
 def load_config(preset: str = "quick", overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """The preset's Config with the `section.key=value` overrides applied, every value checked (`check`)."""
+    """The preset's Config with the `section.key=value` overrides applied, every value checked
+    (`check`)."""
     if preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
     cfg = Config(preset=preset, **_TOP_PRESETS[preset])
@@ -359,7 +360,8 @@ def load_config(preset: str = "quick", overrides: list[str] | tuple[str, ...] = 
 
 
 def apply_override(cfg: Config, item: str) -> None:
-    """Set one `section.key=value` (or a top-level `key=value`), converting the value to the field's type."""
+    """Set one `section.key=value` (or a top-level `key=value`), converting the value to the field's
+    type."""
     if "=" not in item:
         raise UserError(f"--set {item!r}: expected key=value, e.g. --set pretrain.lr=1e-3")
     key, raw = item.split("=", 1)
@@ -404,10 +406,11 @@ def _parse(key: str, raw: str, typ: type):
         raise UserError(f"--set {key}={raw}: expected a value of type {typ.__name__}") from None
 
 
-# ---- allowed values -------------------------------------------------------------------------------------------------
+# ---- allowed values ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Range:
-    """The values a number may take: lo..hi, an end excluded where it is open; never NaN or infinite."""
+    """The values a number may take: lo..hi, an end excluded where it is open; never NaN or
+    infinite."""
 
     lo: float = -math.inf
     hi: float = math.inf
@@ -432,8 +435,8 @@ class Range:
 ANY, POSITIVE, NON_NEGATIVE, AT_LEAST_1 = Range(), Range(0, lo_open=True), Range(0), Range(1)
 FRACTION, BELOW_1, OPEN_UNIT = Range(0, 1), Range(0, 1, hi_open=True), Range(0, 1, True, True)
 
-# The range of every number of every section, by dataclass (a subclass also gets its base's, e.g. Optim's).
-# A test checks that no int or float field is missing here.
+# The range of every number of every section, by dataclass (a subclass also gets its base's, e.g.
+# Optim's). A test checks that no int or float field is missing here.
 RANGES = {
     Config: dict(seed=ANY, max_new_tokens=AT_LEAST_1),
     GPTConfig: dict(
@@ -525,7 +528,8 @@ RANGES = {
 
 
 def ranges(section) -> dict[str, Range]:
-    """The allowed range of each number of one section (a dataclass instance), its base classes' included."""
+    """The allowed range of each number of one section (a dataclass instance), its base classes'
+    included."""
     out = {}
     for cls in reversed(type(section).__mro__):
         out.update(RANGES.get(cls, {}))
@@ -533,9 +537,9 @@ def ranges(section) -> dict[str, Range]:
 
 
 def check(cfg: Config) -> None:
-    """Raise a UserError naming the first value out of its range, or the first two settings that disagree, and
-    the --set that changes it. (What needs the data, e.g. whether the prompts fit model.block_size, is checked by
-    preflight.py before the first stage.)"""
+    """Raise a UserError naming the first value out of its range, or the first two settings that
+    disagree, and the --set that changes it. (What needs the data, e.g. whether the prompts fit
+    model.block_size, is checked by preflight.py before the first stage.)"""
     sections = {"": cfg} | {
         f.name + ".": getattr(cfg, f.name)
         for f in dataclasses.fields(cfg)
@@ -653,7 +657,8 @@ def even_embd(n_head: int, n_embd: int) -> int:
 def parse_temperatures(
     spec: str, key: str = "reward.temperatures", allow_zero: bool = False
 ) -> list[float]:
-    """A list of sampling temperatures, "0.7,1.0,1.3" -> [0.7, 1.0, 1.3]: positive numbers (or 0 = greedy)."""
+    """A list of sampling temperatures, "0.7,1.0,1.3" -> [0.7, 1.0, 1.3]: positive numbers (or 0 =
+    greedy)."""
     try:
         temps = [float(t) for t in spec.split(",")]
     except ValueError:

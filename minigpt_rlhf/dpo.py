@@ -1,21 +1,24 @@
-"""Beside the recipe: direct preference optimisation (DPO, Rafailov et al., 2023) — RLHF's objective without a
-reward model and without sampling.
+"""Beside the recipe: direct preference optimisation (DPO, Rafailov et al., 2023) — RLHF's objective
+without a reward model and without sampling.
 
-The optimum of the KL-regularised objective max_π E[r(x, y)] − β·KL(π ‖ π_ref) is π*(y|x) ∝ π_ref(y|x)·e^{r(x,y)/β},
-so a reward is implied by a policy, r̂(x, y) = β · log(π(y|x) / π_ref(y|x)) (+ a constant per prompt). Put r̂ into
-the reward model's ranking loss and the policy itself is trained on the labelers' comparisons:
+The optimum of the KL-regularised objective max_π E[r(x, y)] − β·KL(π ‖ π_ref) is π*(y|x) ∝
+π_ref(y|x)·e^{r(x,y)/β}, so a reward is implied by a policy, r̂(x, y) = β · log(π(y|x) / π_ref(y|x))
+(+ a constant per prompt). Put r̂ into the reward model's ranking loss and the policy itself is
+trained on the labelers' comparisons:
 
-    loss(π) = −log σ( β · [ (log π(y_w|x) − log π_ref(y_w|x)) − (log π(y_l|x) − log π_ref(y_l|x)) ] )
+    loss(π) = −log σ( β · [ (log π(y_w|x) − log π_ref(y_w|x)) − (log π(y_l|x) − log π_ref(y_l|x)) ]
+    )
 
     π          the policy, initialised from SFT                     π_ref   the SFT model, frozen
     β          `dpo.beta`: how far from π_ref the implied optimum lies (small β = far)
     y_w, y_l   a preferred and a rejected response to x
 
-The data are the reward stage's comparisons: K = 4..9 ranked responses per prompt. As the reward model does, all
-C(K,2) pairs of a prompt form ONE batch element (`comparisons.ranking_loss` on the K implicit rewards r̂): K
-forward passes, every pair's loss averaged. We chose this over the Plackett-Luce form of the DPO paper's
-appendix because it is exactly the RM's loss with r̂ in place of r_θ, so the two steps differ only in what is
-trained; it also keeps the paper's warning in force (pairs shuffled apart overfit).
+The data are the reward stage's comparisons: K = 4..9 ranked responses per prompt. As the reward
+model does, all C(K,2) pairs of a prompt form ONE batch element (`comparisons.ranking_loss` on the K
+implicit rewards r̂): K forward passes, every pair's loss averaged. We chose this over the
+Plackett-Luce form of the DPO paper's appendix because it is exactly the RM's loss with r̂ in place
+of r_θ, so the two steps differ only in what is trained; it also keeps the paper's warning in force
+(pairs shuffled apart overfit).
 """
 
 from __future__ import annotations
@@ -54,20 +57,22 @@ from minigpt_rlhf.training import finished_checkpoint, lr_at, make_optimizer, st
 def dpo_loss(
     logp: torch.Tensor, ref_logp: torch.Tensor, ranking: list[int], beta: float
 ) -> torch.Tensor:
-    """One prompt's DPO loss: the ranking loss of its K implicit rewards r̂ = β·(log π(y|x) − log π_ref(y|x))."""
+    """One prompt's DPO loss: the ranking loss of its K implicit rewards r̂ = β·(log π(y|x) − log
+    π_ref(y|x))."""
     return ranking_loss(beta * (logp - ref_logp), ranking)
 
 
 def encode(tok: Tokenizer, c: Comparison, prompts: dict) -> tuple[list[int], list[list[int]]]:
-    """A comparison as token lists: the chat prompt, and each response (with <|end|> where the model emitted it)."""
+    """A comparison as token lists: the chat prompt, and each response (with <|end|> where the model
+    emitted it)."""
     return format_chat(tok, prompts[c.prompt_id].text), [
         response_ids(tok, y, f) for y, f in zip(c.responses, c.finished)
     ]
 
 
 def logprobs(model, tok: Tokenizer, data: list[tuple], batch_size: int = 64) -> list[torch.Tensor]:
-    """log π(y|x) of every response of every comparison, one tensor of K per comparison (in batches of similar
-    length)."""
+    """log π(y|x) of every response of every comparison, one tensor of K per comparison (in batches
+    of similar length)."""
     flat = [(x, y) for x, ys in data for y in ys]
     order = sorted(range(len(flat)), key=lambda i: len(flat[i][0]) + len(flat[i][1]))
     lp = response_logprobs(
@@ -79,8 +84,9 @@ def logprobs(model, tok: Tokenizer, data: list[tuple], batch_size: int = 64) -> 
 
 @torch.no_grad()
 def validate(policy, ref_lp, tok, val, rankings, beta) -> dict:
-    """Pairwise accuracy and loss of the implicit reward against each validation ranking (the pool's labelers:
-    val_acc, val_loss; the held-out ones: val_acc_heldout, val_loss_heldout), and the mean margin r̂(y_w) − r̂(y_l)."""
+    """Pairwise accuracy and loss of the implicit reward against each validation ranking (the pool's
+    labelers: val_acc, val_loss; the held-out ones: val_acc_heldout, val_loss_heldout), and the mean
+    margin r̂(y_w) − r̂(y_l)."""
     policy.eval()
     r = [beta * (lp - ref) for lp, ref in zip(logprobs(policy, tok, val), ref_lp)]
     out = {}
@@ -96,8 +102,9 @@ def validate(policy, ref_lp, tok, val, rankings, beta) -> dict:
 
 
 def run(cfg: Config, out: Path, sft: Path, comparisons: Path) -> Path:
-    """DPO from the SFT model in folder `sft` on the comparisons of the reward stage in folder `comparisons`.
-    Writes out/{ckpt.pt, metrics.jsonl}; a finished checkpoint is returned as is, an unfinished one resumed."""
+    """DPO from the SFT model in folder `sft` on the comparisons of the reward stage in folder
+    `comparisons`. Writes out/{ckpt.pt, metrics.jsonl}; a finished checkpoint is returned as is, an
+    unfinished one resumed."""
     dc, out = cfg.dpo, Path(out)
     ckpt_path = out / "ckpt.pt"
     if finished_checkpoint(ckpt_path):
@@ -122,7 +129,8 @@ def run(cfg: Config, out: Path, sft: Path, comparisons: Path) -> Path:
         ref_train, ref_val = logprobs(ref, tok, train), logprobs(ref, tok, val)
 
     per_epoch = math.ceil(len(train) / dc.batch_size)
-    steps = []  # the batches of every epoch, in order: a prompt's whole ranking is one batch element
+    # the batches of every epoch, in order: a prompt's whole ranking is one batch element
+    steps = []
     for epoch in range(dc.epochs):
         order = list(range(len(train)))
         random.Random(cfg.seed + epoch).shuffle(order)

@@ -1,12 +1,14 @@
-"""The whole recipe in one command, resumable: `minigpt-rlhf run --preset quick [--out runs/NAME] [--from STAGE]`.
+"""The whole recipe in one command, resumable: `minigpt-rlhf run --preset quick [--out runs/NAME]
+[--from STAGE]`.
 
-The stages and their order are stages.recipe() (`minigpt-rlhf sweep`: stages.sweep()). Before anything is
-written, the world stage checks the data and the settings against it, and the run folder's checkpoints are
-checked against the settings (preflight.py); then the run takes the folder's lock (runtime.run_lock: one run per
-folder). The pipeline records each stage it finished, with its wall time, in run_dir/pipeline.json; a recorded
-stage whose output is still there is skipped, so an interrupted run resumes where it stopped (a stage
-interrupted half-way resumes from its own last checkpoint). `--from STAGE` deletes that stage's output and every
-later one's, then reruns them. `run_step` runs one stage alone (`minigpt-rlhf sft`) after the same checks.
+The stages and their order are stages.recipe() (`minigpt-rlhf sweep`: stages.sweep()). Before
+anything is written, the world stage checks the data and the settings against it, and the run
+folder's checkpoints are checked against the settings (preflight.py); then the run takes the
+folder's lock (runtime.run_lock: one run per folder). The pipeline records each stage it finished,
+with its wall time, in run_dir/pipeline.json; a recorded stage whose output is still there is
+skipped, so an interrupted run resumes where it stopped (a stage interrupted half-way resumes from
+its own last checkpoint). `--from STAGE` deletes that stage's output and every later one's, then
+reruns them. `run_step` runs one stage alone (`minigpt-rlhf sft`) after the same checks.
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ from minigpt_rlhf.stages import Stage
 
 
 def run_stage(stage: Stage, cfg: Config, run_dir: Path, sweep: bool = False) -> None:
-    """One stage into run_dir: a step module's run(cfg, run_dir/NAME, **the folders it reads), or the world check,
-    the evaluation, the plots or the report of the run (or of the sweep)."""
+    """One stage into run_dir: a step module's run(cfg, run_dir/NAME, **the folders it reads), or
+    the world check, the evaluation, the plots or the report of the run (or of the sweep)."""
     from minigpt_rlhf import evaluate, plots, report
 
     c = stage.config(cfg)
@@ -69,9 +71,9 @@ def run_stage(stage: Stage, cfg: Config, run_dir: Path, sweep: bool = False) -> 
 def run_stages(
     cfg: Config, run_dir, stages: list[Stage], start: str | None = None, sweep: bool = False
 ) -> dict:
-    """Run stages in order into run_dir, skipping those already finished; start = rerun from that stage on.
-    Returns the log written to run_dir/pipeline.json: the config, each stage's wall time and the whole
-    invocation's (wall_seconds, with the load average at its end)."""
+    """Run stages in order into run_dir, skipping those already finished; start = rerun from that
+    stage on. Returns the log written to run_dir/pipeline.json: the config, each stage's wall time
+    and the whole invocation's (wall_seconds, with the load average at its end)."""
     run_dir = Path(run_dir)
     names = [s.name for s in stages]
     if start is not None and start not in names:
@@ -81,7 +83,8 @@ def run_stages(
         cfg.pipeline.threads
     ):  # every stage, here or in a worker, with the same threads: the same numbers
         torch.set_num_threads(cfg.pipeline.threads)
-    # the checks, before anything is written: a run that fails them leaves no folder and no pipeline.json
+    # the checks, before anything is written: a run that fails them leaves no folder and no
+    # pipeline.json
     t0 = t_start = time.time()
     for s in stages:
         if s.step == "world":
@@ -153,7 +156,8 @@ def run_stages(
                 t0 = time.time()
                 run_stage(s, cfg, run_dir, sweep)
                 finished(s, time.time() - t0)
-        # this invocation's wall time, and how busy the machine was (other processes slow every stage)
+        # this invocation's wall time, and how busy the machine was (other processes slow every
+        # stage)
         log["wall_seconds"], log["load_average"] = (
             round(time.time() - t_start, 1),
             os.getloadavg()[:2],
@@ -170,9 +174,9 @@ def run_stages(
 
 
 def critical_path(stages: list[Stage], seconds: dict[str, float]) -> dict:
-    """The longest chain of stages, by their wall times: what a machine with a core for every stage that can
-    run at once would wait for. A training stage waits for the stages it reads; the others (the world check,
-    the evaluation, the plots, the report) for every stage before them."""
+    """The longest chain of stages, by their wall times: what a machine with a core for every stage
+    that can run at once would wait for. A training stage waits for the stages it reads; the others
+    (the world check, the evaluation, the plots, the report) for every stage before them."""
     finish, chain = {}, {}
     for i, s in enumerate(stages):
         before = list(s.reads.values()) if s.trains else [t.name for t in stages[:i]]
@@ -184,9 +188,10 @@ def critical_path(stages: list[Stage], seconds: dict[str, float]) -> dict:
     return {"seconds": round(finish[last], 1), "stages": [n for n in chain[last] if n in seconds]}
 
 
-# ---- stages side by side --------------------------------------------------------------------------------------
+# ---- stages side by side -------------------------------------------------------------------------
 def _in_worker(stage: Stage, cfg: Config, run_dir: Path, sweep: bool, log_file: Path) -> None:
-    """A stage in a process of its own, with pipeline.threads torch threads, its output into log_file."""
+    """A stage in a process of its own, with pipeline.threads torch threads, its output into
+    log_file."""
     torch.set_num_threads(cfg.pipeline.threads or torch.get_num_threads())
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
@@ -194,12 +199,13 @@ def _in_worker(stage: Stage, cfg: Config, run_dir: Path, sweep: bool, log_file: 
 
 
 def run_parallel(stages: list[Stage], cfg: Config, run_dir: Path, sweep: bool, finished) -> None:
-    """Run training stages in `workers(cfg)` processes, each as soon as the stages it reads are done (pretrain
-    beside pretrain_large, the RL methods beside each other). Each stage seeds itself, so the numbers are those of
-    running them one after another with the same threads. A stage's output goes to RUN/STAGE/log.txt; a failure
-    stops the scheduling, lets the running stages finish, and is raised. Of the stages ready at once, those
-    that more stages wait for go first, then those whose inputs were done last: reward_biased before the RL
-    methods and ppo_biased as soon as it can, so that the last chain does not start last."""
+    """Run training stages in `workers(cfg)` processes, each as soon as the stages it reads are done
+    (pretrain beside pretrain_large, the RL methods beside each other). Each stage seeds itself, so
+    the numbers are those of running them one after another with the same threads. A stage's output
+    goes to RUN/STAGE/log.txt; a failure stops the scheduling, lets the running stages finish, and
+    is raised. Of the stages ready at once, those that more stages wait for go first, then those
+    whose inputs were done last: reward_biased before the RL methods and ppo_biased as soon as it
+    can, so that the last chain does not start last."""
     names = {s.name for s in stages}
     waits = {s.name: len(_waiting_for(s.name, stages)) for s in stages}
     pending, done, running = list(stages), {}, {}  # done: stage -> when it finished
@@ -254,9 +260,9 @@ def _waiting_for(name: str, stages: list[Stage]) -> set[str]:
 
 
 def run_step(cfg: Config, run_dir, name: str) -> None:
-    """One stage of the recipe alone (`minigpt-rlhf sft`, `minigpt-rlhf evaluate`), after the checks the pipeline
-    makes: the data and the settings, the stage's own checkpoints and those of the stages it starts from (there,
-    finished, of this run's shape); then under the folder's lock."""
+    """One stage of the recipe alone (`minigpt-rlhf sft`, `minigpt-rlhf evaluate`), after the checks
+    the pipeline makes: the data and the settings, the stage's own checkpoints and those of the
+    stages it starts from (there, finished, of this run's shape); then under the folder's lock."""
     stages = recipes.run_recipe(dataclasses.asdict(cfg.pipeline))
     by_name = {s.name: s for s in stages}
     if name not in by_name:  # a stage the preset leaves out (pipeline.large, biased, grpo)
@@ -327,7 +333,8 @@ def _get(config: dict, key: str):
 
 
 def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """The settings that differ, as section.key; the device may change between runs (same numbers on CPU)."""
+    """The settings that differ, as section.key; the device may change between runs (same numbers on
+    CPU)."""
     out = []
     for k in (set(old) | set(new)) - {"device"}:
         a, b = old.get(k), new.get(k)
@@ -347,8 +354,8 @@ def sweep(cfg: Config, out_dir, start: str | None = None) -> dict:
 
 
 def seeds(cfg: Config, out_dir, seed_list: list[int], start: str | None = None) -> Path:
-    """The recipe once per seed, into out_dir/seed_N (each resumable), then out_dir/report.md: every finding's
-    verdict per seed."""
+    """The recipe once per seed, into out_dir/seed_N (each resumable), then out_dir/report.md: every
+    finding's verdict per seed."""
     from minigpt_rlhf import report
 
     for seed in seed_list:

@@ -1,9 +1,10 @@
-"""Every figure of the report, drawn only from files a run leaves behind (each stage's metrics.jsonl and
-eval/results.json), so `minigpt-rlhf plot RUN` redraws them without retraining anything.
+"""Every figure of the report, drawn only from files a run leaves behind (each stage's metrics.jsonl
+and eval/results.json), so `minigpt-rlhf plot RUN` redraws them without retraining anything.
 
     curves_STAGE.png      each stage's training curves
     figure1.png           the paper's Figure 1: win rate against SFT, by model size, per method
-    three_h.png           gold helpful / truthful / harmless, and the hallucination and toxicity rates
+    three_h.png           gold helpful / truthful / harmless, and the hallucination and toxicity
+                          rates
     alignment_tax.png     held-out corpus loss and fact-completion accuracy
     overoptimisation.png  RM score and gold score against sqrt(KL) during PPO (Gao et al., 2022)
     whose_preferences.png win rates of the biased-RM policy by labeler group (if the run has it)
@@ -19,7 +20,13 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no window: works on a server and in CI
 import matplotlib.pyplot as plt  # noqa: E402
 
-from minigpt_rlhf.runtime import RESULTS, SWEEP, UserError, read_json, read_metrics  # noqa: E402
+from minigpt_rlhf.runtime import (  # noqa: E402
+    RESULTS,
+    SWEEP,
+    UserError,
+    read_json,
+    read_metrics,
+)
 from minigpt_rlhf.stages import run_recipe  # noqa: E402
 
 STEP_KEYS = ("step", "iter", "epoch")
@@ -55,7 +62,8 @@ COLORS = {
     "PPO (gold oracle)": "gold",
     "DPO": "tab:cyan",
 }
-# for the models COLORS does not name (the baselines: SFT at its best T, best-of-n, ...), none of them COLORS' own
+# for the models COLORS does not name (the baselines: SFT at its best T, best-of-n, ...), none of
+# them COLORS' own
 EXTRA_COLORS = ("tab:brown", "tab:pink", "black", "silver", "navy", "lime")
 FIGURE1 = ("GPT-3", "GPT-3 prompted", "SFT", "PPO", "PPO-ptx")  # the paper's methods, by model size
 
@@ -71,15 +79,17 @@ def load_results(run_dir: Path, name: str = "results.json") -> dict:
 
 def _save(fig, path: Path, tight: bool = True) -> Path:
     if tight:
-        fig.tight_layout()  # seconds per figure of many panels: those set their spacing by hand instead
+        # seconds per figure of many panels: those set their spacing by hand instead
+        fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
 
 
-# ---- training curves -------------------------------------------------------------------------------------------
+# ---- training curves -----------------------------------------------------------------------------
 def plot_curves(rows: list[dict], title: str, path: Path) -> Path | None:
-    """One panel per logged quantity against the step; rows that lack a quantity are left out of its panel."""
+    """One panel per logged quantity against the step; rows that lack a quantity are left out of its
+    panel."""
     if not rows:
         return None
     xkey = next((k for k in STEP_KEYS if k in rows[0]), None)
@@ -123,15 +133,15 @@ def plot_curves(rows: list[dict], title: str, path: Path) -> Path | None:
     return _save(fig, path, tight=False)
 
 
-# ---- evaluation figures ----------------------------------------------------------------------------------------
+# ---- evaluation figures --------------------------------------------------------------------------
 def _err(est: dict) -> list[list[float]]:
     """matplotlib's asymmetric error bar from {mean, lo, hi}."""
     return [[est["mean"] - est["lo"]], [est["hi"] - est["mean"]]]
 
 
 def plot_figure1(series: dict[str, list[tuple[int, dict]]], title: str, path: Path) -> Path:
-    """Win rate against the reference by parameter count (log scale), one line per method: the paper's Figure 1.
-    series: method -> [(params, {mean, lo, hi}), ...]."""
+    """Win rate against the reference by parameter count (log scale), one line per method: the
+    paper's Figure 1. series: method -> [(params, {mean, lo, hi}), ...]."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, (method, pts) in enumerate(series.items()):
         pts = sorted(pts, key=lambda p: p[0])
@@ -190,7 +200,8 @@ def plot_bars(
 
 
 def smooth(rows: list[dict], keys: tuple[str, ...], window: int) -> list[dict]:
-    """Running means over `window` consecutive rows (one rollout batch is noisy): a readable curve, not a zigzag."""
+    """Running means over `window` consecutive rows (one rollout batch is noisy): a readable curve,
+    not a zigzag."""
     out = []
     for i in range(len(rows)):
         part = rows[max(0, i - window + 1) : i + 1]
@@ -205,11 +216,12 @@ def plot_overoptimisation(
     window: int = 5,
     other_reward: set[str] = frozenset(),
 ) -> Path | None:
-    """Gao et al. (2022)'s picture: the gold score (what we want) and the RM score r_θ (the proxy optimised)
-    against d = sqrt(KL(π ‖ π^SFT)). curves: PPO stages' metrics rows (their rollouts, temperature 1, smoothed
-    over `window` iterations; the peak of the gold score is marked); over: the evaluation's best-of-n curves
-    (by r_θ and by the gold judge, at the analytic KL) and each policy's point, on the eval prompts.
-    other_reward: stages trained against another reward (the gold judge, the biased RM), left out of the r_θ panel."""
+    """Gao et al. (2022)'s picture: the gold score (what we want) and the RM score r_θ (the proxy
+    optimised) against d = sqrt(KL(π ‖ π^SFT)). curves: PPO stages' metrics rows (their rollouts,
+    temperature 1, smoothed over `window` iterations; the peak of the gold score is marked); over:
+    the evaluation's best-of-n curves (by r_θ and by the gold judge, at the analytic KL) and each
+    policy's point, on the eval prompts. other_reward: stages trained against another reward (the
+    gold judge, the biased RM), left out of the r_θ panel."""
     if not curves and not over:
         return None
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -258,9 +270,10 @@ def plot_overoptimisation(
     return _save(fig, path)
 
 
-# ---- a run, a sweep -----------------------------------------------------------------------------------------------
+# ---- a run, a sweep ------------------------------------------------------------------------------
 def plot_stage_curves(run_dir: Path) -> list[Path]:
-    """Every stage's training curves, from its metrics.jsonl, into run_dir/plots/curves_STAGE.png."""
+    """Every stage's training curves, from its metrics.jsonl, into
+    run_dir/plots/curves_STAGE.png."""
     # every file read before the first is drawn: a damaged one leaves no figure and no plots/ behind
     curves = {m.parent.name: read_metrics(m) for m in sorted(run_dir.glob("*/metrics.jsonl"))}
     (run_dir / "plots").mkdir(exist_ok=True)

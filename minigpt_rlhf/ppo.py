@@ -8,33 +8,36 @@ The paper's objective, maximised over the policy's parameters φ:
     r_θ      the reward model, frozen                                 `reward_fn`
     π_φ^RL   the policy, initialised from the SFT model               `policy`
     π^SFT    the SFT model, frozen: the anchor of the KL penalty      `ref`
-    β        `kl_coef`: per-token KL penalty, fixed or adaptive (a controller steering the KL to a target)
+    β        `kl_coef`: per-token KL penalty, fixed or adaptive (a controller steering the KL to a
+             target)
     γ        `ptx_coef`: weight of the pretraining LM loss; 0 = "PPO", > 0 = "PPO-ptx"
 
-The environment is a bandit: a prompt x is drawn, the policy writes y, the RM scores it, the episode ends.
-PPO (Schulman et al., 2017) treats every response token as an action, with the per-token reward of
-Ziegler et al. (2019): a KL penalty on every token, the RM score on the last one,
+The environment is a bandit: a prompt x is drawn, the policy writes y, the RM scores it, the episode
+ends. PPO (Schulman et al., 2017) treats every response token as an action, with the per-token
+reward of Ziegler et al. (2019): a KL penalty on every token, the RM score on the last one,
 
     r_t = −β · (log π^RL(y_t | x, y_<t) − log π^SFT(y_t | x, y_<t))  +  [t = last] · r_θ(x, y).
 
-A value model V (initialised from the RM, as in the paper) is the baseline; GAE turns rewards and values into
-advantages; the clipped surrogate keeps each update near the policy that sampled the batch. PPO-ptx adds
-γ · the LM loss on a corpus batch to every gradient step, which the paper found cuts the "alignment tax".
+A value model V (initialised from the RM, as in the paper) is the baseline; GAE turns rewards and
+values into advantages; the clipped surrogate keeps each update near the policy that sampled the
+batch. PPO-ptx adds γ · the LM loss on a corpus batch to every gradient step, which the paper found
+cuts the "alignment tax".
 
-GRPO (Shao et al., 2024, `baseline="group"`) is the same loop without a value model: each prompt is answered
-G = group_size times, and every token of response i gets the advantage of its whole return standardised within
-its group, A_i = (R_i − mean_group R) / std_group R, with R_i = r_θ(x, y_i) − β·KL_i. (DeepSeekMath moves the
-KL into the loss; keeping it in the reward, PPO and GRPO maximise the same objective and differ only in the
-baseline.)
+GRPO (Shao et al., 2024, `baseline="group"`) is the same loop without a value model: each prompt is
+answered G = group_size times, and every token of response i gets the advantage of its whole return
+standardised within its group, A_i = (R_i − mean_group R) / std_group R, with R_i = r_θ(x, y_i) −
+β·KL_i. (DeepSeekMath moves the KL into the loss; keeping it in the reward, PPO and GRPO maximise
+the same objective and differ only in the baseline.)
 
-One iteration = rollout (sample with the KV cache, then score: π^RL, π^SFT, V and r_θ on the samples) →
-update (ppo_epochs passes of minibatch gradient steps). All in float32, on every device: the ratio, the KL and the
-advantages are differences of log-probabilities, which float32 computes the same way when sampling and when
-scoring (the largest gap 8e-6), where bf16 made them differ by up to 0.015 nats per token, and by 0.062 with bf16
-logits, with which the rollouts' gold score fell (docs/experiments/bf16_ppo.py). (The supervised stages use bf16
-where the hardware has it: config.precision.) Shapes: B responses; each row is a left-padded prompt
-(P columns) followed by its right-padded response (R columns); per-token tensors are (B, R), with `mask` True
-on real response tokens. Padding never enters a sum, a mean or a loss.
+One iteration = rollout (sample with the KV cache, then score: π^RL, π^SFT, V and r_θ on the
+samples) → update (ppo_epochs passes of minibatch gradient steps). All in float32, on every device:
+the ratio, the KL and the advantages are differences of log-probabilities, which float32 computes
+the same way when sampling and when scoring (the largest gap 8e-6), where bf16 made them differ by
+up to 0.015 nats per token, and by 0.062 with bf16 logits, with which the rollouts' gold score fell
+(docs/experiments/bf16_ppo.py). (The supervised stages use bf16 where the hardware has it:
+config.precision.) Shapes: B responses; each row is a left-padded prompt (P columns) followed by its
+right-padded response (R columns); per-token tensors are (B, R), with `mask` True on real response
+tokens. Padding never enters a sum, a mean or a loss.
 """
 
 from __future__ import annotations
@@ -72,12 +75,14 @@ from minigpt_rlhf.runtime import (
 from minigpt_rlhf.tokenizer import Tokenizer, format_chat
 
 RewardFn = Callable[[list[list[int]], list[list[int]]], torch.Tensor]
-"""r_θ(x, y) for a batch: prompt token lists and response token lists (ending in <|end|>) -> scores (B,)."""
+"""r_θ(x, y) for a batch: prompt token lists and response token lists (ending in <|end|>) -> scores
+(B,)."""
 
 
-# ---- statistics over real tokens only -----------------------------------------------------------------------
+# ---- statistics over real tokens only ------------------------------------------------------------
 def masked_mean(x, mask):
-    """Mean of x where mask is True. torch.where (not x * mask) so that even inf/NaN on pads cannot leak."""
+    """Mean of x where mask is True. torch.where (not x * mask) so that even inf/NaN on pads cannot
+    leak."""
     return torch.where(mask, x, 0.0).sum() / mask.sum()
 
 
@@ -93,17 +98,18 @@ def masked_whiten(x, mask):
 
 
 def explained_variance(values, returns, mask) -> float:
-    """1 − Var[R − V] / Var[R]: 1 = the value model predicts the returns, ≤ 0 = no better than a constant."""
+    """1 − Var[R − V] / Var[R]: 1 = the value model predicts the returns, ≤ 0 = no better than a
+    constant."""
     return float(1 - masked_var(returns - values, mask) / masked_var(returns, mask).clamp(min=1e-8))
 
 
-# ---- the reward: r_θ on the last token, −β·KL on every token ------------------------------------------------
+# ---- the reward: r_θ on the last token, −β·KL on every token -------------------------------------
 def kl_penalised_rewards(score, logprobs, ref_logprobs, mask, kl_coef):
     """Per-token rewards r_t and per-token KL, both (B, R) and 0 on padding.
 
-    kl_t = log π^RL(y_t|·) − log π^SFT(y_t|·); summed over a sampled response it is an unbiased estimate of
-    KL(π^RL(·|x) ‖ π^SFT(·|x)) (one sample: it can be negative, its mean cannot). Every token pays −β·kl_t;
-    the final real token also receives the score r_θ(x, y)."""
+    kl_t = log π^RL(y_t|·) − log π^SFT(y_t|·); summed over a sampled response it is an unbiased
+    estimate of KL(π^RL(·|x) ‖ π^SFT(·|x)) (one sample: it can be negative, its mean cannot). Every
+    token pays −β·kl_t; the final real token also receives the score r_θ(x, y)."""
     kl = torch.where(mask, logprobs - ref_logprobs, 0.0)
     rewards = -kl_coef * kl
     last = mask.long().sum(1) - 1  # each response's final token (responses are right-padded)
@@ -111,14 +117,15 @@ def kl_penalised_rewards(score, logprobs, ref_logprobs, mask, kl_coef):
     return rewards, kl
 
 
-# ---- advantages -------------------------------------------------------------------------------------------
+# ---- advantages ----------------------------------------------------------------------------------
 def gae(rewards, values, mask, gamma, lam):
     """Generalised advantage estimation (Schulman et al., 2016), backwards through each response:
 
         δ_t = r_t + γ·V(s_t+1) − V(s_t),    A_t = δ_t + γλ·A_t+1,    returns R_t = A_t + V(s_t).
 
-    The episode ends after the last real token, so the value after it is 0. Pads (to the right) get reward
-    0 and value 0, which makes their δ and A exactly 0 and leaves the real tokens untouched."""
+    The episode ends after the last real token, so the value after it is 0. Pads (to the right) get
+    reward 0 and value 0, which makes their δ and A exactly 0 and leaves the real tokens
+    untouched."""
     rewards = torch.where(mask, rewards, 0.0)
     values = torch.where(mask, values, 0.0)
     advantages = torch.zeros_like(rewards)
@@ -132,21 +139,23 @@ def gae(rewards, values, mask, gamma, lam):
 
 
 def group_advantages(rewards, mask, G: int):
-    """GRPO's advantages: each response's return R_i = Σ_t r_t, standardised within its group of G answers to one
-    prompt (rows i·G .. i·G+G−1), and given to every one of its tokens; 0 on padding."""
+    """GRPO's advantages: each response's return R_i = Σ_t r_t, standardised within its group of G
+    answers to one prompt (rows i·G .. i·G+G−1), and given to every one of its tokens; 0 on
+    padding."""
     R = torch.where(mask, rewards, 0.0).sum(1).view(-1, G)
     A = (R - R.mean(1, keepdim=True)) / (R.std(1, keepdim=True) + 1e-8)
     return torch.where(mask, A.view(-1, 1), 0.0)
 
 
-# ---- the PPO losses ----------------------------------------------------------------------------------------
+# ---- the PPO losses ------------------------------------------------------------------------------
 def policy_loss(logprobs, old_logprobs, advantages, mask, clip_eps):
     """PPO's clipped surrogate, as a loss to minimise (Schulman et al., 2017, eq. 7):
 
         ρ_t = π_φ(y_t|·) / π_old(y_t|·),    L^CLIP = −E_t[ min(ρ_t·A_t, clip(ρ_t, 1−ε, 1+ε)·A_t) ]
 
-    Also returns two diagnostics, as cleanrl logs them: the fraction of tokens whose ratio left [1−ε, 1+ε],
-    and approx-KL E[(ρ − 1) − log ρ], an estimator of KL(π_old ‖ π_φ) that is never negative."""
+    Also returns two diagnostics, as cleanrl logs them: the fraction of tokens whose ratio left
+    [1−ε, 1+ε], and approx-KL E[(ρ − 1) − log ρ], an estimator of KL(π_old ‖ π_φ) that is never
+    negative."""
     log_ratio = torch.where(mask, logprobs - old_logprobs, 0.0)  # pads: ρ = 1, no gradient
     ratio = log_ratio.exp()
     surrogate = torch.min(ratio * advantages, ratio.clamp(1 - clip_eps, 1 + clip_eps) * advantages)
@@ -157,19 +166,22 @@ def policy_loss(logprobs, old_logprobs, advantages, mask, clip_eps):
 
 
 def value_loss(values, old_values, returns, mask, clip_value):
-    """Clipped value loss (the PPO2 code, cleanrl): V may move at most clip_value from its rollout value; the
-    worse of the clipped and unclipped errors counts:  L^V = ½·E_t[ max((V − R)², (V_clipped − R)²) ]."""
+    """Clipped value loss (the PPO2 code, cleanrl): V may move at most clip_value from its rollout
+    value; the worse of the clipped and unclipped errors counts:  L^V = ½·E_t[ max((V − R)²,
+    (V_clipped − R)²) ]."""
     clipped = old_values + (values - old_values).clamp(-clip_value, clip_value)
     return 0.5 * masked_mean(torch.max((values - returns) ** 2, (clipped - returns) ** 2), mask)
 
 
-# ---- β: fixed or adaptive ------------------------------------------------------------------------------------
+# ---- β: fixed or adaptive ------------------------------------------------------------------------
 class KLController:
-    """β, fixed (target 0) or adaptive (Ziegler et al., 2019, section 2.2). After a batch of n responses:
+    """β, fixed (target 0) or adaptive (Ziegler et al., 2019, section 2.2). After a batch of n
+    responses:
 
         e = clip( (KL − KL_target) / KL_target, −0.2, 0.2 ),    β ← β · (1 + e · n / horizon)
 
-    so β grows while the policy drifts past the target KL (nats per response) and shrinks while it stays below."""
+    so β grows while the policy drifts past the target KL (nats per response) and shrinks while it
+    stays below."""
 
     def __init__(self, beta: float, target: float = 0.0, horizon: int = 10000):
         self.beta, self.target, self.horizon = beta, target, horizon
@@ -180,9 +192,10 @@ class KLController:
             self.beta *= 1 + error * n / self.horizon
 
 
-# ---- rollouts ------------------------------------------------------------------------------------------------
+# ---- rollouts ------------------------------------------------------------------------------------
 def make_batch(prompts, responses, pad_id, device):
-    """Lay each left-padded prompt beside its right-padded response: seq and real (B, P+R), mask (B, R)."""
+    """Lay each left-padded prompt beside its right-padded response: seq and real (B, P+R), mask (B,
+    R)."""
     prompt_idx, prompt_real = left_pad(prompts, pad_id)
     R = max(len(r) for r in responses)
     resp = torch.full((len(responses), R), pad_id, dtype=torch.long)
@@ -198,10 +211,11 @@ def make_batch(prompts, responses, pad_id, device):
 
 
 def by_length(fn, seq, real, mask, rows: int = 8):
-    """fn(seq, real, R) -> (B, R, ...) computed on chunks of `rows` rows of similar length, each cut to the
-    columns where one of its rows has a real token: the same values wherever mask is True, zeros on the padding,
-    and far fewer pad tokens through the model (prompts of 14-102 tokens are left-padded to the longest; a quick
-    PPO update took 1.8-2.0 s this way, 2.2-3.1 s as one padded batch). Differentiable, so the update uses it."""
+    """fn(seq, real, R) -> (B, R, ...) computed on chunks of `rows` rows of similar length, each cut
+    to the columns where one of its rows has a real token: the same values wherever mask is True,
+    zeros on the padding, and far fewer pad tokens through the model (prompts of 14-102 tokens are
+    left-padded to the longest; a quick PPO update took 1.8-2.0 s this way, 2.2-3.1 s as one padded
+    batch). Differentiable, so the update uses it."""
     B, R = mask.shape
     P = seq.size(1) - R
     prompt_len, response_len = real[:, :P].sum(1), mask.sum(1)
@@ -215,8 +229,8 @@ def by_length(fn, seq, real, mask, rows: int = 8):
 
 
 def response_logprobs(model: GPT, seq, real, R, temperature: float = 1.0):
-    """log π(· | x, y_<t) over the vocabulary at the last R positions of seq: (B, R, V), in float32; with a
-    temperature T, the policy is the model's softmax(logits / T)."""
+    """log π(· | x, y_<t) over the vocabulary at the last R positions of seq: (B, R, V), in float32;
+    with a temperature T, the policy is the model's softmax(logits / T)."""
     # the unembedding only where a response token is predicted: the prompt's positions would cost a
     # V-wide projection and its backward for logits nobody reads
     logits = fp32_linear(model.lm_head, model.hidden_states(seq[:, :-1], real=real[:, :-1])[:, -R:])
@@ -251,12 +265,14 @@ class Rollout:
 
 
 class PPOTrainer:
-    """π^RL, π^SFT, V and r_θ with the prompts to train on. One iteration: `rollout()`, then `update(rollout)`.
+    """π^RL, π^SFT, V and r_θ with the prompts to train on. One iteration: `rollout()`, then
+    `update(rollout)`.
 
-    The policy's log-probs are recorded at sampling time and recomputed by a full forward pass on the padded
-    batch; training uses the recomputation (the same code path as the update, so the first ratio is 1 and the
-    KL of an untrained policy is exactly 0) and logs the largest gap between the two as `logprob_gap`: it must
-    stay ~1e-6, a larger one means sampling and scoring disagree, the usual cause of a negative KL."""
+    The policy's log-probs are recorded at sampling time and recomputed by a full forward pass on
+    the padded batch; training uses the recomputation (the same code path as the update, so the
+    first ratio is 1 and the KL of an untrained policy is exactly 0) and logs the largest gap
+    between the two as `logprob_gap`: it must stay ~1e-6, a larger one means sampling and scoring
+    disagree, the usual cause of a negative KL."""
 
     def __init__(
         self,
@@ -274,9 +290,10 @@ class PPOTrainer:
         seed: int = 0,
         reward_params: int = 0,
     ):
-        """max_new_tokens: the response limit; corpus: the pretraining corpus as one token stream, for PPO-ptx;
-        corpus_window: the pretraining window length, so that the ptx term is the pretraining loss itself;
-        reward_params: N of the model behind reward_fn, for the compute count. value: None for GRPO."""
+        """max_new_tokens: the response limit; corpus: the pretraining corpus as one token stream,
+        for PPO-ptx; corpus_window: the pretraining window length, so that the ptx term is the
+        pretraining loss itself; reward_params: N of the model behind reward_fn, for the compute
+        count. value: None for GRPO."""
         if ptx_coef > 0 and corpus is None:
             raise ValueError("PPO-ptx (ptx_coef > 0) needs the pretraining corpus")
         if (value is None) != (pc.baseline == "group"):
@@ -288,7 +305,8 @@ class PPOTrainer:
         self.max_new_tokens, self.reward_params = max_new_tokens, reward_params
         self.corpus, self.corpus_window = corpus, corpus_window
         self.compute = Compute(params=policy.num_params())
-        # eval mode throughout, i.e. no dropout: the ratio π_φ/π_old must be exactly 1 before the first step
+        # eval mode throughout, i.e. no dropout: the ratio π_φ/π_old must be exactly 1 before the
+        # first step
         self.models = [m for m in (policy, value) if m is not None]  # what trains
         for m in (policy, ref, value):
             if m is not None:
@@ -310,7 +328,8 @@ class PPOTrainer:
             seed + 1
         )  # prompt draws, minibatch order, corpus windows
 
-    # -- rollout: sample, then score ----------------------------------------------------------------------------
+    # -- rollout: sample, then score
+    # ----------------------------------------------------------------------------
     @torch.no_grad()
     def rollout(self) -> tuple[Rollout, dict]:
         pc, tok, dev = self.pc, self.tok, self.device
@@ -353,7 +372,8 @@ class PPOTrainer:
         sampled = torch.zeros(B, R, device=dev)
         for i, lp in enumerate(gen.logprobs):
             sampled[i, : len(lp)] = lp.to(dev)
-        # generate records the model's own log-probs (T = 1): log_softmax(z) = log_softmax(T · log_softmax(z / T))
+        # generate records the model's own log-probs (T = 1): log_softmax(z) = log_softmax(T ·
+        # log_softmax(z / T))
         model_logprobs = logp if T == 1 else (T * logp).log_softmax(-1)
 
         rewards, kl = kl_penalised_rewards(score, logprobs, ref_logprobs, mask, self.kl_ctl.beta)
@@ -407,7 +427,8 @@ class PPOTrainer:
         return ro, stats
 
     def _score(self, prompts, responses, finished):
-        """Raw r_θ of the finished responses (NaN for truncated ones, whose score is the penalty)."""
+        """Raw r_θ of the finished responses (NaN for truncated ones, whose score is the
+        penalty)."""
         rm_score = torch.full(finished.shape, float("nan"), device=self.device)
         done = finished.nonzero().squeeze(1).tolist()
         if done:
@@ -418,10 +439,11 @@ class PPOTrainer:
         return rm_score
 
     def _normalise(self, scores):
-        """Measure the RM's spread once, on the SFT policy's own samples, and express rewards in its units
-        (lm-human-preferences does the same): then β, the truncation penalty and the learning rates mean the
-        same thing whatever scale the RM happened to learn. The value head, a copy of the RM's, is rescaled
-        with them. With fewer than two finished samples there is no spread to measure: scale 1."""
+        """Measure the RM's spread once, on the SFT policy's own samples, and express rewards in its
+        units (lm-human-preferences does the same): then β, the truncation penalty and the learning
+        rates mean the same thing whatever scale the RM happened to learn. The value head, a copy of
+        the RM's, is rescaled with them. With fewer than two finished samples there is no spread to
+        measure: scale 1."""
         std = float(scores.std()) if len(scores) >= 2 else 0.0
         self.score_scale = 1.0 / std if std > 1e-6 else 1.0
         if self.value is not None:
@@ -429,11 +451,13 @@ class PPOTrainer:
             if self.value.head.bias is not None:
                 self.value.head.bias.data.mul_(self.score_scale)
 
-    # -- update: several epochs of minibatch steps -----------------------------------------------------------------
+    # -- update: several epochs of minibatch steps
+    # -----------------------------------------------------------------
     def update(self, ro: Rollout, train_policy: bool = True) -> dict:
-        """ppo_epochs passes over the batch in shuffled minibatches; then the KL controller sees the batch's KL.
-        The compute count adds the rollout (sampled, then scored by π^RL, π^SFT, V and r_θ) and the training.
-        train_policy=False: only the value model learns (its warm-up: the policy stays π^SFT)."""
+        """ppo_epochs passes over the batch in shuffled minibatches; then the KL controller sees the
+        batch's KL. The compute count adds the rollout (sampled, then scored by π^RL, π^SFT, V and
+        r_θ) and the training. train_policy=False: only the value model learns (its warm-up: the
+        policy stays π^SFT)."""
         t0 = time.perf_counter()
         pc, B, c = self.pc, len(ro.responses), self.compute
         n_value, tokens = (
@@ -455,14 +479,16 @@ class PPOTrainer:
                         c.params,
                         mb_tokens + (pc.ptx_batch * self.corpus_window if self.ptx_coef > 0 else 0),
                     )
-                else:  # the value model's warm-up: the policy's forward pass only (its ratio, logged)
+                # the value model's warm-up: the policy's forward pass only (its ratio, logged)
+                else:
                     c.forward(c.params, mb_tokens)
                 c.train(n_value, mb_tokens, own=False)
                 loss, stats = self.minibatch_loss(ro, mb.to(self.device), train_policy)
                 check_finite(stats["loss"], len(history["loss"]), "PPO loss")
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                for m in self.models:  # clipped per model: the value loss's gradients must not shrink the policy's step
+                # clipped per model: the value loss's gradients must not shrink the policy's step
+                for m in self.models:
                     nn.utils.clip_grad_norm_(m.parameters(), pc.grad_clip)
                 self.optimizer.step()
                 for k, v in stats.items():
@@ -475,9 +501,9 @@ class PPOTrainer:
     def minibatch_loss(
         self, ro: Rollout, mb, train_policy: bool = True
     ) -> tuple[torch.Tensor, dict]:
-        """loss = L^CLIP(φ) + L^V + γ · L^ptx(φ) on rows mb of a rollout, and its parts as numbers; L^V alone
-        while the value model warms up. (Policy and value are separate models, so adding their losses couples
-        nothing.)"""
+        """loss = L^CLIP(φ) + L^V + γ · L^ptx(φ) on rows mb of a rollout, and its parts as numbers;
+        L^V alone while the value model warms up. (Policy and value are separate models, so adding
+        their losses couples nothing.)"""
         R = ro.mask.size(1)
         seq, real, mask = ro.seq[mb], ro.real[mb], ro.mask[mb]
         with torch.set_grad_enabled(
@@ -510,11 +536,13 @@ class PPOTrainer:
         return loss, stats
 
     def corpus_batch(self):
-        """ptx_batch random windows of the pretraining corpus, as pretraining drew them: inputs, next tokens."""
+        """ptx_batch random windows of the pretraining corpus, as pretraining drew them: inputs,
+        next tokens."""
         x, y = random_windows(self.corpus, self.pc.ptx_batch, self.corpus_window, self.gen)
         return x.to(self.device), y.to(self.device)
 
-    # -- resume ----------------------------------------------------------------------------------------------------
+    # -- resume
+    # ----------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         value = (
             {}
@@ -543,12 +571,13 @@ class PPOTrainer:
         self.compute = Compute(**state["compute"])
 
 
-# ---- the stage -----------------------------------------------------------------------------------------------
+# ---- the stage -----------------------------------------------------------------------------------
 def gold_reward(
     prompts: list[world.Prompt], prompt_ids: list[list[int]], tok: Tokenizer
 ) -> RewardFn:
-    """The oracle: the gold judge's overall score as the reward of a finished response. A measurement of what RL
-    can do with a perfect reward model, never the recipe and never a source of gradients for its models."""
+    """The oracle: the gold judge's overall score as the reward of a finished response. A
+    measurement of what RL can do with a perfect reward model, never the recipe and never a source
+    of gradients for its models."""
     by_ids = {tuple(ids): p for ids, p in zip(prompt_ids, prompts)}
 
     def reward(xs: list[list[int]], ys: list[list[int]]) -> torch.Tensor:
@@ -565,12 +594,13 @@ def gold_reward(
 def build_trainer(
     cfg: Config, sft: Path, reward: Path | None, device=None, oracle: bool = False
 ) -> tuple[PPOTrainer, list]:
-    """A PPOTrainer from the SFT model in folder `sft`, the reward model in folder `reward` and data/: π^RL and
-    π^SFT from the SFT checkpoint, V (for PPO's baseline) and r_θ from the reward model's, the PPO-split prompts
-    in the chat format, and for PPO-ptx (cfg.ppo.ptx_coef > 0) the pretraining corpus. oracle: the gold judge
-    instead of r_θ, and V a copy of the SFT trunk with a zero head (no reward model is read: the gold loop
-    needs none, so it can run beside the reward stage). Returns the trainer and the world's Prompt objects
-    (the gold judge needs their metadata)."""
+    """A PPOTrainer from the SFT model in folder `sft`, the reward model in folder `reward` and
+    data/: π^RL and π^SFT from the SFT checkpoint, V (for PPO's baseline) and r_θ from the reward
+    model's, the PPO-split prompts in the chat format, and for PPO-ptx (cfg.ppo.ptx_coef > 0) the
+    pretraining corpus. oracle: the gold judge instead of r_θ, and V a copy of the SFT trunk with a
+    zero head (no reward model is read: the gold loop needs none, so it can run beside the reward
+    stage). Returns the trainer and the world's Prompt objects (the gold judge needs their
+    metadata)."""
     pc = cfg.ppo
     sft_ckpt = load_checkpoint(Path(sft) / "ckpt.pt", "sft")
     tok = tokenizer_from(sft_ckpt)
@@ -610,7 +640,8 @@ def build_trainer(
 
 
 def gold_score(prompts, responses, finished, tok: Tokenizer) -> float:
-    """Mean overall score of the world's gold judge: the experimenters' ground truth, never a training signal."""
+    """Mean overall score of the world's gold judge: the experimenters' ground truth, never a
+    training signal."""
     return sum(
         world.judge(p, tok.decode(r, skip_special=True), bool(f)).overall
         for p, r, f in zip(prompts, responses, finished)
@@ -620,10 +651,10 @@ def gold_score(prompts, responses, finished, tok: Tokenizer) -> float:
 def run(
     cfg: Config, out: Path, sft: Path, reward: Path | None = None, oracle: bool = False
 ) -> Path:
-    """PPO-ptx with γ = cfg.ppo.ptx_coef (γ = 0: PPO; ppo.baseline=group: GRPO) from the SFT model in folder `sft`
-    against the reward model in folder `reward` (oracle: against the gold judge, no reward model). Writes out/{ckpt.pt,
-    metrics.jsonl} and returns the checkpoint path; a finished checkpoint is returned as is, an unfinished one
-    is resumed."""
+    """PPO-ptx with γ = cfg.ppo.ptx_coef (γ = 0: PPO; ppo.baseline=group: GRPO) from the SFT model
+    in folder `sft` against the reward model in folder `reward` (oracle: against the gold judge, no
+    reward model). Writes out/{ckpt.pt, metrics.jsonl} and returns the checkpoint path; a finished
+    checkpoint is returned as is, an unfinished one is resumed."""
     pc, out = cfg.ppo, Path(out)
     path = out / "ckpt.pt"
     resume = load_checkpoint(path, "ppo") if path.exists() else None
@@ -661,8 +692,9 @@ def run(
             **trainer.state_dict(),
         )
 
-    # Row k describes the policy after k updates (its rollout, its gold score) and then the update k -> k+1;
-    # the last row, k = iterations, only measures the final policy and adds the stage's compute.
+    # Row k describes the policy after k updates (its rollout, its gold score) and then the update k
+    # -> k+1; the last row, k = iterations, only measures the final policy and adds the stage's
+    # compute.
     bar = tqdm(
         range(start, pc.iterations + 1), desc=out.name, initial=start, total=pc.iterations + 1
     )

@@ -1,18 +1,20 @@
-"""The checks before the first stage: whatever a run can get wrong without training is found in a second, before
-anything is written. The settings alone are checked where they are made (config.check); here they meet the
-data, the machine and the run folder:
+"""The checks before the first stage: whatever a run can get wrong without training is found in a
+second, before anything is written. The settings alone are checked where they are made
+(config.check); here they meet the data, the machine and the run folder:
 
     check_out          --out / --run-dir names a folder, or a place where one can be made
-    check_world        data/ (world.check_data), and the settings against it: every prompt and its answer fit the
-                       model's context, and there are enough demonstrations, RM prompts and corpus tokens for what
-                       the settings ask; the device exists
-    check_checkpoints  the checkpoints already in the run folder are of the kind, shape and tokenizer their stage
-                       expects, and the stages a step reads are there and finished
+    check_world        data/ (world.check_data), and the settings against it: every prompt and its
+                       answer fit the model's context, and there are enough demonstrations, RM
+                       prompts and corpus tokens for what the settings ask; the device exists
+    check_checkpoints  the checkpoints already in the run folder are of the kind, shape and
+                       tokenizer their stage expects, and the stages a step reads are there and
+                       finished
     check_outputs      the run folder's other files that later stages read (metrics.jsonl, eval/)
                        are whole
 
-The pipeline runs all three before its first stage (the "world" stage is check_world), as does every step run
-alone (`minigpt-rlhf sft`); each raises a UserError that names the flag, file or value and the fix.
+The pipeline runs all three before its first stage (the "world" stage is check_world), as does every
+step run alone (`minigpt-rlhf sft`); each raises a UserError that names the flag, file or value and
+the fix.
 """
 
 from __future__ import annotations
@@ -40,9 +42,10 @@ from minigpt_rlhf.stages import Stage, training
 from minigpt_rlhf.tokenizer import Tokenizer, format_chat
 
 
-# ---- the output folder -------------------------------------------------------------------------------------------
+# ---- the output folder ---------------------------------------------------------------------------
 def check_out(path, flag: str) -> None:
-    """path is a folder, or none is there yet and one can be made: not a file, not under a file, writable."""
+    """path is a folder, or none is there yet and one can be made: not a file, not under a file,
+    writable."""
     path = Path(path)
     try:
         if path.exists() and not path.is_dir():
@@ -62,7 +65,7 @@ def check_out(path, flag: str) -> None:
         raise UserError(f"{flag} {path}: {parent} is not writable: choose another {flag}")
 
 
-# ---- the data and the settings against it --------------------------------------------------------------------------
+# ---- the data and the settings against it --------------------------------------------------------
 def check_world(cfg: Config) -> str:
     """Check data/ and the settings that depend on it; returns the line the world stage prints."""
     pick_device(cfg.device or None)
@@ -74,11 +77,12 @@ def check_world(cfg: Config) -> str:
 
 
 def check_context(cfg: Config, data: world.Data, tok: Tokenizer) -> str:
-    """Every prompt, as any model is shown it, and an answer of max_new_tokens fit model.block_size (a prompt
-    that does not would get a shorter answer or none, found only stages later); so does every demonstration
-    (SFT would cut its end off). The "GPT-3 prompted" baseline shows worked examples before each evaluation
-    prompt, as many as fit beside it and its answer (sampling.prompt_ids): an error if none fits anywhere (the
-    baseline would be plain GPT-3), a note naming how many prompts get none otherwise."""
+    """Every prompt, as any model is shown it, and an answer of max_new_tokens fit model.block_size
+    (a prompt that does not would get a shorter answer or none, found only stages later); so does
+    every demonstration (SFT would cut its end off). The "GPT-3 prompted" baseline shows worked
+    examples before each evaluation prompt, as many as fit beside it and its answer
+    (sampling.prompt_ids): an error if none fits anywhere (the baseline would be plain GPT-3), a
+    note naming how many prompts get none otherwise."""
     block, new = cfg.model.block_size, cfg.max_new_tokens
     # chat (SFT, RM, PPO, evaluation) or plain (the base models): whichever is longer
     length, split, line = max(
@@ -177,12 +181,13 @@ def check_sizes(cfg: Config, data: world.Data, tok: Tokenizer) -> None:
             )
 
 
-# ---- the run folder's checkpoints ---------------------------------------------------------------------------------
+# ---- the run folder's checkpoints ----------------------------------------------------------------
 def check_checkpoints(cfg: Config, run_dir, stages: list[Stage], needed: list[Stage] = ()) -> None:
-    """The checkpoints in run_dir of these stages (those there) and of `needed` (which must be there, finished)
-    hold what their stage makes: its kind, the shape its settings give (stage.config(cfg).model) and this run's
-    tokenizer. So a checkpoint copied from another run, or made with other model settings, is an error here,
-    not a model trained on, resumed or compared as if it were this run's."""
+    """The checkpoints in run_dir of these stages (those there) and of `needed` (which must be
+    there, finished) hold what their stage makes: its kind, the shape its settings give
+    (stage.config(cfg).model) and this run's tokenizer. So a checkpoint copied from another run, or
+    made with other model settings, is an error here, not a model trained on, resumed or compared as
+    if it were this run's."""
     run_dir, tok = Path(run_dir), tokenizer(cfg).state_dict()
     for s in training([*stages, *needed]):
         for path in sorted((run_dir / s.name).glob("*.pt")):

@@ -4,10 +4,10 @@ Objective: next-token cross-entropy over random windows x of T tokens of the cor
 
     L(θ) = −1/T · Σ_t log p_θ(x_t+1 | x_≤t)
 
-minimised with the shared training loop (training.fit: AdamW, warmup and cosine decay, clipping, resume, DDP).
-Every `eval_every` steps the held-out corpus loss (corpus.corpus_loss, the same measure as the alignment tax's)
-is logged as val_loss, and the same measure on the training corpus as train_eval_loss: the two fall together
-while the model does not overfit.
+minimised with the shared training loop (training.fit: AdamW, warmup and cosine decay, clipping,
+resume, DDP). Every `eval_every` steps the held-out corpus loss (corpus.corpus_loss, the same
+measure as the alignment tax's) is logged as val_loss, and the same measure on the training corpus
+as train_eval_loss: the two fall together while the model does not overfit.
 """
 
 from __future__ import annotations

@@ -1,13 +1,16 @@
-"""report.md: the paper's findings, ours beside each, from eval/results.json and the stages' metrics.
+"""report.md: the paper's findings, ours beside each, from eval/results.json and the stages'
+metrics.
 
-Each finding gets a verdict by a rule fixed here, before any run (never tuned to make a finding appear):
+Each finding gets a verdict by a rule fixed here, before any run (never tuned to make a finding
+appear):
 
-    appeared                   the difference has the paper's sign and the confidence intervals do not overlap
+    appeared                   the difference has the paper's sign and the confidence intervals do
+                               not overlap
     direction only             the sign is the paper's, but the intervals overlap: it may be noise
     did not appear             the sign is not the paper's
 
-(Compute has no interval: there, appeared = alignment under 10% of pretraining's FLOPs, direction only = under
-100%.)
+(Compute has no interval: there, appeared = alignment under 10% of pretraining's FLOPs, direction
+only = under 100%.)
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ PAPER_MODELS = (
 APPEARED, DIRECTION, ABSENT = "appeared", "direction only (intervals overlap)", "**did not appear**"
 
 
-# ---- formatting and verdicts ----------------------------------------------------------------------------------
+# ---- formatting and verdicts ---------------------------------------------------------------------
 def pct(est: dict) -> str:
     """62% [55, 69]: a proportion or mean in [0, 1] with its interval, in percent."""
     if est is None or not math.isfinite(est["mean"]):
@@ -86,10 +89,10 @@ def sci(x: float) -> str:
     return f"{x:.2e}"
 
 
-# ---- the run folder -----------------------------------------------------------------------------------------------
+# ---- the run folder ------------------------------------------------------------------------------
 def check_run(run_dir: Path) -> tuple[dict, dict]:
-    """results.json and pipeline.json (or {}), after checking that no stage is missing: a UserError names the
-    first missing stage and the command that runs it."""
+    """results.json and pipeline.json (or {}), after checking that no stage is missing: a UserError
+    names the first missing stage and the command that runs it."""
     log_path = run_dir / "pipeline.json"
     log = read_json(log_path, keys=("config",)) if log_path.is_file() else {}
     results_path = run_dir / "eval" / "results.json"
@@ -114,8 +117,9 @@ def check_run(run_dir: Path) -> tuple[dict, dict]:
 
 
 class Run:
-    """What every finding reads: the results (M: per model, h2h: head to head), the small models' names (the
-    sizes of the main base model), and `fig`, the Markdown of a figure of plots/ (or how to draw it)."""
+    """What every finding reads: the results (M: per model, h2h: head to head), the small models'
+    names (the sizes of the main base model), and `fig`, the Markdown of a figure of plots/ (or how
+    to draw it)."""
 
     def __init__(self, run_dir: Path, res: dict):
         self.dir, self.res, self.M, self.h2h = run_dir, res, res["models"], res["head_to_head"]
@@ -131,7 +135,7 @@ class Run:
         return f"({name} not drawn: run `minigpt-rlhf plot {self.dir}`)\n"
 
 
-# ---- the findings, in the paper's order: each returns its section and its rows of the summary ----------------------
+# ---- the findings, in the paper's order: each returns its section and its rows of the summary ----
 def preference(r: Run) -> tuple[list[str], list[list]]:
     M, h2h = r.M, r.h2h
     rows = [
@@ -433,8 +437,8 @@ def compute(r: Run) -> tuple[list[str], list[list]]:
         f"(SFT + PPO-ptx) / pretraining = {100 * C['ratio']:.1f}% (paper {100 * C['paper_ratio']:.1f}%); with "
         f"the reward model: {100 * C['ratio_with_rm']:.1f}%.\n",
     ]
-    # the rule: alignment is "cheap" if it costs less than a tenth of pretraining (the paper: under 2%)
-    # (a count, not an estimate: no interval, so "partly" rather than "direction only")
+    # the rule: alignment is "cheap" if it costs less than a tenth of pretraining (the paper: under
+    # 2%) (a count, not an estimate: no interval, so "partly" rather than "direction only")
     verdict = (
         APPEARED
         if C["ratio"] < 0.1
@@ -508,7 +512,8 @@ def whose_preferences(r: Run) -> tuple[list[str], list[list]]:
 
 
 def over_optimisation(r: Run) -> list[str]:
-    """Gao et al.'s picture: best-of-n and every policy on one KL axis, and where each PPO run's gold score peaked."""
+    """Gao et al.'s picture: best-of-n and every policy on one KL axis, and where each PPO run's
+    gold score peaked."""
     over = r.res.get("over_optimisation")
     body = [
         SECTIONS[9] + "\n",
@@ -616,8 +621,9 @@ def over_optimisation(r: Run) -> list[str]:
 
 
 def methods(r: Run) -> list[str]:
-    """Every chat model beside SFT: the honest baselines (SFT at its best temperature, best-of-n at PPO-ptx's KL,
-    the gold judge's best of SFT's samples) and every RL method, with their KL, non-answers and lengths."""
+    """Every chat model beside SFT: the honest baselines (SFT at its best temperature, best-of-n at
+    PPO-ptx's KL, the gold judge's best of SFT's samples) and every RL method, with their KL,
+    non-answers and lengths."""
     M = r.M
     body = [
         SECTIONS[10] + "\n",
@@ -664,7 +670,8 @@ def methods(r: Run) -> list[str]:
 
 
 def findings(r: Run) -> tuple[list[list], list[str]]:
-    """The summary's rows (finding, paper, ours, verdict) and the sections of every finding, in the paper's order."""
+    """The summary's rows (finding, paper, ours, verdict) and the sections of every finding, in the
+    paper's order."""
     summary, body = [], []
     for finding in FINDINGS:
         section, rows = finding(r)
@@ -685,7 +692,7 @@ FINDINGS = (
 )
 
 
-# ---- the report -----------------------------------------------------------------------------------------------------
+# ---- the report ----------------------------------------------------------------------------------
 def write_report(run_dir) -> Path:
     """Write run_dir/report.md from the run's results and metrics; returns its path."""
     run_dir = Path(run_dir)
@@ -735,8 +742,8 @@ def write_report(run_dir) -> Path:
 
 
 def across_seeds(name: str) -> str:
-    """A model's name as it is on every seed: the baselines' n and temperature are chosen per run ("Best-of-9
-    (RM)" on one seed, "Best-of-16 (RM)" on another)."""
+    """A model's name as it is on every seed: the baselines' n and temperature are chosen per run
+    ("Best-of-9 (RM)" on one seed, "Best-of-16 (RM)" on another)."""
     return re.sub(
         r"^Best-of-\d+ \(RM\)$",
         "Best-of-n (RM)",
@@ -749,7 +756,8 @@ def models_across_seeds(r: Run) -> dict[str, dict]:
 
 
 def method_rows(runs: dict[str, Run], logs: dict[str, dict]) -> list[list[str]]:
-    """write_seeds_report's table of methods: each chat model's numbers as the mean [min, max] over the seeds."""
+    """write_seeds_report's table of methods: each chat model's numbers as the mean [min, max] over
+    the seeds."""
 
     def spread(values: list[float], fmt: str) -> str:
         values = [v for v in values if v is not None and math.isfinite(v)]
@@ -789,8 +797,9 @@ def method_rows(runs: dict[str, Run], logs: dict[str, dict]) -> list[list[str]]:
 
 
 def write_seeds_report(out_dir) -> Path:
-    """out_dir/report.md for `minigpt-rlhf seeds`: each finding's verdict on every seed's run (out_dir/seed_N), how
-    many seeds it appeared on, and every method's win rate against SFT per seed."""
+    """out_dir/report.md for `minigpt-rlhf seeds`: each finding's verdict on every seed's run
+    (out_dir/seed_N), how many seeds it appeared on, and every method's win rate against SFT per
+    seed."""
     out_dir = Path(out_dir)
     runs, logs = {}, {}
     for d in sorted(out_dir.glob("seed_*"), key=lambda d: int(d.name[5:])):
@@ -849,9 +858,10 @@ def _oneline(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit] + " …"
 
 
-# ---- the sweep's report -------------------------------------------------------------------------------------------------
+# ---- the sweep's report --------------------------------------------------------------------------
 def sweep_findings(rows: list[dict]) -> list[list[str]]:
-    """Figure 1's claims, each judged by the module's verdict rule on the win rates against the one reference."""
+    """Figure 1's claims, each judged by the module's verdict rule on the win rates against the one
+    reference."""
     win = {(r["size"], r["method"]): r["win_rate"] for r in rows}
     sizes = list(dict.fromkeys(r["size"] for r in rows))  # smallest first
     small, large = sizes[0], sizes[-1]

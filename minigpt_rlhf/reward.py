@@ -1,25 +1,30 @@
 """Step 2 of the recipe: a reward model learns the labelers' rankings.
 
-For a prompt x, labelers rank K responses (K = 4..9) best first. Every response ranked above another is a
-comparison (y_w preferred to y_l), C(K,2) of them per prompt, and the reward model is trained with
+For a prompt x, labelers rank K responses (K = 4..9) best first. Every response ranked above another
+is a comparison (y_w preferred to y_l), C(K,2) of them per prompt, and the reward model is trained
+with
 
     loss(θ) = −1/C(K,2) · E_(x, y_w, y_l)~D [ log σ( r_θ(x, y_w) − r_θ(x, y_l) ) ]
 
-    r_θ(x, y)   the scalar reward: the SFT trunk's final hidden state at the response's last token through a
-                linear head (the unembedding is not used)                           `RewardModel`
-    σ           the logistic function; −log σ(r_w − r_l) is small when y_w out-scores y_l by a margin
-    1/C(K,2)    all pairs of one prompt are ONE batch element: K forward passes, then the C(K,2) differences
-                of those K scores, averaged. The paper found that shuffling the pairs into one dataset (2 passes
-                per pair, a response seen K−1 times per epoch) overfits within an epoch; `pairs=True` is that
-                ablation.                                       `ranking_loss` (comparisons.py)
+    r_θ(x, y)   the scalar reward: the SFT trunk's final hidden state at the response's last token
+                through a linear head (the unembedding is not used)
+                `RewardModel`
+    σ           the logistic function; −log σ(r_w − r_l) is small when y_w out-scores y_l by a
+                margin
+    1/C(K,2)    all pairs of one prompt are ONE batch element: K forward passes, then the C(K,2)
+                differences of those K scores, averaged. The paper found that shuffling the pairs
+                into one dataset (2 passes per pair, a response seen K−1 times per epoch) overfits
+                within an epoch; `pairs=True` is that ablation.
+                `ranking_loss` (comparisons.py)
 
-The loss sees only differences, so it cannot fix r_θ's offset: after training, a bias is set so that the
-labelers' demonstrations score 0 on average (the paper does this before RL), and the head's bias is exactly
-that normalisation.
+The loss sees only differences, so it cannot fix r_θ's offset: after training, a bias is set so that
+the labelers' demonstrations score 0 on average (the paper does this before RL), and the head's bias
+is exactly that normalisation.
 
-The comparisons (comparisons.py): for each RM-split prompt, K responses from the SFT and the base model, ranked
-by one labeler; validation prompts are ranked by a training labeler and by a held-out one. A second labeler of
-the same pool ranking the same responses gives the labelers' own agreement, the ceiling to compare with.
+The comparisons (comparisons.py): for each RM-split prompt, K responses from the SFT and the base
+model, ranked by one labeler; validation prompts are ranked by a training labeler and by a held-out
+one. A second labeler of the same pool ranking the same responses gives the labelers' own agreement,
+the ceiling to compare with.
 """
 
 from __future__ import annotations
@@ -69,9 +74,10 @@ from minigpt_rlhf.tokenizer import Tokenizer, chat_response, format_chat, format
 from minigpt_rlhf.training import lr_at, make_optimizer
 
 
-# ---- training ---------------------------------------------------------------------------------------------------------
+# ---- training ------------------------------------------------------------------------------------
 def as_pairs(data: list[Encoded]) -> list[Encoded]:
-    """The ablation's dataset: every comparison of every ranking as its own K = 2 ranking (y_w first)."""
+    """The ablation's dataset: every comparison of every ranking as its own K = 2 ranking (y_w
+    first)."""
     return [
         Encoded([e.seqs[e.ranking[w]], e.seqs[e.ranking[l]]], [0, 1])
         for e in data
@@ -80,9 +86,10 @@ def as_pairs(data: list[Encoded]) -> list[Encoded]:
 
 
 def batches(data: list[Encoded], rc: RewardConfig, seed: int):
-    """The steps of training, in order, and the steps per epoch. A step is batch_size batch elements: a prompt's
-    whole ranking each (K-wise), or with pairs=True one comparison each, the comparisons of all rankings shuffled
-    into one dataset: C(K,2) times as many steps per epoch, in each of which a response may reappear."""
+    """The steps of training, in order, and the steps per epoch. A step is batch_size batch
+    elements: a prompt's whole ranking each (K-wise), or with pairs=True one comparison each, the
+    comparisons of all rankings shuffled into one dataset: C(K,2) times as many steps per epoch, in
+    each of which a response may reappear."""
     elements = as_pairs(data) if rc.pairs else data
     out = []
     for epoch in range(rc.epochs):
@@ -98,8 +105,9 @@ def batches(data: list[Encoded], rc: RewardConfig, seed: int):
 def batch_loss(
     rm: RewardModel, batch: list[Encoded], chunk: int = 16
 ) -> tuple[torch.Tensor, float]:
-    """Mean ranking loss over the batch's elements, from ONE forward pass per response (in chunks of similar
-    length: the quick preset's batches were 63% real tokens as one padded block, 88% in chunks of 16)."""
+    """Mean ranking loss over the batch's elements, from ONE forward pass per response (in chunks of
+    similar length: the quick preset's batches were 63% real tokens as one padded block, 88% in
+    chunks of 16)."""
     with autocast(rm.head.weight.device):
         r = rm.rewards([s for e in batch for s in e.seqs], chunk)
     parts = r.split([len(e.seqs) for e in batch])
@@ -113,8 +121,9 @@ def batch_loss(
 def validate(
     rm: RewardModel, val: list[Encoded], rankings: dict[str, list[list[int]]]
 ) -> dict[str, float]:
-    """Pairwise accuracy and log loss of r_θ against each validation ranking of the same responses (scored once):
-    val_acc / val_loss for the pool's labelers, val_acc_heldout / val_loss_heldout for the held-out ones."""
+    """Pairwise accuracy and log loss of r_θ against each validation ranking of the same responses
+    (scored once): val_acc / val_loss for the pool's labelers, val_acc_heldout / val_loss_heldout
+    for the held-out ones."""
     scores = score_all(rm, val)
     out = {}
     for split, ranks in rankings.items():
@@ -144,14 +153,16 @@ def train(
     state: dict | None = None,
     save=None,
 ) -> dict:
-    """Train r_θ on ranked comparisons (rc.epochs epochs, K-wise or, with rc.pairs, as independent pairs).
-    Validation (see `validate`) every rc.eval_every steps, the curves, goes to log; save(step, optimizer) is
-    called there too. state: a checkpoint's {"step", "optimizer", "torch_rng"} to resume from. Returns the last validation,
-    the number of steps and of tokens trained on."""
+    """Train r_θ on ranked comparisons (rc.epochs epochs, K-wise or, with rc.pairs, as independent
+    pairs). Validation (see `validate`) every rc.eval_every steps, the curves, goes to log;
+    save(step, optimizer) is called there too. state: a checkpoint's {"step", "optimizer",
+    "torch_rng"} to resume from. Returns the last validation, the number of steps and of tokens
+    trained on."""
     opt = make_optimizer(rm, rc)
     steps, per_epoch = batches(data, rc, seed)
     start = state["step"] if state else 0
-    if state:  # the optimizer and the dropout masks' random state: resuming gives the numbers of not stopping
+    # the optimizer and the dropout masks' random state: resuming gives the numbers of not stopping
+    if state:
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
     metrics = validate(rm, val, rankings)
@@ -199,8 +210,8 @@ def train(
 
 @torch.no_grad()
 def normalise(rm: RewardModel, prompts: list[list[int]], demonstrations: list[list[int]]) -> float:
-    """Shift r_θ so that the demonstrations score 0 on average: head bias −= mean r_θ(x, y_demo). Returns the
-    mean before the shift."""
+    """Shift r_θ so that the demonstrations score 0 on average: head bias −= mean r_θ(x, y_demo).
+    Returns the mean before the shift."""
     mean = float(rm.score(prompts, demonstrations).double().mean())
     rm.head.bias -= mean
     return mean
@@ -209,9 +220,9 @@ def normalise(rm: RewardModel, prompts: list[list[int]], demonstrations: list[li
 def labeler_agreement(
     comparisons: list[Comparison], pools: dict[str, list], prompts: dict, seed: int
 ) -> dict:
-    """The ceiling: a second labeler of the same pool ranks the same responses; how often do the two agree on a
-    pair? agreement (the pool's labelers), agreement_heldout. (The paper: training labelers 72.6 ± 1.5%,
-    held-out ones 77.3 ± 1.3%.)"""
+    """The ceiling: a second labeler of the same pool ranks the same responses; how often do the two
+    agree on a pair? agreement (the pool's labelers), agreement_heldout. (The paper: training
+    labelers 72.6 ± 1.5%, held-out ones 77.3 ± 1.3%.)"""
     rng, out = random.Random(seed + 2), {}
     for split, pool in pools.items():
         accs = []
@@ -229,9 +240,10 @@ def labeler_agreement(
 def gold_metrics(
     rm_scores: list[torch.Tensor], comparisons: list[Comparison], prompts: dict
 ) -> dict:
-    """Against the gold judge (never a training signal), over pairs of responses the judge scores differently:
-    gold_acc, how often r_θ orders them as the judge's overall score does; labelers_gold_acc, the same for the
-    labelers' rankings; gold_corr, Pearson's correlation of r_θ with the gold score over all responses."""
+    """Against the gold judge (never a training signal), over pairs of responses the judge scores
+    differently: gold_acc, how often r_θ orders them as the judge's overall score does;
+    labelers_gold_acc, the same for the labelers' rankings; gold_corr, Pearson's correlation of r_θ
+    with the gold score over all responses."""
     rm_right = lab_right = n = 0
     xs, ys = [], []
     for r, c in zip(rm_scores, comparisons):
@@ -254,12 +266,12 @@ def gold_metrics(
     )
 
 
-# ---- the stage -------------------------------------------------------------------------------------------------------------
+# ---- the stage -----------------------------------------------------------------------------------
 def _comparisons(
     path: Path, rc: RewardConfig, pool: list, labelers: str, sample
 ) -> list[Comparison]:
-    """The stage's comparisons: read from path if a previous run wrote them (checked against the settings), else
-    sample() and write them."""
+    """The stage's comparisons: read from path if a previous run wrote them (checked against the
+    settings), else sample() and write them."""
     if not path.exists():
         comparisons = sample()
         write_comparisons(path, comparisons)
@@ -283,7 +295,8 @@ def _comparisons(
 
 
 def save_reward_model(path, rm: RewardModel, tok: Tokenizer, cfg: Config, **extra) -> Path:
-    """Checkpoint kind "reward": the trunk like any GPT checkpoint (model_config, model), plus the head."""
+    """Checkpoint kind "reward": the trunk like any GPT checkpoint (model_config, model), plus the
+    head."""
     return save_checkpoint(
         path,
         "reward",
@@ -305,11 +318,12 @@ def run(
     labelers: str = "train",
     responses: Path | None = None,
 ) -> Path:
-    """Train the reward model from the SFT model in folder `sft` on rankings by the `labelers` pool ("train" or
-    "biased"). The responses are sampled from the SFT model and (reward.base_share of them) the base model in
-    folder `base`, or, with `responses`, taken from that reward stage's comparisons (then two RMs differ only in
-    whose preferences they learned). Writes out/{comparisons.jsonl, ckpt.pt, metrics.jsonl}; a finished
-    checkpoint is returned as is, an unfinished one resumed, an existing comparisons.jsonl reused."""
+    """Train the reward model from the SFT model in folder `sft` on rankings by the `labelers` pool
+    ("train" or "biased"). The responses are sampled from the SFT model and (reward.base_share of
+    them) the base model in folder `base`, or, with `responses`, taken from that reward stage's
+    comparisons (then two RMs differ only in whose preferences they learned). Writes
+    out/{comparisons.jsonl, ckpt.pt, metrics.jsonl}; a finished checkpoint is returned as is, an
+    unfinished one resumed, an existing comparisons.jsonl reused."""
     rc, out = cfg.reward, Path(out)
     if labelers not in LABELER_POOLS:
         raise UserError(
@@ -334,14 +348,16 @@ def run(
         all_prompts[: rc.n_prompts],
         all_prompts[len(all_prompts) - rc.val_prompts :],
     )
-    # R rankings of a training prompt: its R copies side by side, so that rank() gives each copy the next labeler
+    # R rankings of a training prompt: its R copies side by side, so that rank() gives each copy the
+    # next labeler
     train_prompts = [p for p in train_prompts for _ in range(rc.rankings_per_prompt)]
     prompts = {p.id: p for p in all_prompts}
     pool = LABELER_POOLS[labelers]()
     out.mkdir(parents=True, exist_ok=True)
     compute = Compute(params=count_params(sft_ckpt["model_config"]))
 
-    # 1. comparison data: K responses per prompt from several policies, ranked by labelers; sampled once
+    # 1. comparison data: K responses per prompt from several policies, ranked by labelers; sampled
+    # once
     def sample():
         ps = train_prompts + val_prompts
         if (

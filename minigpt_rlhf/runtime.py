@@ -1,5 +1,6 @@
-"""What every stage needs and no stage owns: device and seeding, autocast, atomic checkpoints and the models
-they hold, the metrics log and atomic JSON files, the lock on a run folder, and the errors a user can fix."""
+"""What every stage needs and no stage owns: device and seeding, autocast, atomic checkpoints and
+the models they hold, the metrics log and atomic JSON files, the lock on a run folder, and the
+errors a user can fix."""
 
 from __future__ import annotations
 
@@ -23,10 +24,11 @@ from minigpt_rlhf.tokenizer import Tokenizer
 
 
 class UserError(Exception):
-    """Bad input the user can fix (a flag, a file, a checkpoint). The CLI prints the message, no traceback."""
+    """Bad input the user can fix (a flag, a file, a checkpoint). The CLI prints the message, no
+    traceback."""
 
 
-# ---- device, seeds, precision -------------------------------------------------------------------------
+# ---- device, seeds, precision --------------------------------------------------------------------
 def pick_device(name: str | None = None) -> torch.device:
     """cuda > mps > cpu, unless a device is named ("cpu", "cuda", "cuda:1", "mps")."""
     if name:
@@ -55,18 +57,18 @@ def seed_everything(seed: int) -> None:
 
 
 def workers(cfg) -> int:
-    """How many processes a run may keep busy: pipeline.workers, or (0) one per CPU core on a CPU and one on a GPU.
-    The pipeline runs that many training stages at once; the evaluation samples its baselines beside its
-    contenders when it may use two."""
+    """How many processes a run may keep busy: pipeline.workers, or (0) one per CPU core on a CPU
+    and one on a GPU. The pipeline runs that many training stages at once; the evaluation samples
+    its baselines beside its contenders when it may use two."""
     if cfg.pipeline.workers:
         return cfg.pipeline.workers
     return 1 if pick_device(cfg.device or None).type != "cpu" else max(1, os.cpu_count() or 1)
 
 
 def setup(seed: int, device: str | None = None, precision: str = "auto") -> torch.device:
-    """Seed everything, pick the device, choose what `autocast` does in this process (precision: "auto", "bf16"
-    or "fp32"), and flush subnormal floats to zero on CPU: tiny gradients in the backward pass were measured to
-    slow small-model training on a 2-core CPU by 17% up to 35x."""
+    """Seed everything, pick the device, choose what `autocast` does in this process (precision:
+    "auto", "bf16" or "fp32"), and flush subnormal floats to zero on CPU: tiny gradients in the
+    backward pass were measured to slow small-model training on a 2-core CPU by 17% up to 35x."""
     global _precision
     torch.set_flush_denormal(True)
     seed_everything(seed)
@@ -80,8 +82,9 @@ def setup(seed: int, device: str | None = None, precision: str = "auto") -> torc
 
 @functools.cache
 def native_bf16(device_type: str) -> bool:
-    """Whether the device multiplies bfloat16 matrices in hardware: a CUDA GPU that supports it, or a CPU with
-    AVX512-BF16 or AMX (without them a bf16 matrix product is slower than fp32). MPS stays in fp32."""
+    """Whether the device multiplies bfloat16 matrices in hardware: a CUDA GPU that supports it, or
+    a CPU with AVX512-BF16 or AMX (without them a bf16 matrix product is slower than fp32). MPS
+    stays in fp32."""
     if device_type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device_type == "cpu":
@@ -99,10 +102,11 @@ _precision = (
 
 
 def autocast(device: torch.device):
-    """Mixed precision where `setup` chose it: matrix products in bfloat16; weights, optimizer states, softmaxes,
-    losses and layer norms in float32 (torch's autocast rules); elsewhere plain float32. On the 2-core CPU
-    (AVX512-BF16) a quick training step took 0.081 s in bf16 against 0.161 s in fp32, with attention kept in
-    float32 there (see CausalSelfAttention; docs/experiments/bf16_step.py)."""
+    """Mixed precision where `setup` chose it: matrix products in bfloat16; weights, optimizer
+    states, softmaxes, losses and layer norms in float32 (torch's autocast rules); elsewhere plain
+    float32. On the 2-core CPU (AVX512-BF16) a quick training step took 0.081 s in bf16 against
+    0.161 s in fp32, with attention kept in float32 there (see CausalSelfAttention;
+    docs/experiments/bf16_step.py)."""
     return (
         torch.autocast(device.type, dtype=torch.bfloat16)
         if uses_bf16(device)
@@ -111,18 +115,19 @@ def autocast(device: torch.device):
 
 
 def uses_bf16(device: torch.device, precision: str | None = None) -> bool:
-    """Whether autocast(device) runs matrix products in bfloat16 under `precision` (default: this process's, as
-    `setup` set it): "bf16", or "auto" where the device has bf16 in hardware; never on MPS."""
+    """Whether autocast(device) runs matrix products in bfloat16 under `precision` (default: this
+    process's, as `setup` set it): "bf16", or "auto" where the device has bf16 in hardware; never on
+    MPS."""
     precision = precision or _precision
     if device.type not in ("cuda", "cpu"):
         return False
     return precision == "bf16" or (precision == "auto" and native_bf16(device.type))
 
 
-# ---- checkpoints ----------------------------------------------------------------------------------------
+# ---- checkpoints ---------------------------------------------------------------------------------
 def save_checkpoint(path, kind: str, **payload) -> Path:
-    """Write {kind, **payload} to path atomically: a temporary file in the same folder, then a rename, so
-    an interrupted save (Ctrl-C, full disk) leaves the previous checkpoint intact."""
+    """Write {kind, **payload} to path atomically: a temporary file in the same folder, then a
+    rename, so an interrupted save (Ctrl-C, full disk) leaves the previous checkpoint intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -145,8 +150,8 @@ _NEEDS = {
 
 
 def load_checkpoint(path, kind: str | tuple[str, ...] | None = None, map_location="cpu") -> dict:
-    """Load a checkpoint with weights_only=True (a checkpoint can never run code) and check its kind and that it
-    holds what a checkpoint of that kind holds."""
+    """Load a checkpoint with weights_only=True (a checkpoint can never run code) and check its kind
+    and that it holds what a checkpoint of that kind holds."""
     path = Path(path)
     if not path.is_file():
         raise UserError(
@@ -155,7 +160,8 @@ def load_checkpoint(path, kind: str | tuple[str, ...] | None = None, map_locatio
         )
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # noqa: BLE001 - a text file, a truncated file, a pickle that would run code: all refused
+    # BLE001, any exception: a text file, a truncated file, a pickle that would run code: refused
+    except Exception as e:  # noqa: BLE001
         raise UserError(
             f"checkpoint {path} is corrupt or not a checkpoint ({type(e).__name__}): delete it and "
             f"rerun the stage that writes it, or pass the right path"
@@ -216,9 +222,9 @@ def shape_of(model_config) -> str:
 
 
 def check_shape(ckpt: dict, expected: GPTConfig, path) -> None:
-    """A checkpoint about to be resumed or used by a stage holds a model of the shape that stage's settings make:
-    a checkpoint of another size (copied in, or made with other --set model.*) would be trained on or compared
-    as if it were this one."""
+    """A checkpoint about to be resumed or used by a stage holds a model of the shape that stage's
+    settings make: a checkpoint of another size (copied in, or made with other --set model.*) would
+    be trained on or compared as if it were this one."""
     have = {k: ckpt["model_config"].get(k) for k in SHAPE}
     if have != {k: getattr(expected, k) for k in SHAPE}:
         raise UserError(
@@ -242,8 +248,8 @@ def build_model(ckpt: dict, device="cpu") -> GPT:
 
 
 def count_params(model_config: dict) -> int:
-    """N of a checkpoint's GPT (`GPT.num_params`) from its shape alone: built on the meta device, which takes no
-    memory and draws no random numbers."""
+    """N of a checkpoint's GPT (`GPT.num_params`) from its shape alone: built on the meta device,
+    which takes no memory and draws no random numbers."""
     with torch.device("meta"):
         return GPT(GPTConfig(**model_config)).num_params()
 
@@ -253,8 +259,8 @@ def tokenizer_from(ckpt: dict) -> Tokenizer:
 
 
 def build_reward_model(ckpt: dict, device="cpu") -> RewardModel:
-    """The reward model of a "reward" checkpoint (the trunk like any GPT checkpoint, plus `head`), in eval mode,
-    with its own tokenizer's pad id."""
+    """The reward model of a "reward" checkpoint (the trunk like any GPT checkpoint, plus `head`),
+    in eval mode, with its own tokenizer's pad id."""
     rm = RewardModel(build_model(ckpt), tokenizer_from(ckpt).pad_id)
     rm.head.load_state_dict(ckpt["head"])
     return rm.to(device).eval()
@@ -264,9 +270,10 @@ def load_reward_model(path, device="cpu") -> RewardModel:
     return build_reward_model(load_checkpoint(path, "reward"), device)
 
 
-# ---- metrics and guards -----------------------------------------------------------------------------------
+# ---- metrics and guards --------------------------------------------------------------------------
 class MetricsLogger:
-    """Appends one JSON object per logged step to metrics.jsonl; plots are drawn from these files."""
+    """Appends one JSON object per logged step to metrics.jsonl; plots are drawn from these
+    files."""
 
     def __init__(self, path, fresh: bool = False):
         self.path = Path(path)
@@ -286,7 +293,8 @@ class MetricsLogger:
         return row
 
     def truncate(self, key: str, upto) -> None:
-        """Drop rows logged after a checkpoint (row[key] > upto), so a resumed run does not repeat them."""
+        """Drop rows logged after a checkpoint (row[key] > upto), so a resumed run does not repeat
+        them."""
         rows = (
             [r for r in read_metrics(self.path) if r.get(key, upto) <= upto]
             if self.path.exists()
@@ -435,18 +443,19 @@ def check_finite(value, step: int, what: str = "loss") -> None:
         )
 
 
-# ---- one run per folder ----------------------------------------------------------------------------------------------
+# ---- one run per folder --------------------------------------------------------------------------
 LOCK = "run.lock"
 
 
 @contextlib.contextmanager
 def run_lock(run_dir):
-    """Hold run_dir for this process while it runs stages: a second process that tries gets an error naming the
-    first (two runs in one folder would interleave their metrics and checkpoints). The lock is a file holding the
-    owner's pid, put in place whole and atomically (a hard link fails if the name exists, so of two processes one
-    wins); it is removed on exit, on Ctrl-C and on errors, and one left by a process that no longer runs (kill -9,
-    a crash) is taken over. Under torchrun, rank 0 holds it for every rank. Folders this call created are removed
-    again if nothing was written into them."""
+    """Hold run_dir for this process while it runs stages: a second process that tries gets an error
+    naming the first (two runs in one folder would interleave their metrics and checkpoints). The
+    lock is a file holding the owner's pid, put in place whole and atomically (a hard link fails if
+    the name exists, so of two processes one wins); it is removed on exit, on Ctrl-C and on errors,
+    and one left by a process that no longer runs (kill -9, a crash) is taken over. Under torchrun,
+    rank 0 holds it for every rank. Folders this call created are removed again if nothing was
+    written into them."""
     if int(os.environ.get("RANK", "0")) > 0:
         yield
         return
@@ -507,7 +516,8 @@ def run_lock(run_dir):
 
 
 def _remove_empty(folders: list[Path]) -> None:
-    """Remove the folders a failed start created (deepest first), as long as they are still empty."""
+    """Remove the folders a failed start created (deepest first), as long as they are still
+    empty."""
     for d in folders:
         if d.is_dir() and not any(d.iterdir()):
             d.rmdir()
@@ -522,11 +532,13 @@ def _lock_owner(path: Path) -> dict | None:
 
 
 def _alive(owner: dict) -> bool:
-    """Does the lock's process still run? A lock from another machine (a shared disk) cannot be checked: held."""
+    """Does the lock's process still run? A lock from another machine (a shared disk) cannot be
+    checked: held."""
     if owner.get("host") != socket.gethostname():
         return True
     if owner["pid"] == os.getpid():
-        return False  # our own pid in an old lock: a previous process that had it (containers reuse pids)
+        # our own pid in an old lock: a previous process that had it (containers reuse pids)
+        return False
     try:
         os.kill(owner["pid"], 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
@@ -565,13 +577,14 @@ def _started(stat: list[str]) -> float:
         return -math.inf
 
 
-# ---- speed ---------------------------------------------------------------------------------------------------
+# ---- speed ---------------------------------------------------------------------------------------
 def measure_matmul_flops(
     device: torch.device, n: int = 1024, dtype=torch.float32, seconds: float = 1.0
 ) -> float:
-    """This machine's achievable matmul FLOP/s: the fastest of timed n×n @ n×n products (2n³ FLOPs each),
-    after a warm-up. The fastest, not the median: on a shared CPU other processes slow most products, and a
-    peak measured from them would let MFU exceed 100%. MFU is reported against this, not a datasheet number."""
+    """This machine's achievable matmul FLOP/s: the fastest of timed n×n @ n×n products (2n³ FLOPs
+    each), after a warm-up. The fastest, not the median: on a shared CPU other processes slow most
+    products, and a peak measured from them would let MFU exceed 100%. MFU is reported against this,
+    not a datasheet number."""
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -588,5 +601,6 @@ def measure_matmul_flops(
 
 
 def mfu(tokens_per_s: float, flops_per_token: float, peak_flops: float) -> float:
-    """Model FLOPs utilisation: the FLOP/s the model's arithmetic needs at this speed, over the peak."""
+    """Model FLOPs utilisation: the FLOP/s the model's arithmetic needs at this speed, over the
+    peak."""
     return tokens_per_s * flops_per_token / peak_flops

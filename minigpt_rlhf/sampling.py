@@ -1,8 +1,9 @@
-"""Answering prompts: batched KV-cache sampling, and the way each kind of model is prompted. Every stage that
-samples a model for its own measurements, and the evaluation, answers through here.
+"""Answering prompts: batched KV-cache sampling, and the way each kind of model is prompted. Every
+stage that samples a model for its own measurements, and the evaluation, answers through here.
 
     chat       <|user|> prompt <|assistant|>             SFT, PPO and every aligned model
-    plain      prompt                                   a base model, which never saw the chat tokens (GPT-3)
+    plain      prompt                                   a base model, which never saw the chat
+               tokens (GPT-3)
     few_shot   worked examples, then the plain prompt    a base model "prompted to be an assistant"
 """
 
@@ -35,9 +36,9 @@ def sample(
     batch_size: int = 64,
     generator=None,
 ) -> Generation:
-    """Responses to many token-list prompts, batch_size at a time with the KV cache, max_new_tokens capped to
-    the context the longest prompt leaves: the token lists (<|end|> included when emitted), their log-probs
-    under the model itself (temperature 1) and whether each ended."""
+    """Responses to many token-list prompts, batch_size at a time with the KV cache, max_new_tokens
+    capped to the context the longest prompt leaves: the token lists (<|end|> included when
+    emitted), their log-probs under the model itself (temperature 1) and whether each ended."""
     room = model.config.block_size - max(map(len, prompts))
     if room < 1:
         raise UserError(
@@ -63,9 +64,9 @@ def sample(
 def prompt_ids(
     tok: Tokenizer, text: str, prompting: str = "chat", examples: list[str] = (), room: int = 0
 ) -> list[int]:
-    """The tokens a model is shown. Few-shot examples are documents, each ended by <|end|> as in pretraining;
-    those that would not leave `room` tokens for the answer are dropped from the first one on: those nearest
-    the question stay."""
+    """The tokens a model is shown. Few-shot examples are documents, each ended by <|end|> as in
+    pretraining; those that would not leave `room` tokens for the answer are dropped from the first
+    one on: those nearest the question stay."""
     if prompting == "chat":
         return format_chat(tok, text)
     ids = format_plain(tok, text)
@@ -102,7 +103,8 @@ def gold_score(
     max_new_tokens: int,
     prompting: str = "chat",
 ) -> float:
-    """Mean overall gold score of greedy answers: the experimenters' measurement, never a training signal."""
+    """Mean overall gold score of greedy answers: the experimenters' measurement, never a training
+    signal."""
     answers = answer(model, tok, [p.text for p in prompts], max_new_tokens, prompting=prompting)
     return sum(world.judge(p, a.text, a.finished).overall for p, a in zip(prompts, answers)) / len(
         prompts
@@ -116,9 +118,9 @@ def response_logprobs(
     responses: list[list[int]],
     batch_size: int = 64,
 ) -> torch.Tensor:
-    """log π(y | x) = Σ_t log π(y_t | x, y_<t) of given responses y to prompts x (token lists), (B,), at
-    temperature 1; differentiable (wrap in torch.no_grad() to only measure). Batches are left-padded, so every
-    response ends in the last column."""
+    """log π(y | x) = Σ_t log π(y_t | x, y_<t) of given responses y to prompts x (token lists),
+    (B,), at temperature 1; differentiable (wrap in torch.no_grad() to only measure). Batches are
+    left-padded, so every response ends in the last column."""
     dev, out = model.wte.weight.device, []
     for i in range(0, len(prompts), batch_size):
         xs, ys = prompts[i : i + batch_size], responses[i : i + batch_size]

@@ -4,16 +4,17 @@ Each example is a prompt x and a labeler's response y in the chat format,
 
     <|user|> x <|assistant|> y <|end|>
 
-and the loss is the next-token cross-entropy on the response tokens only (the <|end|> included), so the model
-learns to answer, not to write prompts:
+and the loss is the next-token cross-entropy on the response tokens only (the <|end|> included), so
+the model learns to answer, not to write prompts:
 
     L(θ) = −1/|y| · Σ_t log p_θ(y_t | x, y_<t)
 
-The paper trained 16 epochs and saw validation loss overfit after one while the RM score and human preference
-kept rising, so it chose the checkpoint by RM score on a validation set. We have no RM at this step, so we log
-the validation loss AND the gold judge's mean score of greedy answers to held-out SFT prompts after every
-epoch, and keep the epoch with the best gold score. (The gold judge stands in for the paper's RM-on-validation
-rule here; it is the experimenters' measurement, not a training signal: no gradient ever sees it.)
+The paper trained 16 epochs and saw validation loss overfit after one while the RM score and human
+preference kept rising, so it chose the checkpoint by RM score on a validation set. We have no RM at
+this step, so we log the validation loss AND the gold judge's mean score of greedy answers to
+held-out SFT prompts after every epoch, and keep the epoch with the best gold score. (The gold judge
+stands in for the paper's RM-on-validation rule here; it is the experimenters' measurement, not a
+training signal: no gradient ever sees it.)
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from minigpt_rlhf.tokenizer import Tokenizer, format_chat
 from minigpt_rlhf.training import dist_setup, finished_checkpoint, fit, is_main, stage_payload
 
 
-# ---- data ------------------------------------------------------------------------------------------------------------
+# ---- data ----------------------------------------------------------------------------------------
 def encode_example(
     tok: Tokenizer, prompt: str, response: str, block_size: int
 ) -> tuple[list[int], int]:
@@ -48,8 +49,8 @@ def encode_example(
 
 
 def collate(examples: list[tuple[list[int], int]], pad_id: int):
-    """Right-pad a batch: inputs (B,T), targets (B,T, -100 on padding) and a loss mask that is 1 on response
-    tokens only."""
+    """Right-pad a batch: inputs (B,T), targets (B,T, -100 on padding) and a loss mask that is 1 on
+    response tokens only."""
     T = max(len(ids) for ids, _ in examples) - 1
     idx = torch.full((len(examples), T), pad_id, dtype=torch.long)
     targets = torch.full((len(examples), T), -100, dtype=torch.long)
@@ -67,10 +68,11 @@ def collate(examples: list[tuple[list[int], int]], pad_id: int):
 def epoch_batches(
     lengths: list[int], n_batches: int, generator: torch.Generator, bucket: int = 8
 ) -> list[list[int]]:
-    """One epoch as n_batches batches of near-equal size that hold every example once, each of examples of
-    similar length, so a batch pads little: shuffle, deal into batches, sort each run of `bucket` batches'
-    examples by length and deal them again, then shuffle the batches. (Random batches of the quick preset's
-    demonstrations were 61% real tokens; these are about 91%, which makes SFT about a third faster.)"""
+    """One epoch as n_batches batches of near-equal size that hold every example once, each of
+    examples of similar length, so a batch pads little: shuffle, deal into batches, sort each run of
+    `bucket` batches' examples by length and deal them again, then shuffle the batches. (Random
+    batches of the quick preset's demonstrations were 61% real tokens; these are about 91%, which
+    makes SFT about a third faster.)"""
     batches = list(torch.randperm(len(lengths), generator=generator).tensor_split(n_batches))
     out = []
     for b in range(0, n_batches, bucket):
@@ -104,9 +106,10 @@ def response_loss(model: GPT, examples, pad_id: int, batch_size: int = 64) -> fl
     return total / count
 
 
-# ---- the stage -----------------------------------------------------------------------------------------------------------
+# ---- the stage -----------------------------------------------------------------------------------
 def run(cfg: Config, out: Path, base: Path) -> Path:
-    """Fine-tune the base model in folder `base` on the demonstrations into out/ckpt.pt (the best epoch)."""
+    """Fine-tune the base model in folder `base` on the demonstrations into out/ckpt.pt (the best
+    epoch)."""
     out = Path(out)
     ckpt_path, last_path = out / "ckpt.pt", out / "last.pt"
     if finished_checkpoint(ckpt_path):
@@ -139,8 +142,9 @@ def run(cfg: Config, out: Path, base: Path) -> Path:
     lengths, queue = [len(ids) for ids, _ in train], []
 
     def batch():
-        # an epoch's batches are drawn when it starts, from a generator whose state the checkpoint keeps; the
-        # checkpoints fall on epoch boundaries, so a resumed run draws exactly the batches an uninterrupted one would
+        # an epoch's batches are drawn when it starts, from a generator whose state the checkpoint
+        # keeps; the checkpoints fall on epoch boundaries, so a resumed run draws exactly the
+        # batches an uninterrupted one would
         if not queue:
             queue.extend(epoch_batches(lengths, steps_per_epoch * c.grad_accum, g))
         return collate([train[i] for i in queue.pop(0)], tok.pad_id)

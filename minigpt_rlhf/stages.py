@@ -1,13 +1,16 @@
-"""The recipe as one list of stages: what each runs, which stages' folders it reads, what it writes, and under
-which names the evaluation shows its model. The pipeline, `--from`, the evaluation, the compute accounting, the
-report, the plots and the CLI's help all read the list here.
+"""The recipe as one list of stages: what each runs, which stages' folders it reads, what it writes,
+and under which names the evaluation shows its model. The pipeline, `--from`, the evaluation, the
+compute accounting, the report, the plots and the CLI's help all read the list here.
 
-    world → pretrain [→ pretrain_large] → sft → ppo_gold beside reward → ppo, ppo_ptx, dpo [, grpo] (side by side)
-          → [reward_biased → ppo_biased] → evaluate → plots → report       ([...]: pipeline.large, grpo, biased)
+    world → pretrain [→ pretrain_large] → sft → ppo_gold beside reward
+          → ppo, ppo_ptx, dpo [, grpo] (side by side)
+          → [reward_biased → ppo_biased] → evaluate → plots → report
+    ([...]: pipeline.large, grpo, biased)
 
-A stage that trains writes run_dir/NAME/ (ckpt.pt, metrics.jsonl) with `STEP.run(cfg, out, **reads)`, `reads`
-naming the folders of the stages it starts from; the others write files derived from those (eval/, plots/,
-report.md). `minigpt-rlhf sweep` uses the same machinery over several model sizes (`sweep`).
+A stage that trains writes run_dir/NAME/ (ckpt.pt, metrics.jsonl) with `STEP.run(cfg, out,
+**reads)`, `reads` naming the folders of the stages it starts from; the others write files derived
+from those (eval/, plots/, report.md). `minigpt-rlhf sweep` uses the same machinery over several
+model sizes (`sweep`).
 """
 
 from __future__ import annotations
@@ -60,14 +63,14 @@ class Stage:
         return self.configure(cfg) if self.configure else cfg
 
 
-# ---- model shapes (written "LxHxC"; config.py parses and checks them) ------------------------------------------------
+# ---- model shapes (written "LxHxC"; config.py parses and checks them) ----------------------------
 def shape_tag(mc: GPTConfig) -> str:
     return f"{mc.n_layer}x{mc.n_head}x{mc.n_embd}"
 
 
 def _large(cfg: Config) -> Config:
-    """The larger base model ("GPT-3 large"): pipeline.large_model, pretrained for pipeline.large_steps at its own
-    learning rate."""
+    """The larger base model ("GPT-3 large"): pipeline.large_model, pretrained for
+    pipeline.large_steps at its own learning rate."""
     p = cfg.pipeline
     return dataclasses.replace(
         cfg,
@@ -87,7 +90,8 @@ def _no_ptx(cfg: Config) -> Config:
 
 
 def _gold(cfg: Config) -> Config:
-    """The gold-judge stage: PPO (γ = 0) at its own β, ppo.oracle_kl_coef (a perfect reward needs less leash)."""
+    """The gold-judge stage: PPO (γ = 0) at its own β, ppo.oracle_kl_coef (a perfect reward needs
+    less leash)."""
     return dataclasses.replace(
         cfg, ppo=dataclasses.replace(cfg.ppo, ptx_coef=0.0, kl_coef=cfg.ppo.oracle_kl_coef)
     )
@@ -106,18 +110,20 @@ def _with_shape(cfg: Config, mc: GPTConfig, no_ptx: bool) -> Config:
 
 
 def _shape(mc: GPTConfig, no_ptx: bool = False) -> Callable[[Config], Config]:
-    """The settings of one size of the sweep; a partial, not a closure: stages travel to worker processes."""
+    """The settings of one size of the sweep; a partial, not a closure: stages travel to worker
+    processes."""
     return partial(_with_shape, mc=mc, no_ptx=no_ptx)
 
 
-# ---- the recipes ---------------------------------------------------------------------------------------------------
+# ---- the recipes ---------------------------------------------------------------------------------
 GPT3 = (("GPT-3", "plain"), ("GPT-3 prompted", "few_shot"))
 
 
 def recipe(biased: bool = True, large: bool = True, grpo: bool = True) -> list[Stage]:
-    """The stages of `minigpt-rlhf run`, in order; biased: with the "whose preferences?" experiment; large: with
-    the larger base model ("GPT-3 large"); grpo: with GRPO. The longest RL stages come first: the pipeline starts
-    the stages that are ready at once in this order, so the short ones fill the other core's slack."""
+    """The stages of `minigpt-rlhf run`, in order; biased: with the "whose preferences?" experiment;
+    large: with the larger base model ("GPT-3 large"); grpo: with GRPO. The longest RL stages come
+    first: the pipeline starts the stages that are ready at once in this order, so the short ones
+    fill the other core's slack."""
     ppo_reads = {"sft": "sft", "reward": "reward"}
     stages = [
         Stage(
@@ -237,14 +243,15 @@ def recipe(biased: bool = True, large: bool = True, grpo: bool = True) -> list[S
 
 
 def run_recipe(pipeline: dict) -> list[Stage]:
-    """The recipe a run's settings choose (its `pipeline` section, as a dict: a run folder's config); a
-    setting a folder predates counts as on."""
+    """The recipe a run's settings choose (its `pipeline` section, as a dict: a run folder's
+    config); a setting a folder predates counts as on."""
     return recipe(*(pipeline.get(k, True) for k in ("biased", "large", "grpo")))
 
 
 def sweep(cfg: Config) -> list[Stage]:
-    """The stages of `minigpt-rlhf sweep`: every size through pretrain, SFT, PPO and PPO-ptx; one reward model,
-    trained from the middle size's SFT model, scores them all (as the paper's 6B RM served every policy size)."""
+    """The stages of `minigpt-rlhf sweep`: every size through pretrain, SFT, PPO and PPO-ptx; one
+    reward model, trained from the middle size's SFT model, scores them all (as the paper's 6B RM
+    served every policy size)."""
     shapes = sweep_shapes(cfg)
     middle = shapes[len(shapes) // 2]
     rm = shape_tag(middle)

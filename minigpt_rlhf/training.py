@@ -1,13 +1,15 @@
-"""The training loop that pretraining and SFT share, with its optimizer, schedule, checkpoints and DDP.
+"""The training loop that pretraining and SFT share, with its optimizer, schedule, checkpoints and
+DDP.
 
-    AdamW (Loshchilov & Hutter, 2019) with weight decay on matrices only; the learning rate warms up linearly
-    for `warmup` steps, then follows a cosine from `lr` down to `min_lr` at the last step; gradients are
-    clipped to norm `grad_clip`; `grad_accum` micro-batches make one step.
+    AdamW (Loshchilov & Hutter, 2019) with weight decay on matrices only; the learning rate warms up
+    linearly for `warmup` steps, then follows a cosine from `lr` down to `min_lr` at the last step;
+    gradients are clipped to norm `grad_clip`; `grad_accum` micro-batches make one step.
 
-Resuming: a checkpoint holds the model, the optimizer, the step, the tokens trained on and the random state of
-the data sampler and of dropout, so stopping and resuming gives the same numbers as not stopping (on CPU; a
-test checks this). Under `torchrun --nproc_per_node=N` the same code trains with DistributedDataParallel:
-every rank draws its own batches, gradients are averaged, and rank 0 alone writes checkpoints and logs.
+Resuming: a checkpoint holds the model, the optimizer, the step, the tokens trained on and the
+random state of the data sampler and of dropout, so stopping and resuming gives the same numbers as
+not stopping (on CPU; a test checks this). Under `torchrun --nproc_per_node=N` the same code trains
+with DistributedDataParallel: every rank draws its own batches, gradients are averaged, and rank 0
+alone writes checkpoints and logs.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from minigpt_rlhf.runtime import (
 from minigpt_rlhf.tokenizer import Tokenizer
 
 
-# ---- distributed (torchrun) ---------------------------------------------------------------------------------------
+# ---- distributed (torchrun) ----------------------------------------------------------------------
 def dist_setup(device: torch.device) -> tuple[int, int]:
     """(rank, world size); joins the process group when launched by torchrun (WORLD_SIZE > 1)."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -69,9 +71,10 @@ def check_ranks_agree(model: GPT, logger: MetricsLogger) -> None:
     dist.barrier()
 
 
-# ---- optimisation ---------------------------------------------------------------------------------------------------
+# ---- optimisation --------------------------------------------------------------------------------
 def make_optimizer(model: torch.nn.Module, c: Optim) -> torch.optim.AdamW:
-    """AdamW; weight decay on matrices (weights of Linear/Embedding), not on biases and LayerNorm gains."""
+    """AdamW; weight decay on matrices (weights of Linear/Embedding), not on biases and LayerNorm
+    gains."""
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": c.weight_decay},
@@ -88,11 +91,12 @@ def lr_at(step: int, c: Optim, total: int) -> float:
     return c.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (c.lr - c.min_lr)
 
 
-# ---- checkpoints of a stage ---------------------------------------------------------------------------------------
+# ---- checkpoints of a stage ----------------------------------------------------------------------
 def stage_payload(
     kind: str, model: GPT, tok: Tokenizer, cfg: Config, **extra
 ) -> Callable[[], dict]:
-    """What every model checkpoint carries besides weights and optimizer: kind, shapes, vocabulary, config."""
+    """What every model checkpoint carries besides weights and optimizer: kind, shapes, vocabulary,
+    config."""
     return lambda: dict(
         kind=kind,
         model_config=dataclasses.asdict(model.config),
@@ -107,7 +111,7 @@ def finished_checkpoint(path: Path) -> bool:
     return path.exists() and bool(load_checkpoint(path).get("finished"))
 
 
-# ---- the loop -------------------------------------------------------------------------------------------------------
+# ---- the loop ------------------------------------------------------------------------------------
 def fit(
     model: GPT,
     batch: Callable[[], tuple],
@@ -125,10 +129,11 @@ def fit(
 ) -> None:
     """Train `total` steps of c's optimizer and schedule, resumably.
 
-    batch() -> (idx, targets, loss_mask or None): one micro-batch; targets are -100 on padding. Every `eval_every`
-    steps and at the end, evaluate(step) adds metrics and a checkpoint {payload(), model, optimizer, rng states,
-    step, trained} is written; the checkpoint at ckpt_path, if any, is resumed from. The last metrics row holds
-    the stage's `compute`: 6·N per real token trained on (see compute.py)."""
+    batch() -> (idx, targets, loss_mask or None): one micro-batch; targets are -100 on padding.
+    Every `eval_every` steps and at the end, evaluate(step) adds metrics and a checkpoint
+    {payload(), model, optimizer, rng states, step, trained} is written; the checkpoint at
+    ckpt_path, if any, is resumed from. The last metrics row holds the stage's `compute`: 6·N per
+    real token trained on (see compute.py)."""
     train_model = model
     if dist.is_initialized():
         train_model = torch.nn.parallel.DistributedDataParallel(model)

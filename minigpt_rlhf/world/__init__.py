@@ -1,6 +1,7 @@
-"""The toy world: a fictional knowledge base, "the web" to pretrain on, instruction prompts in the paper's task
-families, the gold judge of helpful / truthful / harmless, and simulated labelers. It imports no model: the
-judge and the labelers are fixed before any training and cannot be tuned by it."""
+"""The toy world: a fictional knowledge base, "the web" to pretrain on, instruction prompts in the
+paper's task families, the gold judge of helpful / truthful / harmless, and simulated labelers. It
+imports no model: the judge and the labelers are fixed before any training and cannot be tuned by
+it."""
 
 from minigpt_rlhf.world import labelers
 from minigpt_rlhf.world.data import (

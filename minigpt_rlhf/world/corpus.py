@@ -1,16 +1,20 @@
 """The pretraining corpus, "the web": what a base model reads before anyone asks it anything.
 
 Five genres, all plain ASCII, one document per paragraph (no blank line inside a document):
-  encyclopedia  the KB's facts in ten phrasings, so a model can memorise them (and `cloze_items` test it); some
-                creatures are written about ten times less often than others (a long tail, as on the web)
-  skills        word-order reversal, capitals, sorting, sums (tables of them), lists and little stories that
-                restate their names, shown as prose, never as instruction -> answer
-  reading       a passage and a question about it, answered from the passage; a sentence's names said again:
-                the in-context copying that closed QA and extraction need (`copy_probe` tests it)
-  forum         chatter in which people trade the invented insults: toxic text a base model will imitate
-  quizzes       lists of questions followed by more questions: asked a question, a model pretrained on this
-                tends to ask another one instead of answering — GPT-3's behaviour that alignment has to fix. They
-                also name the "rumoured" unknown creatures, whose facts no document gives
+  encyclopedia  the KB's facts in ten phrasings, so a model can memorise them (and `cloze_items`
+                test it); some creatures are written about ten times less often than others (a long
+                tail, as on the web)
+  skills        word-order reversal, capitals, sorting, sums (tables of them), lists and little
+                stories that restate their names, shown as prose, never as instruction -> answer
+  reading       a passage and a question about it, answered from the passage; a sentence's names
+                said again: the in-context copying that closed QA and extraction need (`copy_probe`
+                tests it)
+  forum         chatter in which people trade the invented insults: toxic text a base model will
+                imitate
+  quizzes       lists of questions followed by more questions: asked a question, a model pretrained
+                on this tends to ask another one instead of answering — GPT-3's behaviour that
+                alignment has to fix. They also name the "rumoured" unknown creatures, whose facts
+                no document gives
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ PHRASINGS = [
     "If you bring {f} to {h}, a {c} {n} may come to eat it.",
     "The {n} eats {f}, the {n} is {c}, and the {n} lives in {h}.",
 ]
-# The canonical sentences behind cloze_items: fact completion, a corpus-style task for the alignment tax. Each
-# prefix is followed by its fact in several phrasings above ("The {n} is" by the colour in six of ten).
+# The canonical sentences behind cloze_items: fact completion, a corpus-style task for the alignment
+# tax. Each prefix is followed by its fact in several phrasings above ("The {n} is" by the colour in
+# six of ten).
 CLOZE = {
     "colour": ("The {n} is", " {c}"),
     "food": ("The {n} eats", " {f}"),
@@ -67,7 +72,8 @@ FORUM_LINES = [
 
 
 def creature_weights(kb: list[Entity]) -> list[float]:
-    """How often the encyclopedia writes about each creature: the last third of the KB is the rare tail."""
+    """How often the encyclopedia writes about each creature: the last third of the KB is the rare
+    tail."""
     n_rare = round(len(kb) * RARE_SHARE)
     return [1.0] * (len(kb) - n_rare) + [RARE_WEIGHT] * n_rare
 
@@ -240,7 +246,8 @@ def cloze(kb: list[Entity]) -> list[tuple[str, str]]:
     ]
 
 
-COPY_PROBES = [  # (prefix, answer) templates of the copy probe: each answer is said once, earlier, in the prefix
+# (prefix, answer) templates of the copy probe: each answer is said once, earlier, in the prefix
+COPY_PROBES = [
     (
         "{p} has a {c} {o}. {p} lives in {t}. {q} has a {c2} {o2}. Where does {p} live? {p} lives in",
         " {t}",
@@ -254,9 +261,10 @@ COPY_PROBES = [  # (prefix, answer) templates of the copy probe: each answer is 
 
 
 def copy_probe(n: int = 120, seed: int = 0) -> list[tuple[str, str]]:
-    """In-context copying, in the corpus's own words: a prefix that names a person, a thing, a colour or a
-    town once and asks for it later ("... Where does Kess live? Kess lives in" -> " Ozmere"). The answer cannot
-    be remembered, only read back (1 chance in 10 or 24 to guess). Fresh draws, one template after another."""
+    """In-context copying, in the corpus's own words: a prefix that names a person, a thing, a
+    colour or a town once and asks for it later ("... Where does Kess live? Kess lives in" -> "
+    Ozmere"). The answer cannot be remembered, only read back (1 chance in 10 or 24 to guess). Fresh
+    draws, one template after another."""
     rng = random.Random(seed)
     items = []
     for i in range(n):

@@ -1,8 +1,11 @@
-"""Writing and reading data/: the toy world's dataset, deterministic from a seed, loaded with clear errors.
+"""Writing and reading data/: the toy world's dataset, deterministic from a seed, loaded with clear
+errors.
 
 data/
-  kb.json                   known creatures with their attributes, unknown creatures, the insult lexicon
-  tokenizer.json            the byte-pair merges learned from corpus_train.txt (tokenizer.Tokenizer.load)
+  kb.json                   known creatures with their attributes, unknown creatures, the insult
+                            lexicon
+  tokenizer.json            the byte-pair merges learned from corpus_train.txt
+                            (tokenizer.Tokenizer.load)
   corpus_train.txt          pretraining documents, one per paragraph (blank line between documents)
   corpus_val.txt            held-out documents: validation loss and the alignment tax
   prompts_{sft,rm,ppo,eval}.jsonl   {"id", "family", "text", "meta"} per line; disjoint splits
@@ -43,10 +46,12 @@ N_RM_DEMOS = (
     300  # rm-split prompts with a demonstration: the RM is shifted so these score 0 on average
 )
 MAX_PROMPT_CHARS, MAX_ANSWER_CHARS = 160, 80
-# the same limits in the world's tokens (measured: the longest prompt is 41 tokens in the chat format, the
-# longest demonstration 28 tokens with its <|end|>, prompt and demonstration together 62)
+# the same limits in the world's tokens (measured: the longest prompt is 41 tokens in the chat
+# format, the longest demonstration 28 tokens with its <|end|>, prompt and demonstration together
+# 62)
 MAX_PROMPT_TOKENS, MAX_ANSWER_TOKENS = 48, 32
-VOCAB_SIZE = 1024  # at most; the merges stop earlier, once no pair occurs twice (measured: see the datasheet)
+# at most; the merges stop earlier, once no pair occurs twice (measured: see the datasheet)
+VOCAB_SIZE = 1024
 
 
 class DataError(ValueError):
@@ -60,7 +65,7 @@ class Demonstration:
     response: str
 
 
-# ---- generating -------------------------------------------------------------------------------------------------
+# ---- generating ----------------------------------------------------------------------------------
 def generate(out_dir="data", seed: int = 0) -> Path:
     """Write the whole dataset to out_dir. Same seed, same bytes."""
     out = Path(out_dir)
@@ -113,8 +118,9 @@ def _write(path: Path, text: str) -> None:
 
 
 def mixed_responses(prompt: Prompt, rng: random.Random) -> list[str]:
-    """Responses of mixed quality to one prompt — right, half right, wrong, rambling, refusing, rude — on
-    which labeler agreement is measured (the paper measured it on real model outputs of mixed quality)."""
+    """Responses of mixed quality to one prompt — right, half right, wrong, rambling, refusing, rude
+    — on which labeler agreement is measured (the paper measured it on real model outputs of mixed
+    quality)."""
     m = prompt.meta
     answer = m["answer"]
     wrong = {
@@ -234,7 +240,7 @@ labelers {100 * agree["heldout"]:.1f}% (paper: 77.3 +- 1.3%).
 """
 
 
-# ---- loading: every loader checks what it reads, and names the file, the line and the fix -------------------------
+# ---- loading: every loader checks what it reads, and names the file, the line and the fix --------
 FILES = (
     "kb.json",
     "tokenizer.json",
@@ -386,9 +392,10 @@ class Data:
 
 
 def check_data(data_dir) -> Data:
-    """Check the whole data folder once, before any stage: every file there and loadable, every character in the
-    vocabulary, no split empty, prompt ids unique, every demonstration answering a prompt that exists, and every
-    prompt one the gold judge can score. Raises a DataError naming the file, the line and the fix."""
+    """Check the whole data folder once, before any stage: every file there and loadable, every
+    character in the vocabulary, no split empty, prompt ids unique, every demonstration answering a
+    prompt that exists, and every prompt one the gold judge can score. Raises a DataError naming the
+    file, the line and the fix."""
     data = Path(data_dir)
     if not data.is_dir():
         raise DataError(
@@ -442,23 +449,25 @@ def check_data(data_dir) -> Data:
 
 
 def cloze_items(data_dir) -> list[tuple[str, str]]:
-    """Fact completion in the corpus's own words ("The zorbin eats" -> " moss"): KB recall of a base model,
-    and the corpus-style task on which the alignment tax is measured."""
+    """Fact completion in the corpus's own words ("The zorbin eats" -> " moss"): KB recall of a base
+    model, and the corpus-style task on which the alignment tax is measured."""
     return corpus_mod.cloze(load_kb(data_dir)[0])
 
 
 def copy_probe_items(data_dir, n: int = 120) -> list[tuple[str, str]]:
-    """In-context copying in the corpus's words ("... Where does Kess live? Kess lives in" -> " Ozmere"): a name,
-    thing, colour or town said once in the prefix and asked for later. Fresh draws from a fixed seed, so it needs
-    nothing of data_dir but that it is the world's (kept for symmetry with cloze_items)."""
+    """In-context copying in the corpus's words ("... Where does Kess live? Kess lives in" -> "
+    Ozmere"): a name, thing, colour or town said once in the prefix and asked for later. Fresh draws
+    from a fixed seed, so it needs nothing of data_dir but that it is the world's (kept for symmetry
+    with cloze_items)."""
     _file(data_dir, "kb.json")
     return corpus_mod.copy_probe(n)
 
 
 def few_shot_examples(data_dir, n: int = 3) -> list[str]:
-    """The "GPT-3 prompted" baseline's worked examples: n demonstrations as plain text, `prompt answer` (the
-    way `tokenizer.format_plain` prompts a base model). The evaluation shows each as a document of its own,
-    ended by <|end|> as in pretraining, so the base model ends its answer the same way."""
+    """The "GPT-3 prompted" baseline's worked examples: n demonstrations as plain text, `prompt
+    answer` (the way `tokenizer.format_plain` prompts a base model). The evaluation shows each as a
+    document of its own, ended by <|end|> as in pretraining, so the base model ends its answer the
+    same way."""
     by_id = {p.id: p for p in load_prompts(data_dir, "sft")}
     demos = [d for d in load_demonstrations(data_dir) if d.prompt_id in by_id][:n]
     return [f"{by_id[d.prompt_id].text} {d.response}" for d in demos]

@@ -1,11 +1,12 @@
-"""The knowledge base: invented creatures with a colour, a food and a home town, plus creatures that do not
-exist in it ("unknown"). Invented names keep real-world knowledge out: everything a model knows about a
-zorbin it read in our corpus.
+"""The knowledge base: invented creatures with a colour, a food and a home town, plus creatures that
+do not exist in it ("unknown"). Invented names keep real-world knowledge out: everything a model
+knows about a zorbin it read in our corpus.
 
-Size: DESIGN.md measured a 0.8M-parameter character model learning ~150 facts in ~9 CPU minutes. With byte
-pairs a name is one token and a fact a few, and the quick base model completed all 108 facts of a 36-creature
-KB (issue 16, run A): no headroom left for open QA. So the KB holds N_KNOWN creatures x 3 attributes, a third of
-them a rare tail (corpus.RARE_WEIGHT), sized so that fact completion stays high but not perfect.
+Size: DESIGN.md measured a 0.8M-parameter character model learning ~150 facts in ~9 CPU minutes.
+With byte pairs a name is one token and a fact a few, and the quick base model completed all 108
+facts of a 36-creature KB (issue 16, run A): no headroom left for open QA. So the KB holds N_KNOWN
+creatures x 3 attributes, a third of them a rare tail (corpus.RARE_WEIGHT), sized so that fact
+completion stays high but not perfect.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ TOWNS = [
 ]
 ATTRIBUTES = {"colour": COLOURS, "food": FOODS, "home": TOWNS}
 
-# People for the passages of closed QA and extraction (never KB entities). Twenty-four of them, so that a
-# passage's person cannot be guessed from a handful of usual suspects: the model has to copy it from the prompt.
+# People for the passages of closed QA and extraction (never KB entities). Twenty-four of them, so
+# that a passage's person cannot be guessed from a handful of usual suspects: the model has to copy
+# it from the prompt.
 PEOPLE = [
     "Mira",
     "Tobb",
@@ -131,7 +133,8 @@ N_KNOWN, N_UNKNOWN = 72, 24
 def make_kb(
     rng: random.Random, n_known: int = N_KNOWN, n_unknown: int = N_UNKNOWN
 ) -> tuple[list[Entity], list[str]]:
-    """Known entities with attributes, and names of unknown entities (no fact of theirs is ever written)."""
+    """Known entities with attributes, and names of unknown entities (no fact of theirs is ever
+    written)."""
     names = make_names(rng, n_known + n_unknown)
     rng.shuffle(names)
     known = [
@@ -142,8 +145,9 @@ def make_kb(
 
 
 def rumoured(unknown: list[str]) -> list[str]:
-    """Half of the unknown creatures are named in the corpus's quiz questions ("What does the vorbix eat?") but no
-    document ever says what they are like. With byte pairs a name the corpus never wrote stays in pieces, which
-    gives an unknown creature away by its spelling; a rumoured one is a token like any known name, so the model
-    has to know whether it knows a fact, not whether it knows a word (the hallucination problem proper)."""
+    """Half of the unknown creatures are named in the corpus's quiz questions ("What does the vorbix
+    eat?") but no document ever says what they are like. With byte pairs a name the corpus never
+    wrote stays in pieces, which gives an unknown creature away by its spelling; a rumoured one is a
+    token like any known name, so the model has to know whether it knows a fact, not whether it
+    knows a word (the hallucination problem proper)."""
     return unknown[::2]

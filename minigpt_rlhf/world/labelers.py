@@ -2,16 +2,18 @@
 
 Each labeler sees the gold judge's criteria through their own eyes:
 
-    utility(x, y) = Σ_c w_c · score_c(x, y)            personal weights over helpful/truthful/harmless/format
+    utility(x, y) = Σ_c w_c · score_c(x, y)            personal weights over
+                                                       helpful/truthful/harmless/format
                   + b_len · min(len(y), 100) / 100     a taste for long (or short) answers
                   + b_pet · [pet phrase in y]          a soft spot for a phrase
                   + ε,  ε ~ N(0, σ²)                   noise: attention, mood, a misread prompt
 
-A ranking of K responses is a Plackett-Luce draw from those noisy utilities (sort by utility; the Gaussian
-noise plays the Gumbel's part), so labelers disagree as real ones do. The paper measured 72.6 ± 1.5% pairwise
-agreement among training labelers and 77.3 ± 1.3% among held-out ones; `agreement` measures ours on responses
-of mixed quality, and data/README.md reports it. The noise levels below are the labelers' own property, set so
-that their agreement lands near the paper's; the judge is never changed for that.
+A ranking of K responses is a Plackett-Luce draw from those noisy utilities (sort by utility; the
+Gaussian noise plays the Gumbel's part), so labelers disagree as real ones do. The paper measured
+72.6 ± 1.5% pairwise agreement among training labelers and 77.3 ± 1.3% among held-out ones;
+`agreement` measures ours on responses of mixed quality, and data/README.md reports it. The noise
+levels below are the labelers' own property, set so that their agreement lands near the paper's; the
+judge is never changed for that.
 """
 
 from __future__ import annotations
@@ -88,7 +90,8 @@ class Labeler:
         return max(1, min(7, 1 + int(u * 7)))
 
     def demonstrate(self, prompt: Prompt, rng: random.Random) -> str:
-        """The canonical answer in this labeler's style; now and then with a slip (a lost word or period)."""
+        """The canonical answer in this labeler's style; now and then with a slip (a lost word or
+        period)."""
         answer = prompt.meta["answer"]
         prefix, suffix = self.style
         if prompt.meta.get("constraint"):
@@ -133,8 +136,9 @@ def heldout_labelers() -> list[Labeler]:
 
 
 def biased_labelers() -> list[Labeler]:
-    """A group with a strong shared taste: they love the phrase "Happy to help!" and long answers. A reward
-    model trained on their rankings, and PPO against it, show whose preferences a model is aligned to."""
+    """A group with a strong shared taste: they love the phrase "Happy to help!" and long answers. A
+    reward model trained on their rankings, and PPO against it, show whose preferences a model is
+    aligned to."""
     return [
         Labeler(
             f"biased{i:02d}",
@@ -151,8 +155,8 @@ def biased_labelers() -> list[Labeler]:
 def agreement(
     labelers: list[Labeler], items: list[tuple[Prompt, list[str]]], seed: int = 0
 ) -> float:
-    """Pairwise agreement: over every pair of responses to a prompt and every pair of labelers, how often
-    the two labelers prefer the same response (the paper's inter-annotator agreement)."""
+    """Pairwise agreement: over every pair of responses to a prompt and every pair of labelers, how
+    often the two labelers prefer the same response (the paper's inter-annotator agreement)."""
     rng = random.Random(seed)
     same = total = 0
     for prompt, responses in items:
