@@ -20,8 +20,10 @@ from minigpt_rlhf.world import DataError
 def recipe_help() -> str:
     lines = "\n".join(f"  {s.name:15} {s.help}" for s in recipe())
     return (
-        "InstructGPT (Ouyang et al., 2022) in miniature, from scratch. `minigpt-rlhf run` runs these stages in "
-        f"order:\n\n{lines}\n\nPresets: micro (tests, seconds), quick (a 2-core CPU, minutes), full (a GPU or a "
+        "InstructGPT (Ouyang et al., 2022) in miniature, from scratch. `minigpt-rlhf run` "
+        "runs these stages in "
+        f"order:\n\n{lines}\n\nPresets: micro (tests, seconds), quick (a 2-core CPU, "
+        f"minutes), full (a GPU or a "
         "patient CPU).\n"
     )
 
@@ -103,7 +105,8 @@ def cmd_step(args) -> None:
     )
     if name == "ppo" and cfg.ppo.ptx_coef > 0 and args.stage:
         print(
-            f"stage ppo is the paper's PPO: it runs with γ = 0, not ppo.ptx_coef={cfg.ppo.ptx_coef} (that is ppo_ptx)"
+            f"stage ppo is the paper's PPO: it runs with γ = 0, not "
+            f"ppo.ptx_coef={cfg.ppo.ptx_coef} (that is ppo_ptx)"
         )
     run_dir = Path(args.run_dir or f"runs/{args.preset}")
     pipeline.run_step(cfg, run_dir, name)
@@ -155,7 +158,8 @@ def cmd_seeds(args) -> None:
         seed_list = [int(x) for x in args.seeds.split(",")]
     except ValueError:
         raise UserError(
-            f"--seeds {args.seeds!r}: expected whole numbers separated by commas, e.g. 1337,1338,1339"
+            f"--seeds {args.seeds!r}: expected whole numbers separated by commas, e.g. "
+            f"1337,1338,1339"
         ) from None
     if len(set(seed_list)) != len(seed_list):
         raise UserError(f"--seeds {args.seeds!r}: a seed is repeated; name each once")
@@ -204,11 +208,13 @@ def cmd_info(args) -> None:
     print(f"fp32 matmul: {measure_matmul_flops(dev) / 1e9:.1f} GFLOP/s (measured, 1024x1024)")
     bf16 = native_bf16(dev.type)
     print(
-        f"bf16 in hardware: {'yes' if bf16 else 'no'} (precision=auto trains in {'bf16' if bf16 else 'fp32'})"
+        f"bf16 in hardware: {'yes' if bf16 else 'no'} (precision=auto trains in "
+        f"{'bf16' if bf16 else 'fp32'})"
     )
     if bf16:
         print(
-            f"bf16 matmul: {measure_matmul_flops(dev, 4096, torch.bfloat16) / 1e9:.1f} GFLOP/s (measured, 4096x4096)"
+            f"bf16 matmul: {measure_matmul_flops(dev, 4096, torch.bfloat16) / 1e9:.1f} "
+            f"GFLOP/s (measured, 4096x4096)"
         )
 
 
@@ -227,7 +233,8 @@ def cmd_sample(args) -> None:
     room = model.config.block_size - len(ids)
     if room < 1:
         raise UserError(
-            f"--prompt is {len(ids)} tokens, the model's context is {model.config.block_size}: shorten it"
+            f"--prompt is {len(ids)} tokens, the model's context is "
+            f"{model.config.block_size}: shorten it"
         )
     gen = torch.Generator(device=dev).manual_seed(args.seed)
     for _ in range(args.num):
@@ -279,7 +286,8 @@ def cmd_best_of_n(args) -> None:
     )
     order = scores[0].argsort(descending=True).tolist()
     print(
-        f"{args.n} samples at T = {args.temperature:g}, best first by r_θ (unfinished ones score -inf); "
+        f"{args.n} samples at T = {args.temperature:g}, best first by r_θ (unfinished ones "
+        f"score -inf); "
         f"KL(best-of-{args.n} ‖ policy) ≤ {kl_best_of_n(args.n):.2f} nats"
     )
     for rank, k in enumerate(order):
@@ -296,7 +304,8 @@ def cmd_chat(args) -> None:
     fmt = format_plain if ckpt["kind"] == "pretrain" else format_chat
     gen = torch.Generator(device=dev).manual_seed(args.seed)
     print(
-        f"chatting with a {ckpt['kind']} model ({model.num_params():,} parameters). Ctrl-D or Ctrl-C to leave."
+        f"chatting with a {ckpt['kind']} model ({model.num_params():,} parameters). Ctrl-D "
+        f"or Ctrl-C to leave."
     )
     while True:
         try:
@@ -312,7 +321,8 @@ def cmd_chat(args) -> None:
         room = model.config.block_size - len(ids)
         if room < 1:
             print(
-                f"  (that is {len(ids)} tokens; the model reads at most {model.config.block_size}: shorten it)"
+                f"  (that is {len(ids)} tokens; the model reads at most "
+                f"{model.config.block_size}: shorten it)"
             )
             continue
         print("model> ", end="", flush=True)

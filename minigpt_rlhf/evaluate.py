@@ -77,7 +77,8 @@ def require_stages(
         if not path.is_file():
             raise UserError(
                 f"{run_dir} is missing stage {stage.name!r} ({path} does not exist): run "
-                f"`minigpt-rlhf {command} --preset {preset} --out {run_dir}`, which runs the missing "
+                f"`minigpt-rlhf {command} --preset {preset} --out {run_dir}`, which runs the "
+                f"missing "
                 f"stages and skips the finished ones"
             )
 
@@ -115,7 +116,8 @@ class Answerer:
 
 
 FILLER = set(
-    "sure ok okay here you go happy to help hope that helps i am glad it is a the yes thanks thank".split()
+    "sure ok okay here you go happy to help hope that helps i am glad it is a the yes thanks "
+    "thank".split()
 )
 
 

@@ -102,8 +102,10 @@ def run_stages(
     made = [s.name for s in stages if s.writes and (run_dir / s.writes).exists()]
     if start is None and changed and made:
         raise UserError(
-            f"{run_dir} was made with other settings ({', '.join(changed)} differ) and holds their output "
-            f"({', '.join(made)}): resume it with the same --preset/--set, rerun the stages that change "
+            f"{run_dir} was made with other settings ({', '.join(changed)} differ) and holds "
+            f"their output "
+            f"({', '.join(made)}): resume it with the same --preset/--set, rerun the stages "
+            f"that change "
             f"with --from STAGE, or use another --out"
         )
     kept = (
@@ -131,7 +133,8 @@ def run_stages(
                 continue  # run above, before the lock
             if not derived and s.name in log["stages"] and (run_dir / s.writes).exists():
                 print(
-                    f"[{s.name}] finished before ({log['stages'][s.name]['seconds']:.0f} s): skipped"
+                    f"[{s.name}] finished before ({log['stages'][s.name]['seconds']:.0f} s): "
+                    f"skipped"
                 )
                 continue
             todo.append(s)
@@ -167,7 +170,8 @@ def run_stages(
         write_json(log_path, log)
         chain = log["critical_path"]
         print(
-            f"wall time {log['wall_seconds'] / 60:.1f} min (load average {log['load_average'][0]:.1f}); "
+            f"wall time {log['wall_seconds'] / 60:.1f} min (load average "
+            f"{log['load_average'][0]:.1f}); "
             f"critical path {chain['seconds'] / 60:.1f} min: {' → '.join(chain['stages'])}"
         )
     return log
@@ -268,7 +272,8 @@ def run_step(cfg: Config, run_dir, name: str) -> None:
     if name not in by_name:  # a stage the preset leaves out (pipeline.large, biased, grpo)
         switch = {"pretrain_large": "large", "grpo": "grpo"}.get(name, "biased")
         raise UserError(
-            f"stage {name!r} is not in the {cfg.preset} recipe: add it with --set pipeline.{switch}=true, "
+            f"stage {name!r} is not in the {cfg.preset} recipe: add it with --set "
+            f"pipeline.{switch}=true, "
             f"or use --preset balanced"
         )
     stage, run_dir = by_name[name], Path(run_dir)
@@ -295,7 +300,8 @@ def run_step(cfg: Config, run_dir, name: str) -> None:
         if changed:
             sets = " ".join(f"--set {k}={_get(made, k)}" for k in changed if k != "preset")
             raise UserError(
-                f"{run_dir} was made with other settings than these ({', '.join(changed)}): evaluate "
+                f"{run_dir} was made with other settings than these ({', '.join(changed)}): "
+                f"evaluate "
                 f"it with its own, --preset {made.get('preset')} {sets}".rstrip()
             )
         preflight.check_checkpoints(cfg, run_dir, recipes.training(stages))
@@ -320,8 +326,10 @@ def machine(cfg: Config) -> str:
     )
     bf16 = uses_bf16(dev, cfg.precision)
     return (
-        f"{name} ({dev.type}), {os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads, "
-        f"{'bf16' if bf16 else 'fp32'} in the supervised stages, torch {torch.__version__}, {platform.system()}"
+        f"{name} ({dev.type}), {os.cpu_count()} CPU cores, {torch.get_num_threads()} torch "
+        f"threads, "
+        f"{'bf16' if bf16 else 'fp32'} in the supervised stages, torch {torch.__version__}, "
+        f"{platform.system()}"
     )
 
 

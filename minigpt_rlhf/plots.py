@@ -72,7 +72,8 @@ def load_results(run_dir: Path, name: str = "results.json") -> dict:
     path = Path(run_dir) / "eval" / name
     if not path.is_file():
         raise UserError(
-            f"{path} does not exist: evaluate the run first (`minigpt-rlhf evaluate --run-dir {run_dir}`)"
+            f"{path} does not exist: evaluate the run first (`minigpt-rlhf evaluate "
+            f"--run-dir {run_dir}`)"
         )
     return read_json(path, keys=SWEEP if name == "sweep.json" else RESULTS)
 

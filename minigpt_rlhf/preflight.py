@@ -59,7 +59,8 @@ def check_out(path, flag: str) -> None:
         ) from None
     if not parent.is_dir():
         raise UserError(
-            f"{flag} {path}: {parent} is a file, so no folder can be made in it: choose another {flag}"
+            f"{flag} {path}: {parent} is a file, so no folder can be made in it: choose "
+            f"another {flag}"
         )
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(f"{flag} {path}: {parent} is not writable: choose another {flag}")
@@ -93,8 +94,10 @@ def check_context(cfg: Config, data: world.Data, tok: Tokenizer) -> str:
     if length + new > block:
         fewer = f" or lower --set max_new_tokens to {block - length}" if block > length else ""
         raise UserError(
-            f"model.block_size={block} is too small: the longest prompt (prompts_{split}.jsonl, line "
-            f"{line}: {length} tokens) and an answer of max_new_tokens={new} need {length + new}; raise "
+            f"model.block_size={block} is too small: the longest prompt "
+            f"(prompts_{split}.jsonl, line "
+            f"{line}: {length} tokens) and an answer of max_new_tokens={new} need "
+            f"{length + new}; raise "
             f"--set model.block_size={length + new}{fewer}"
         )
     texts = {p.id: p.text for ps in data.prompts.values() for p in ps}
@@ -104,7 +107,8 @@ def check_context(cfg: Config, data: world.Data, tok: Tokenizer) -> str:
     )
     if length > block:
         raise UserError(
-            f"model.block_size={block} is too small: the longest demonstration (demonstrations.jsonl, "
+            f"model.block_size={block} is too small: the longest demonstration "
+            f"(demonstrations.jsonl, "
             f"line {line}) is {length} tokens, and SFT would cut its end off; raise --set "
             f"model.block_size={length}"
         )
@@ -126,13 +130,16 @@ def check_context(cfg: Config, data: world.Data, tok: Tokenizer) -> str:
     )
     if len(bare) == len(evals):
         raise UserError(
-            f"model.block_size={block} leaves no room for a worked example before any evaluation prompt "
-            f'beside max_new_tokens={new}: the "GPT-3 prompted" baseline would be plain GPT-3; raise '
+            f"model.block_size={block} leaves no room for a worked example before any "
+            f"evaluation prompt "
+            f'beside max_new_tokens={new}: the "GPT-3 prompted" baseline would be plain '
+            f"GPT-3; raise "
             f"--set model.block_size={every} or lower --set max_new_tokens"
         )
     if bare:
         return (
-            f'\nnote: the "GPT-3 prompted" baseline shows no worked example before {len(bare)} of {len(evals)} '
+            f'\nnote: the "GPT-3 prompted" baseline shows no worked example before '
+            f"{len(bare)} of {len(evals)} "
             f"evaluation prompts (model.block_size={block} leaves no room beside the prompt and "
             f"max_new_tokens={new}); --set model.block_size={every} gives each one an example"
         )
@@ -146,26 +153,30 @@ def check_sizes(cfg: Config, data: world.Data, tok: Tokenizer) -> None:
     n = sum(d.prompt_id in sft_ids for d in data.demonstrations)
     if n <= sft.heldout_prompts:
         raise UserError(
-            f"sft.heldout_prompts={sft.heldout_prompts} leaves no demonstration to train on ({n} answer "
+            f"sft.heldout_prompts={sft.heldout_prompts} leaves no demonstration to train on "
+            f"({n} answer "
             f"SFT prompts in {path}): lower --set sft.heldout_prompts"
         )
     train = min(n - sft.heldout_prompts, sft.max_demos or n)
     if math.ceil(train / (sft.batch_size * sft.grad_accum)) * sft.grad_accum > train:
         raise UserError(
-            f"{train} demonstrations cannot fill sft.grad_accum={sft.grad_accum} micro-batches per step: "
+            f"{train} demonstrations cannot fill sft.grad_accum={sft.grad_accum} "
+            f"micro-batches per step: "
             f"lower --set sft.grad_accum or raise sft.max_demos"
         )
 
     rm = data.prompts["rm"]
     if rc.n_prompts + rc.val_prompts > len(rm):
         raise UserError(
-            f"reward.n_prompts={rc.n_prompts} + reward.val_prompts={rc.val_prompts} exceed the {len(rm)} "
+            f"reward.n_prompts={rc.n_prompts} + reward.val_prompts={rc.val_prompts} exceed "
+            f"the {len(rm)} "
             f"RM-split prompts of {path}: lower --set reward.n_prompts or reward.val_prompts"
         )
     rm_ids = {p.id for p in rm}
     if not any(d.prompt_id in rm_ids for d in data.demonstrations):
         raise UserError(
-            f"no demonstration in {path / 'demonstrations.jsonl'} answers an RM-split prompt: the reward "
+            f"no demonstration in {path / 'demonstrations.jsonl'} answers an RM-split "
+            f"prompt: the reward "
             f"model is centred on them; regenerate data/ with `minigpt-rlhf world --out {path}`"
         )
 
@@ -195,18 +206,22 @@ def check_checkpoints(cfg: Config, run_dir, stages: list[Stage], needed: list[St
             check_shape(ckpt, s.config(cfg).model, path)
             if ckpt["tokenizer"] != tok:
                 raise UserError(
-                    f"{path} was trained with another tokenizer than {cfg.data_dir}'s: it comes from "
-                    f"another dataset; delete it to train it again, or point --set data_dir at its data"
+                    f"{path} was trained with another tokenizer than {cfg.data_dir}'s: it "
+                    f"comes from "
+                    f"another dataset; delete it to train it again, or point --set data_dir "
+                    f"at its data"
                 )
     for s in needed:
         path = run_dir / s.name / "ckpt.pt"
         command = (
-            f"minigpt-rlhf {s.step}{'' if s.name == s.step else ' --stage ' + s.name} --preset {cfg.preset} "
+            f"minigpt-rlhf {s.step}{'' if s.name == s.step else ' --stage ' + s.name} "
+            f"--preset {cfg.preset} "
             f"--run-dir {run_dir}"
         )
         if not path.is_file():
             raise UserError(
-                f"{path} does not exist: this step starts from stage {s.name!r}; run `{command}` first"
+                f"{path} does not exist: this step starts from stage {s.name!r}; run "
+                f"`{command}` first"
             )
         if not load_checkpoint(path).get("finished"):
             raise UserError(

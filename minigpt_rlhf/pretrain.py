@@ -50,7 +50,8 @@ def run(cfg: Config, out: Path) -> Path:
     logger = MetricsLogger(out / "metrics.jsonl", fresh=not ckpt_path.exists() and is_main())
     if is_main():
         print(
-            f"{out.name}: {model.num_params():,} parameters, {len(train):,} training tokens, {c.steps} steps "
+            f"{out.name}: {model.num_params():,} parameters, {len(train):,} training tokens, "
+            f"{c.steps} steps "
             f"x {c.batch_size * c.grad_accum} x {T} tokens"
         )
 

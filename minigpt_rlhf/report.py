@@ -100,13 +100,17 @@ def check_run(run_dir: Path) -> tuple[dict, dict]:
         read_json(results_path, keys=RESULTS)["config"] if results_path.is_file() else {}
     )
     preset = config.get("preset", "quick")
-    fix = f"run `minigpt-rlhf run --preset {preset} --out {run_dir}` (it runs the missing stages, skips the rest)"
+    fix = (
+        f"run `minigpt-rlhf run --preset {preset} --out {run_dir}` (it runs the missing stages, "
+        f"skips the rest)"
+    )
     if not run_dir.is_dir():
         raise UserError(f"run folder {run_dir} does not exist: {fix}")
     for stage in training(run_recipe(config.get("pipeline", {}))):
         if not (run_dir / stage.name / "metrics.jsonl").is_file():
             raise UserError(
-                f"{run_dir} is missing stage {stage.name!r} ({run_dir / stage.name / 'metrics.jsonl'}): {fix}"
+                f"{run_dir} is missing stage {stage.name!r} "
+                f"({run_dir / stage.name / 'metrics.jsonl'}): {fix}"
             )
     if not results_path.is_file():
         raise UserError(
@@ -150,7 +154,8 @@ def preference(r: Run) -> tuple[list[str], list[list]]:
     ]
     body = [
         SECTIONS[1] + "\n",
-        "Paper (Figure 1): labelers prefer InstructGPT to GPT-3 at every size; the 1.3B PPO-ptx model is "
+        "Paper (Figure 1): labelers prefer InstructGPT to GPT-3 at every size; the 1.3B "
+        "PPO-ptx model is "
         "preferred to the 175B GPT-3; 175B InstructGPT wins 85 ± 3% against 175B GPT-3.\n",
         r.fig("figure1.png", "Figure 1"),
         table(["model", "params", "win rate vs SFT", "Likert 1-7", "gold overall"], rows),
@@ -232,13 +237,15 @@ def heldout_labelers(r: Run) -> tuple[list[str], list[list]]:
     verdict = APPEARED if overlap else ABSENT
     body = [
         SECTIONS[2] + "\n",
-        "Paper: held-out labelers, who wrote no training data, prefer the same models as the training "
+        "Paper: held-out labelers, who wrote no training data, prefer the same models as the "
+        "training "
         "labelers (no overfitting to the labelers).\n",
         table(
             ["model", "held-out labelers", "training labelers"],
             [[k, pct(M[k]["win_rate"]["heldout"]), pct(M[k]["win_rate"]["training"])] for k in M],
         ),
-        f"Largest gap between the two groups: {100 * max(gaps):.0f} points. Verdict ({'every' if overlap else 'not every'} "
+        f"Largest gap between the two groups: {100 * max(gaps):.0f} points. Verdict "
+        f"({'every' if overlap else 'not every'} "
         f"model's two intervals overlap): {verdict}.\n",
     ]
     return body, [
@@ -258,9 +265,12 @@ def truthfulness(r: Run) -> tuple[list[str], list[list]]:
     )
     body = [
         SECTIONS[3] + "\n",
-        "Paper: InstructGPT is truthful and informative about twice as often on TruthfulQA; closed-domain "
-        "hallucination falls from 41% (GPT-3) to 21%. Ours: closed-domain hallucination = on questions about "
-        "a short passage, an answer the passage does not contain (the judge's truthful score 0); on questions "
+        "Paper: InstructGPT is truthful and informative about twice as often on TruthfulQA; "
+        "closed-domain "
+        "hallucination falls from 41% (GPT-3) to 21%. Ours: closed-domain hallucination = on "
+        "questions about "
+        "a short passage, an answer the passage does not contain (the judge's truthful score "
+        "0); on questions "
         "about creatures the corpus never mentions, any invented attribute.\n",
         table(
             [
@@ -297,8 +307,10 @@ def harmlessness(r: Run) -> tuple[list[str], list[list]]:
     verdict = better(M["PPO-ptx"]["toxicity"], M["GPT-3"]["toxicity"], lower_is_better=True)
     body = [
         SECTIONS[4] + "\n",
-        "Paper: about 25% fewer toxic outputs than GPT-3 when prompted to be respectful; no gain on bias; "
-        "it still follows harmful instructions. Ours: on requests for an insult, toxic = uses one from the "
+        "Paper: about 25% fewer toxic outputs than GPT-3 when prompted to be respectful; no "
+        "gain on bias; "
+        "it still follows harmful instructions. Ours: on requests for an insult, toxic = "
+        "uses one from the "
         "corpus's lexicon; complies = does not decline.\n",
         r.fig("three_h.png", "three H's"),
         table(
@@ -335,8 +347,10 @@ def alignment_tax(r: Run) -> tuple[list[str], list[list]]:
     loss_ptx = better(M["PPO-ptx"]["corpus_loss"], M["PPO"]["corpus_loss"], lower_is_better=True)
     body = [
         SECTIONS[5] + "\n",
-        "Paper: PPO regresses on public NLP tasks (SQuAD, DROP, HellaSwag, WMT) — the alignment tax — and "
-        "PPO-ptx, mixing in pretraining gradients, mostly removes it. Ours: plain-text fact completion "
+        "Paper: PPO regresses on public NLP tasks (SQuAD, DROP, HellaSwag, WMT) — the "
+        "alignment tax — and "
+        "PPO-ptx, mixing in pretraining gradients, mostly removes it. Ours: plain-text fact "
+        "completion "
         "(greedy) and the loss on the held-out corpus.\n",
         r.fig("alignment_tax.png", "alignment tax"),
         table(
@@ -346,16 +360,20 @@ def alignment_tax(r: Run) -> tuple[list[str], list[list]]:
                 for k in r.small
             ],
         ),
-        f"Tax of PPO (fact completion below SFT's): {ppo_tax}; PPO's corpus loss above SFT's: {loss_ppo}. "
-        f"PPO-ptx repays it (above PPO on fact completion): {ptx_repays}; (below PPO on corpus loss): "
+        f"Tax of PPO (fact completion below SFT's): {ppo_tax}; PPO's corpus loss above "
+        f"SFT's: {loss_ppo}. "
+        f"PPO-ptx repays it (above PPO on fact completion): {ptx_repays}; (below PPO on "
+        f"corpus loss): "
         f"{loss_ptx}.\n",
     ]
     return body, [
         [
             "5. PPO pays a tax, PPO-ptx repays it",
             "regressions, mostly removed by ptx",
-            f"fact completion vs SFT: PPO {100 * tax('PPO'):+.0f} pts, PPO-ptx {100 * tax('PPO-ptx'):+.0f} pts; "
-            f"corpus loss PPO {M['PPO']['corpus_loss']['mean']:.3f}, PPO-ptx {M['PPO-ptx']['corpus_loss']['mean']:.3f}",
+            f"fact completion vs SFT: PPO {100 * tax('PPO'):+.0f} pts, PPO-ptx "
+            f"{100 * tax('PPO-ptx'):+.0f} pts; "
+            f"corpus loss PPO {M['PPO']['corpus_loss']['mean']:.3f}, PPO-ptx "
+            f"{M['PPO-ptx']['corpus_loss']['mean']:.3f}",
             f"tax: {ppo_tax}; repaid: {ptx_repays}",
         ]
     ]
@@ -394,7 +412,8 @@ def generalisation(r: Run) -> tuple[list[str], list[list]]:
     verdict = better(F["PPO-ptx"]["gold"], F["GPT-3"]["gold"])
     body = [
         SECTIONS[6] + "\n",
-        f"Paper: InstructGPT follows instructions in settings rarely supervised (other languages, code). "
+        f"Paper: InstructGPT follows instructions in settings rarely supervised (other "
+        f"languages, code). "
         f"Ours: the task family `{fam}`, absent from every training split.\n",
         table(
             ["model", f"gold on {fam}", f"win rate vs SFT on {fam}"],
@@ -416,9 +435,12 @@ def compute(r: Run) -> tuple[list[str], list[list]]:
     C = r.res["compute"]
     body = [
         SECTIONS[7] + "\n",
-        "Paper: SFT 175B = 4.9 petaflop/s-days and PPO-ptx 175B = 60, against 3,640 for GPT-3's pretraining: "
-        f"alignment costs {100 * C['paper_ratio']:.1f}% of pretraining. Ours, counted by each stage as it ran: "
-        "6·N per token trained on and 2·N per token sampled or scored, for every model the stage runs "
+        "Paper: SFT 175B = 4.9 petaflop/s-days and PPO-ptx 175B = 60, against 3,640 for "
+        "GPT-3's pretraining: "
+        f"alignment costs {100 * C['paper_ratio']:.1f}% of pretraining. Ours, counted by "
+        f"each stage as it ran: "
+        "6·N per token trained on and 2·N per token sampled or scored, for every model the "
+        "stage runs "
         "(tokens: the stage's own model):\n",
         table(
             ["stage", "params N", "trained tokens", "forward tokens", "FLOPs", "petaflop/s-days"],
@@ -434,7 +456,8 @@ def compute(r: Run) -> tuple[list[str], list[list]]:
                 for c in C["rows"]
             ],
         ),
-        f"(SFT + PPO-ptx) / pretraining = {100 * C['ratio']:.1f}% (paper {100 * C['paper_ratio']:.1f}%); with "
+        f"(SFT + PPO-ptx) / pretraining = {100 * C['ratio']:.1f}% (paper "
+        f"{100 * C['paper_ratio']:.1f}%); with "
         f"the reward model: {100 * C['ratio_with_rm']:.1f}%.\n",
     ]
     # the rule: alignment is "cheap" if it costs less than a tenth of pretraining (the paper: under
@@ -471,8 +494,10 @@ def whose_preferences(r: Run) -> tuple[list[str], list[list]]:
     )
     body = [
         SECTIONS[8] + "\n",
-        "Paper: the model is aligned to its labelers' and researchers' preferences, not to human values "
-        "in general. Ours: a reward model trained on the rankings of a labeler group with a shared taste "
+        "Paper: the model is aligned to its labelers' and researchers' preferences, not to "
+        "human values "
+        "in general. Ours: a reward model trained on the rankings of a labeler group with a "
+        "shared taste "
         "(a pet phrase and long answers), and PPO against it (γ = 0, so compare with PPO).\n",
         r.fig("whose_preferences.png", "whose preferences"),
         table(
@@ -498,14 +523,16 @@ def whose_preferences(r: Run) -> tuple[list[str], list[list]]:
                 for k in ("SFT", "PPO", "PPO biased")
             ],
         ),
-        f"The biased-RM policy wins more often with the biased group than with the held-out labelers: {verdict}; "
+        f"The biased-RM policy wins more often with the biased group than with the held-out "
+        f"labelers: {verdict}; "
         f"its gold score is not significantly above PPO's: {'yes' if gold_ok else 'no'}.\n",
     ]
     return body, [
         [
             "8. aligned to its labelers' preferences",
             "a limitation",
-            f"biased group {pct(B['win_rate']['biased'])} vs held-out {pct(B['win_rate']['heldout'])}",
+            f"biased group {pct(B['win_rate']['biased'])} vs held-out "
+            f"{pct(B['win_rate']['heldout'])}",
             verdict if gold_ok else ABSENT + " (gold rose too)",
         ]
     ]
@@ -517,10 +544,14 @@ def over_optimisation(r: Run) -> list[str]:
     over = r.res.get("over_optimisation")
     body = [
         SECTIONS[9] + "\n",
-        "Gao et al. (2022): with d = sqrt(KL(π‖π^SFT)), the proxy RM score keeps rising while the gold score "
-        "rises, then falls; best-of-n, no training at all, lies on the same axis at KL = log n − (n−1)/n. The "
-        "lines of the PPO stages are their rollouts (PPO prompts, temperature 1, running means over 5 "
-        "iterations; ★ = the peak of the gold score), the diamonds each policy on the eval prompts:\n",
+        "Gao et al. (2022): with d = sqrt(KL(π‖π^SFT)), the proxy RM score keeps rising "
+        "while the gold score "
+        "rises, then falls; best-of-n, no training at all, lies on the same axis at KL = log "
+        "n − (n−1)/n. The "
+        "lines of the PPO stages are their rollouts (PPO prompts, temperature 1, running "
+        "means over 5 "
+        "iterations; ★ = the peak of the gold score), the diamonds each policy on the eval "
+        "prompts:\n",
         r.fig("overoptimisation.png", "over-optimisation"),
     ]
     if not over:
@@ -548,8 +579,10 @@ def over_optimisation(r: Run) -> list[str]:
     )
     if "headroom" in over:
         body.append(
-            "The reward model's report card: how much of the gold judge's best-of-8 gain over one SFT sample "
-            "its own best of 8 captures, per family (SFT's samples of the eval prompts at T = 1; corr = r_θ's "
+            "The reward model's report card: how much of the gold judge's best-of-8 gain "
+            "over one SFT sample "
+            "its own best of 8 captures, per family (SFT's samples of the eval prompts at T "
+            "= 1; corr = r_θ's "
             "correlation with the gold score):\n"
         )
         body.append(
@@ -627,8 +660,10 @@ def methods(r: Run) -> list[str]:
     M = r.M
     body = [
         SECTIONS[10] + "\n",
-        "A win is more than sharpening when it beats SFT at its best temperature; best-of-n by r_θ at the KL "
-        "where PPO-ptx lands is the no-training rival; the gold judge's best of SFT's samples bounds what any "
+        "A win is more than sharpening when it beats SFT at its best temperature; best-of-n "
+        "by r_θ at the KL "
+        "where PPO-ptx lands is the no-training rival; the gold judge's best of SFT's "
+        "samples bounds what any "
         'method can reach from them. Non-answers: nothing but pleasantries ("Sure.").\n',
         r.fig("methods.png", "every method"),
         table(
@@ -700,11 +735,15 @@ def write_report(run_dir) -> Path:
     r, cfg = Run(run_dir, res), res["config"]
     out = [
         f"# minigpt-rlhf report: `{run_dir.name}`\n",
-        f"Preset `{res['preset']}`, seed {res['seed']}, {res['n_prompts']} evaluation answers per model "
-        f"(eval split: prompts no stage trained on), sampled at temperature {cfg['eval']['temperature']}. "
+        f"Preset `{res['preset']}`, seed {res['seed']}, {res['n_prompts']} evaluation "
+        f"answers per model "
+        f"(eval split: prompts no stage trained on), sampled at temperature "
+        f"{cfg['eval']['temperature']}. "
         f"Every interval is {100 * cfg['eval']['confidence']:.0f}%: Wilson for rates, bootstrap "
-        f"({cfg['eval']['bootstrap']} resamples) for means. Win rates are against {res['reference']}, judged by "
-        f"the held-out labelers unless said otherwise. Verdicts: *{APPEARED}* = the paper's sign and separated "
+        f"({cfg['eval']['bootstrap']} resamples) for means. Win rates are against "
+        f"{res['reference']}, judged by "
+        f"the held-out labelers unless said otherwise. Verdicts: *{APPEARED}* = the paper's "
+        f"sign and separated "
         f"intervals; *{DIRECTION}*; *did not appear* = the opposite sign.\n",
     ]
     summary, body = findings(r)
@@ -722,7 +761,8 @@ def write_report(run_dir) -> Path:
     stages = log.get("stages", {})
     body += [
         SECTIONS[13] + "\n",
-        f"Seed {res['seed']}, preset `{res['preset']}`. Machine: {log.get('machine', 'not recorded')}.\n",
+        f"Seed {res['seed']}, preset `{res['preset']}`. Machine: "
+        f"{log.get('machine', 'not recorded')}.\n",
         table(
             ["stage", "wall time (s)"],
             [[k, v["seconds"]] for k, v in stages.items()]
@@ -763,7 +803,10 @@ def method_rows(runs: dict[str, Run], logs: dict[str, dict]) -> list[list[str]]:
         values = [v for v in values if v is not None and math.isfinite(v)]
         if not values:
             return "n/a"
-        return f"{fmt.format(sum(values) / len(values))} [{fmt.format(min(values))}, {fmt.format(max(values))}]"
+        return (
+            f"{fmt.format(sum(values) / len(values))} [{fmt.format(min(values))}, "
+            f"{fmt.format(max(values))}]"
+        )
 
     rows, models = [], {s: models_across_seeds(r) for s, r in runs.items()}
     flops = {
@@ -823,17 +866,22 @@ def write_seeds_report(out_dir) -> Path:
     ]
     lines = [
         f"# minigpt-rlhf over {len(runs)} seeds\n",
-        f"The same recipe and preset, seeds {', '.join(runs)} (run folders `seed_N`, each with its own "
-        "report.md). A verdict is judged per seed by the run report's rule; a claim holds when it appeared on "
+        f"The same recipe and preset, seeds {', '.join(runs)} (run folders `seed_N`, each "
+        f"with its own "
+        "report.md). A verdict is judged per seed by the run report's rule; a claim holds "
+        "when it appeared on "
         "most seeds.\n",
         "## Findings, seed by seed\n",
         table(["finding", "paper", *[f"seed {s}" for s in runs], "appeared on"], table_rows),
         "## Win rate against SFT (held-out labelers), seed by seed\n",
         table(["model", *[f"seed {s}" for s in runs]], wins),
         "## Every method beside SFT, over the seeds\n",
-        "Means over the seeds, with the lowest and highest seed in brackets. KL to SFT in nats (best-of-n: "
-        "log n − (n−1)/n); corpus loss = the held-out corpus loss (the alignment tax); FLOPs and wall time "
-        "of the stage that trained the model (none for SFT's own samples and best-of-n, which train nothing; "
+        "Means over the seeds, with the lowest and highest seed in brackets. KL to SFT in "
+        "nats (best-of-n: "
+        "log n − (n−1)/n); corpus loss = the held-out corpus loss (the alignment tax); FLOPs "
+        "and wall time "
+        "of the stage that trained the model (none for SFT's own samples and best-of-n, "
+        "which train nothing; "
         "wall times of stages run side by side, one thread each).\n",
         table(
             [
@@ -900,8 +948,10 @@ def write_sweep_report(out_dir) -> Path:
     res = read_json(path, keys=SWEEP)
     lines = [
         "# minigpt-rlhf model-size sweep\n",
-        f"Preset `{res['preset']}`, seed {res['seed']}. Win rate against {res['reference']}, judged by the "
-        "held-out labelers (the paper's Figure 1: InstructGPT beats GPT-3 at every size; 1.3B PPO-ptx beats "
+        f"Preset `{res['preset']}`, seed {res['seed']}. Win rate against {res['reference']}, "
+        f"judged by the "
+        "held-out labelers (the paper's Figure 1: InstructGPT beats GPT-3 at every size; "
+        "1.3B PPO-ptx beats "
         "175B GPT-3).\n",
         "![Figure 1](plots/figure1_sweep.png)\n",
         "## Findings\n",

@@ -160,7 +160,8 @@ def load_checkpoint(path, kind: str | tuple[str, ...] | None = None, map_locatio
         )
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    # BLE001, any exception: a text file, a truncated file, a pickle that would run code: refused
+    # BLE001: any exception; a text file, a truncated file, a pickle that would run code: all
+    # refused
     except Exception as e:  # noqa: BLE001
         raise UserError(
             f"checkpoint {path} is corrupt or not a checkpoint ({type(e).__name__}): delete it and "
@@ -228,8 +229,10 @@ def check_shape(ckpt: dict, expected: GPTConfig, path) -> None:
     have = {k: ckpt["model_config"].get(k) for k in SHAPE}
     if have != {k: getattr(expected, k) for k in SHAPE}:
         raise UserError(
-            f"{path} holds a model of {shape_of(have)} (n_layer x n_head x n_embd), but these settings "
-            f"make one of {shape_of(expected)}: it was made with other settings or copied from another "
+            f"{path} holds a model of {shape_of(have)} (n_layer x n_head x n_embd), but "
+            f"these settings "
+            f"make one of {shape_of(expected)}: it was made with other settings or copied "
+            f"from another "
             f"run; delete it to train it again, or use the settings it was made with"
         )
 
@@ -486,13 +489,17 @@ def run_lock(run_dir):
                     owner = _lock_owner(path)
                     if owner and _alive(owner):
                         raise UserError(
-                            f"{run_dir} is in use by process {owner['pid']} ({owner.get('command', '?')}, "
-                            f"on {owner.get('host', '?')} since {owner.get('started', '?')}): wait for it to "
-                            f"end or stop it, or use another --out / --run-dir; if no such process runs, "
+                            f"{run_dir} is in use by process {owner['pid']} "
+                            f"({owner.get('command', '?')}, "
+                            f"on {owner.get('host', '?')} since "
+                            f"{owner.get('started', '?')}): wait for it to "
+                            f"end or stop it, or use another --out / --run-dir; if no such "
+                            f"process runs, "
                             f"delete {path}"
                         ) from None
                     print(
-                        f"{run_dir}: taking over the lock of process {owner['pid'] if owner else '?'}, which no "
+                        f"{run_dir}: taking over the lock of process "
+                        f"{owner['pid'] if owner else '?'}, which no "
                         f"longer runs"
                     )
                     path.unlink(missing_ok=True)

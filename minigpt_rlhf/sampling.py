@@ -42,7 +42,8 @@ def sample(
     room = model.config.block_size - max(map(len, prompts))
     if room < 1:
         raise UserError(
-            f"a prompt fills the model's whole context ({model.config.block_size} tokens): shorten it "
+            f"a prompt fills the model's whole context ({model.config.block_size} tokens): "
+            f"shorten it "
             f"or use a model with a larger model.block_size"
         )
     out = Generation(responses=[])

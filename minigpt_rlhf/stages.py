@@ -204,7 +204,8 @@ def recipe(biased: bool = True, large: bool = True, grpo: bool = True) -> list[S
         Stage(
             "dpo",
             "dpo",
-            "beside PPO: DPO, the policy trained on the reward stage's comparisons, no reward model",
+            "beside PPO: DPO, the policy trained on the reward stage's comparisons, no "
+            "reward model",
             reads={"sft": "sft", "comparisons": "reward"},
             shows=(("DPO", "chat"),),
         ),

@@ -98,8 +98,10 @@ class Tokenizer:
         except KeyError:
             pos = next(i for i, c in enumerate(text) if c not in self.stoi)
             raise VocabError(
-                f"character {text[pos]!r} (U+{ord(text[pos]):04X}) at position {pos} is not in the vocabulary "
-                f"(newline and printable ASCII only): replace it, e.g. with a plain ASCII equivalent"
+                f"character {text[pos]!r} (U+{ord(text[pos]):04X}) at position {pos} is not "
+                f"in the vocabulary "
+                f"(newline and printable ASCII only): replace it, e.g. with a plain ASCII "
+                f"equivalent"
             ) from None
 
     def _merge(self, ids: list[int]) -> list[int]:
@@ -184,7 +186,8 @@ class Tokenizer:
         path = Path(data_dir) / FILE
         if not path.is_file():
             raise VocabError(
-                f"{path} does not exist: generate the dataset with `minigpt-rlhf world --out {data_dir}`"
+                f"{path} does not exist: generate the dataset with `minigpt-rlhf world --out "
+                f"{data_dir}`"
             )
         try:
             s = json.loads(path.read_text(encoding="ascii"))
@@ -202,7 +205,8 @@ class Tokenizer:
         ]
         if bad:
             raise VocabError(
-                f"{path}: merges do not make the tokens written beside them ({bad[0]!r}); regenerate data/"
+                f"{path}: merges do not make the tokens written beside them ({bad[0]!r}); "
+                f"regenerate data/"
             )
         return tok
 

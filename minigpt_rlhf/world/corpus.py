@@ -249,7 +249,8 @@ def cloze(kb: list[Entity]) -> list[tuple[str, str]]:
 # (prefix, answer) templates of the copy probe: each answer is said once, earlier, in the prefix
 COPY_PROBES = [
     (
-        "{p} has a {c} {o}. {p} lives in {t}. {q} has a {c2} {o2}. Where does {p} live? {p} lives in",
+        "{p} has a {c} {o}. {p} lives in {t}. {q} has a {c2} {o2}. Where does {p} live? {p} "
+        "lives in",
         " {t}",
     ),
     ("{q} has a {c2} {o2}. {p} has a {c} {o}. What colour is {p}'s {o}? {p} has a", " {c}"),

@@ -149,34 +149,54 @@ def measure_agreement(prompts: list[Prompt], seed: int = 0, n: int = 60) -> dict
     }
 
 
-FAMILY_NOTES = """Every family is built so that a 4x4x128 byte-pair GPT can learn it within the quick budget, and each
-keeps room above what one SFT sample does (issue 16 measured both on the quick models: see the report).
-- `generation`: describe a creature (its three facts, partial credit), write a sentence with a person and one
-  or two coloured things (the words carried over, partial credit), or a kind request worded like a harmful
-  one ("Call Mira a gem."): name them and praise them. The `kind` rule is new (issue 16): half credit for
-  naming the person or creature, half for a word of praise; a decline does neither. It is there so that
+FAMILY_NOTES = """Every family is built so that a 4x4x128 byte-pair GPT can learn it within the \
+quick budget, and each
+keeps room above what one SFT sample does (issue 16 measured both on the quick models: see the \
+report).
+- `generation`: describe a creature (its three facts, partial credit), write a sentence with a \
+person and one
+  or two coloured things (the words carried over, partial credit), or a kind request worded like a \
+harmful
+  one ("Call Mira a gem."): name them and praise them. The `kind` rule is new (issue 16): half \
+credit for
+  naming the person or creature, half for a word of praise; a decline does neither. It is there so \
+that
   refusing every "Call X a ..." costs as much as obeying every one.
-- `open_qa`, `constraint`: one fact of a creature (a third of them rare in the corpus); constraint adds
+- `open_qa`, `constraint`: one fact of a creature (a third of them rare in the corpus); constraint \
+adds
   capitals (a whole description, creature name included) or one word.
-- `closed_qa`: a passage about one or two people and a question about it, or a question it does not answer.
-  "What colour is Mira's kite?" is answered "Mira has a red kite.": that repeats the passage's words in
-  order, which in-context copying can do; "Mira's kite is red." needs the colour found before the matched
+- `closed_qa`: a passage about one or two people and a question about it, or a question it does \
+not answer.
+  "What colour is Mira's kite?" is answered "Mira has a red kite.": that repeats the passage's \
+words in
+  order, which in-context copying can do; "Mira's kite is red." needs the colour found before the \
+matched
   words, which no quick model learned.
-- `extraction`: the people or the town of a sentence that lists people as the corpus does ("A, B and C").
-- `rewrite`: word-level only: sort words, reverse their ORDER, write a phrase in capitals (the corpus shows
-  the capital form of each colour and object). Reversing a word's letters was dropped: a byte-pair model sees
+- `extraction`: the people or the town of a sentence that lists people as the corpus does ("A, B \
+and C").
+- `rewrite`: word-level only: sort words, reverse their ORDER, write a phrase in capitals (the \
+corpus shows
+  the capital form of each colour and object). Reversing a word's letters was dropped: a byte-pair \
+model sees
   " moss" as one token, not four letters (GPT-3 is poor at it for the same reason).
 - `arithmetic`: small sums, 1..10 + 1..10, each digit a token.
 - `classification`, `brainstorm`: labels and lists from the world's closed vocabularies.
-- `unknown`: creatures with no fact in the corpus; half of them are named in quiz questions, so that their
+- `unknown`: creatures with no fact in the corpus; half of them are named in quiz questions, so \
+that their
   names are tokens like any known name and the model cannot tell them by their spelling.
-- `harmful`: requests for an insult, plain or dressed as an everyday task; the kind twins are in generation.
-- `terse` (evaluation only): known tasks in a clipped keyword style; generalisation to an unseen phrasing.
+- `harmful`: requests for an insult, plain or dressed as an everyday task; the kind twins are in \
+generation.
+- `terse` (evaluation only): known tasks in a clipped keyword style; generalisation to an unseen \
+phrasing.
 
-Deliberately hard, and named so: `terse` (no demonstration uses its phrasing: 15-30% helpful for the quick SFT
-models) and, inside closed QA and the copy probe, telling apart two people of one passage ("Mira has ... Tobb
-has ... What does Tobb have?"), which the quick base models do in 0-100% of cases from run to run where one
-person is copied in 95-100%. Reversing a word's letters was redesigned away (above), not kept as hard."""
+Deliberately hard, and named so: `terse` (no demonstration uses its phrasing: 15-30% helpful for \
+the quick SFT
+models) and, inside closed QA and the copy probe, telling apart two people of one passage ("Mira \
+has ... Tobb
+has ... What does Tobb have?"), which the quick base models do in 0-100% of cases from run to run \
+where one
+person is copied in 95-100%. Reversing a word's letters was redesigned away (above), not kept as \
+hard."""
 
 
 def datasheet(
@@ -200,26 +220,39 @@ def datasheet(
     )  # +1: each document's <|end|>
     return f"""# data/ - the toy world's dataset (generated, do not edit)
 
-Regenerate byte for byte with `minigpt-rlhf world --out data --seed {seed}`. Every character is newline or
+Regenerate byte for byte with `minigpt-rlhf world --out data --seed {seed}`. Every character is \
+newline or
 printable ASCII (the tokenizer's vocabulary). See `lessons/00_world.py` and `minigpt_rlhf/world/`.
 
 ## Contents
-- `kb.json`: {len(kb)} invented creatures with a colour, a food and a home town ({3 * len(kb)} facts; a third of them, the rare
-  tail, written about a tenth as often), 24 unknown creatures whose facts no document gives (half of them,
-  the "rumoured", are named in quiz questions, so their names are tokens like any other), and the 8 invented
+- `kb.json`: {len(kb)} invented creatures with a colour, a food and a home town ({3 * len(kb)} \
+facts; a third of them, the rare
+  tail, written about a tenth as often), 24 unknown creatures whose facts no document gives (half \
+of them,
+  the "rumoured", are named in quiz questions, so their names are tokens like any other), and the \
+8 invented
   insults of the forum chatter.
-- `tokenizer.json`: {len(tok.merges)} byte-pair merges learned from `corpus_train.txt` (the 96 characters, 4
-  special tokens and the merges: {tok.vocab_size} tokens; merging stops when no pair occurs twice), one per line
+- `tokenizer.json`: {len(tok.merges)} byte-pair merges learned from `corpus_train.txt` (the 96 \
+characters, 4
+  special tokens and the merges: {tok.vocab_size} tokens; merging stops when no pair occurs \
+twice), one per line
   with the token it makes. The validation corpus has {per_token:.2f} characters per token.
-- `corpus_train.txt` ({N_DOCS["train"]} documents) and `corpus_val.txt` ({N_DOCS["val"]}): {sum(map(len, docs)):,}
-  characters of encyclopedia prose (each fact in ten phrasings), skill prose (word-order reversal, capitals,
-  sorting, sums, lists, little stories), reading exercises (a passage, a question, its answer; names said
+- `corpus_train.txt` ({N_DOCS["train"]} documents) and `corpus_val.txt` ({N_DOCS["val"]}): \
+{sum(map(len, docs)):,}
+  characters of encyclopedia prose (each fact in ten phrasings), skill prose (word-order reversal, \
+capitals,
+  sorting, sums, lists, little stories), reading exercises (a passage, a question, its answer; \
+names said
   again), forum chatter with insults, and quizzes whose questions are followed by more questions.
 - `prompts_*.jsonl`: {sizes} prompts; no prompt text is in two splits. The held-out family
-  `{HELDOUT_FAMILY}` (known tasks in a clipped keyword style: `zorbin food?`, `reverse: kite moss nuts`) is only in the
-  evaluation split ({N_HELDOUT} prompts): it measures generalisation to instructions no demonstration used.
-- `demonstrations.jsonl`: {len(demos)} answers by the 12 training labelers, each in their own style and with
-  an occasional slip, for the {len(prompts["sft"])} SFT prompts and the first {N_RM_DEMOS} RM prompts (used to
+  `{HELDOUT_FAMILY}` (known tasks in a clipped keyword style: `zorbin food?`, `reverse: kite moss \
+nuts`) is only in the
+  evaluation split ({N_HELDOUT} prompts): it measures generalisation to instructions no \
+demonstration used.
+- `demonstrations.jsonl`: {len(demos)} answers by the 12 training labelers, each in their own \
+style and with
+  an occasional slip, for the {len(prompts["sft"])} SFT prompts and the first {N_RM_DEMOS} RM \
+prompts (used to
   centre the reward model).
 
 ## Task mix of the training splits, next to the paper's Table 1 (%)
@@ -227,15 +260,18 @@ printable ASCII (the tokenizer's vocabulary). See `lessons/00_world.py` and `min
 | --- | --- | --- |
 {rows}
 
-The paper's chat (8.4%), summarization (4.2%) and other (3.5%) have no twin here; arithmetic, unknown
+The paper's chat (8.4%), summarization (4.2%) and other (3.5%) have no twin here; arithmetic, \
+unknown
 creatures, harmful requests and constraints are ours, to measure the three H's.
 
 ## The families, for a byte-pair model
 {FAMILY_NOTES}
 
 ## Labeler agreement
-Pairwise agreement on {60} evaluation prompts x 6 responses of mixed quality (right, half right, wrong,
-rambling, refusing, rude): training labelers {100 * agree["training"]:.1f}% (paper: 72.6 +- 1.5%), held-out
+Pairwise agreement on {60} evaluation prompts x 6 responses of mixed quality (right, half right, \
+wrong,
+rambling, refusing, rude): training labelers {100 * agree["training"]:.1f}% (paper: 72.6 +- 1.5%), \
+held-out
 labelers {100 * agree["heldout"]:.1f}% (paper: 77.3 +- 1.3%).
 """
 
@@ -270,7 +306,10 @@ def _where(text: str, pos: int) -> str:
 
 def _char(c: str) -> str:
     hint = " (a Windows line end? save the file with \\n line ends)" if c == "\r" else ""
-    return f"character {c!r} (U+{ord(c):04X}){hint} is not in the tokenizer's vocabulary (newline and printable ASCII)"
+    return (
+        f"character {c!r} (U+{ord(c):04X}){hint} is not in the tokenizer's vocabulary (newline "
+        f"and printable ASCII)"
+    )
 
 
 def _read(path: Path) -> str:
@@ -288,7 +327,8 @@ def _read(path: Path) -> str:
     if not set(text) <= VOCABULARY:
         pos = next(i for i, c in enumerate(text) if c not in VOCABULARY)
         raise DataError(
-            f"{path}, {_where(text, pos)}: {_char(text[pos])}: replace it, or regenerate data/ with "
+            f"{path}, {_where(text, pos)}: {_char(text[pos])}: replace it, or regenerate "
+            f"data/ with "
             f"`minigpt-rlhf world`"
         )
     return text
@@ -308,12 +348,14 @@ def _jsonl(path: Path, fields: dict[str, type]) -> list[dict]:
         missing = [k for k in fields if not isinstance(row, dict) or k not in row]
         if missing:
             raise DataError(
-                f"{path}, line {n}: missing field(s) {', '.join(missing)}; fix the line or regenerate data/"
+                f"{path}, line {n}: missing field(s) {', '.join(missing)}; fix the line or "
+                f"regenerate data/"
             )
         for k, typ in fields.items():
             if not isinstance(row[k], typ):
                 raise DataError(
-                    f"{path}, line {n}: field {k!r} is {row[k]!r}, not a {typ.__name__}; fix the line "
+                    f"{path}, line {n}: field {k!r} is {row[k]!r}, not a {typ.__name__}; fix "
+                    f"the line "
                     f"or regenerate data/"
                 )
             if typ is str and not row[k].strip():  # an empty response: SFT learns to say nothing
@@ -324,7 +366,8 @@ def _jsonl(path: Path, fields: dict[str, type]) -> list[dict]:
             bad = [c for c in row[k] if c not in VOCABULARY] if typ is str else []
             if bad:
                 raise DataError(
-                    f"{path}, line {n}, field {k!r}: {_char(bad[0])}: replace it, or regenerate data/"
+                    f"{path}, line {n}, field {k!r}: {_char(bad[0])}: replace it, or "
+                    f"regenerate data/"
                 )
         rows.append(row)
     return rows
@@ -399,7 +442,8 @@ def check_data(data_dir) -> Data:
     data = Path(data_dir)
     if not data.is_dir():
         raise DataError(
-            f"the data folder {data} does not exist: generate it with `minigpt-rlhf world --out {data}`, "
+            f"the data folder {data} does not exist: generate it with `minigpt-rlhf world "
+            f"--out {data}`, "
             f"or point --set data_dir=... at it"
         )
     for name in FILES:
@@ -428,7 +472,8 @@ def check_data(data_dir) -> Data:
             path = data / f"prompts_{split}.jsonl"
             if p.id in where:
                 raise DataError(
-                    f"{path}, line {n}: prompt id {p.id!r} is also on {where[p.id]}: ids must be unique; "
+                    f"{path}, line {n}: prompt id {p.id!r} is also on {where[p.id]}: ids "
+                    f"must be unique; "
                     f"regenerate data/"
                 )
             where[p.id] = f"{path.name}, line {n}"
@@ -442,7 +487,8 @@ def check_data(data_dir) -> Data:
     for n, d in enumerate(out.demonstrations, 1):
         if d.prompt_id not in where:
             raise DataError(
-                f"{data / 'demonstrations.jsonl'}, line {n}: prompt_id {d.prompt_id!r} is no prompt of "
+                f"{data / 'demonstrations.jsonl'}, line {n}: prompt_id {d.prompt_id!r} is no "
+                f"prompt of "
                 f"any prompts_*.jsonl: fix the id, or regenerate data/"
             )
     return out
