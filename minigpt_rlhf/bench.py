@@ -233,9 +233,8 @@ def table(result: dict) -> str:
         f"torch {result['torch']}, {result['device']}, {result['threads']} threads, "
         f"{result.get('precision', 'fp32')} matrix products, fp32 matmul peak "
         f"{result['peak_fp32_flops'] / 1e9:.1f} GFLOP/s, bf16 "
-        f"{(result.get('peak_bf16_flops') or 0) / 1e9:.1f} "
-        f"(measured; MFU against the peak of the precision used), "
-        f"load avg {result['load_avg'][0]:.1f}"
+        f"{(result.get('peak_bf16_flops') or 0) / 1e9:.1f} (measured; MFU against the peak of the "
+        f"precision used), load avg {result['load_avg'][0]:.1f}"
         if result.get("load_avg")
         else "",
         "",
@@ -253,8 +252,7 @@ def table(result: dict) -> str:
         lines.append(
             f"| {p} | {r['params'] / 1e6:.2f}M | {r['train']['tokens_per_s']:,.0f} | "
             f"{r['train']['mfu']:.0%} | {f(s1)} | {f(s32)} | {rl['answers_per_s']:.1f} "
-            f"({rl['mfu']:.0%}) | "
-            f"{rl['iteration_s']:.2f}: {rl['rollout_s']:.2f} / {rl['scoring_s']:.2f} / "
-            f"{rl['update_s']:.2f} |"
+            f"({rl['mfu']:.0%}) | {rl['iteration_s']:.2f}: {rl['rollout_s']:.2f} / "
+            f"{rl['scoring_s']:.2f} / {rl['update_s']:.2f} |"
         )
     return "\n".join(lines)

@@ -20,11 +20,9 @@ from minigpt_rlhf.world import DataError
 def recipe_help() -> str:
     lines = "\n".join(f"  {s.name:15} {s.help}" for s in recipe())
     return (
-        "InstructGPT (Ouyang et al., 2022) in miniature, from scratch. `minigpt-rlhf run` "
-        "runs these stages in "
-        f"order:\n\n{lines}\n\nPresets: micro (tests, seconds), quick (a 2-core CPU, "
-        f"minutes), full (a GPU or a "
-        "patient CPU).\n"
+        f"InstructGPT (Ouyang et al., 2022) in miniature, from scratch. `minigpt-rlhf run` runs "
+        f"these stages in order:\n\n{lines}\n\nPresets: micro (tests, seconds), quick (a 2-core "
+        f"CPU, minutes), full (a GPU or a patient CPU).\n"
     )
 
 
@@ -286,9 +284,8 @@ def cmd_best_of_n(args) -> None:
     )
     order = scores[0].argsort(descending=True).tolist()
     print(
-        f"{args.n} samples at T = {args.temperature:g}, best first by r_θ (unfinished ones "
-        f"score -inf); "
-        f"KL(best-of-{args.n} ‖ policy) ≤ {kl_best_of_n(args.n):.2f} nats"
+        f"{args.n} samples at T = {args.temperature:g}, best first by r_θ (unfinished ones score "
+        f"-inf); KL(best-of-{args.n} ‖ policy) ≤ {kl_best_of_n(args.n):.2f} nats"
     )
     for rank, k in enumerate(order):
         print(f"{'→' if rank == 0 else ' '} {float(scores[0, k]):+7.3f}  {answers[k].text}")

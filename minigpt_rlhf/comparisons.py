@@ -59,8 +59,7 @@ def check_ranking(ranking, k: int) -> None:
     if sorted(ranking) != list(range(k)):
         raise RankingError(
             f"ranking {ranking} is not an order of the {k} responses 0..{k - 1}: each index "
-            f"exactly "
-            f"once (no ties, no repeats)"
+            f"exactly once (no ties, no repeats)"
         )
 
 

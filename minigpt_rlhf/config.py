@@ -595,26 +595,23 @@ def _agreements(cfg: Config) -> list[tuple[bool, str]]:
         (
             m.n_embd % m.n_head or even_heads(m.n_head, m.n_embd, m.rope),
             f"model.n_embd={m.n_embd} / model.n_head={m.n_head} gives heads of "
-            f"{m.n_embd // m.n_head} channels: rotary position embeddings (model.rope) turn "
-            f"a head's "
-            f"channels in pairs, so it must be even; --set model.n_embd="
-            f"{even_embd(m.n_head, m.n_embd)} or change model.n_head",
+            f"{m.n_embd // m.n_head} channels: rotary position embeddings (model.rope) turn a "
+            f"head's channels in pairs, so it must be even; --set "
+            f"model.n_embd={even_embd(m.n_head, m.n_embd)} or change model.n_head",
         ),
         *[
             (
                 s.min_lr <= s.lr,
-                f"{name}.min_lr={s.min_lr} is above {name}.lr={s.lr}: the schedule decays "
-                f"from lr down "
-                f"to min_lr; lower --set {name}.min_lr or raise {name}.lr",
+                f"{name}.min_lr={s.min_lr} is above {name}.lr={s.lr}: the schedule decays from lr "
+                f"down to min_lr; lower --set {name}.min_lr or raise {name}.lr",
             )
             for name, s in (("pretrain", p), ("sft", cfg.sft), ("reward", r), ("dpo", cfg.dpo))
         ],
         (
             p.warmup <= min(p.steps, cfg.pipeline.large_steps or p.steps),
             f"pretrain.warmup={p.warmup} is longer than the "
-            f"{min(p.steps, cfg.pipeline.large_steps or p.steps)} "
-            f"pretraining steps (pretrain.steps, pipeline.large_steps): lower --set "
-            f"pretrain.warmup",
+            f"{min(p.steps, cfg.pipeline.large_steps or p.steps)} pretraining steps "
+            f"(pretrain.steps, pipeline.large_steps): lower --set pretrain.warmup",
         ),
         (
             p.seq_len <= m.block_size,
@@ -624,8 +621,7 @@ def _agreements(cfg: Config) -> list[tuple[bool, str]]:
         (
             r.k_min <= r.k_max,
             f"reward.k_min={r.k_min} is above reward.k_max={r.k_max}: K is drawn from "
-            f"k_min..k_max; "
-            f"change --set reward.k_min or reward.k_max",
+            f"k_min..k_max; change --set reward.k_min or reward.k_max",
         ),
         (
             cfg.ppo.baseline in ("value", "group"),
@@ -635,18 +631,16 @@ def _agreements(cfg: Config) -> list[tuple[bool, str]]:
         (
             cfg.ppo.baseline != "group" or cfg.ppo.rollout_batch % cfg.ppo.group_size == 0,
             f"ppo.rollout_batch={cfg.ppo.rollout_batch} is not a multiple of "
-            f"ppo.group_size={cfg.ppo.group_size}: GRPO "
-            f"answers rollout_batch / group_size prompts group_size times each; change --set "
-            f"ppo.rollout_batch",
+            f"ppo.group_size={cfg.ppo.group_size}: GRPO answers rollout_batch / group_size "
+            f"prompts group_size times each; change --set ppo.rollout_batch",
         ),
         (
             cfg.ppo.value_warmup < cfg.ppo.iterations
             and (cfg.ppo.baseline == "value" or cfg.ppo.value_warmup == 0),
-            f"ppo.value_warmup={cfg.ppo.value_warmup} with "
-            f"ppo.iterations={cfg.ppo.iterations} and ppo.baseline="
-            f"{cfg.ppo.baseline}: the warm-up trains PPO's value model alone (GRPO has none) "
-            f"for fewer iterations than "
-            f"the stage has; lower --set ppo.value_warmup",
+            f"ppo.value_warmup={cfg.ppo.value_warmup} with ppo.iterations={cfg.ppo.iterations} "
+            f"and ppo.baseline={cfg.ppo.baseline}: the warm-up trains PPO's value model alone "
+            f"(GRPO has none) for fewer iterations than the stage has; lower --set "
+            f"ppo.value_warmup",
         ),
         (
             cfg.ppo.minibatch <= cfg.ppo.rollout_batch,
@@ -680,9 +674,8 @@ def parse_temperatures(
     allowed = NON_NEGATIVE if allow_zero else POSITIVE
     if not temps or not all(t in allowed for t in temps):
         raise UserError(
-            f"{key}={spec!r}: expected {'non-negative' if allow_zero else 'positive'} "
-            f"numbers separated "
-            f"by commas, e.g. --set {key}=0.7,1.0"
+            f"{key}={spec!r}: expected {'non-negative' if allow_zero else 'positive'} numbers "
+            f"separated by commas, e.g. --set {key}=0.7,1.0"
         )
     return temps
 

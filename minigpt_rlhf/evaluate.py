@@ -78,8 +78,7 @@ def require_stages(
             raise UserError(
                 f"{run_dir} is missing stage {stage.name!r} ({path} does not exist): run "
                 f"`minigpt-rlhf {command} --preset {preset} --out {run_dir}`, which runs the "
-                f"missing "
-                f"stages and skips the finished ones"
+                f"missing stages and skips the finished ones"
             )
 
 

@@ -102,11 +102,9 @@ def run_stages(
     made = [s.name for s in stages if s.writes and (run_dir / s.writes).exists()]
     if start is None and changed and made:
         raise UserError(
-            f"{run_dir} was made with other settings ({', '.join(changed)} differ) and holds "
-            f"their output "
-            f"({', '.join(made)}): resume it with the same --preset/--set, rerun the stages "
-            f"that change "
-            f"with --from STAGE, or use another --out"
+            f"{run_dir} was made with other settings ({', '.join(changed)} differ) and holds their "
+            f"output ({', '.join(made)}): resume it with the same --preset/--set, rerun the stages "
+            f"that change with --from STAGE, or use another --out"
         )
     kept = (
         stages[: names.index(start)] if start is not None else stages
@@ -273,8 +271,7 @@ def run_step(cfg: Config, run_dir, name: str) -> None:
         switch = {"pretrain_large": "large", "grpo": "grpo"}.get(name, "biased")
         raise UserError(
             f"stage {name!r} is not in the {cfg.preset} recipe: add it with --set "
-            f"pipeline.{switch}=true, "
-            f"or use --preset balanced"
+            f"pipeline.{switch}=true, or use --preset balanced"
         )
     stage, run_dir = by_name[name], Path(run_dir)
     preflight.check_out(run_dir, "--run-dir")
@@ -327,9 +324,8 @@ def machine(cfg: Config) -> str:
     bf16 = uses_bf16(dev, cfg.precision)
     return (
         f"{name} ({dev.type}), {os.cpu_count()} CPU cores, {torch.get_num_threads()} torch "
-        f"threads, "
-        f"{'bf16' if bf16 else 'fp32'} in the supervised stages, torch {torch.__version__}, "
-        f"{platform.system()}"
+        f"threads, {'bf16' if bf16 else 'fp32'} in the supervised stages, torch "
+        f"{torch.__version__}, {platform.system()}"
     )
 
 

@@ -94,11 +94,9 @@ def check_context(cfg: Config, data: world.Data, tok: Tokenizer) -> str:
     if length + new > block:
         fewer = f" or lower --set max_new_tokens to {block - length}" if block > length else ""
         raise UserError(
-            f"model.block_size={block} is too small: the longest prompt "
-            f"(prompts_{split}.jsonl, line "
-            f"{line}: {length} tokens) and an answer of max_new_tokens={new} need "
-            f"{length + new}; raise "
-            f"--set model.block_size={length + new}{fewer}"
+            f"model.block_size={block} is too small: the longest prompt (prompts_{split}.jsonl, "
+            f"line {line}: {length} tokens) and an answer of max_new_tokens={new} need "
+            f"{length + new}; raise --set model.block_size={length + new}{fewer}"
         )
     texts = {p.id: p.text for ps in data.prompts.values() for p in ps}
     length, line = max(
@@ -108,9 +106,8 @@ def check_context(cfg: Config, data: world.Data, tok: Tokenizer) -> str:
     if length > block:
         raise UserError(
             f"model.block_size={block} is too small: the longest demonstration "
-            f"(demonstrations.jsonl, "
-            f"line {line}) is {length} tokens, and SFT would cut its end off; raise --set "
-            f"model.block_size={length}"
+            f"(demonstrations.jsonl, line {line}) is {length} tokens, and SFT would cut its end "
+            f"off; raise --set model.block_size={length}"
         )
 
     examples, room, evals = world.few_shot_examples(cfg.data_dir), block - new, data.prompts["eval"]
@@ -153,16 +150,14 @@ def check_sizes(cfg: Config, data: world.Data, tok: Tokenizer) -> None:
     n = sum(d.prompt_id in sft_ids for d in data.demonstrations)
     if n <= sft.heldout_prompts:
         raise UserError(
-            f"sft.heldout_prompts={sft.heldout_prompts} leaves no demonstration to train on "
-            f"({n} answer "
-            f"SFT prompts in {path}): lower --set sft.heldout_prompts"
+            f"sft.heldout_prompts={sft.heldout_prompts} leaves no demonstration to train on ({n} "
+            f"answer SFT prompts in {path}): lower --set sft.heldout_prompts"
         )
     train = min(n - sft.heldout_prompts, sft.max_demos or n)
     if math.ceil(train / (sft.batch_size * sft.grad_accum)) * sft.grad_accum > train:
         raise UserError(
-            f"{train} demonstrations cannot fill sft.grad_accum={sft.grad_accum} "
-            f"micro-batches per step: "
-            f"lower --set sft.grad_accum or raise sft.max_demos"
+            f"{train} demonstrations cannot fill sft.grad_accum={sft.grad_accum} micro-batches per "
+            f"step: lower --set sft.grad_accum or raise sft.max_demos"
         )
 
     rm = data.prompts["rm"]
@@ -206,17 +201,15 @@ def check_checkpoints(cfg: Config, run_dir, stages: list[Stage], needed: list[St
             check_shape(ckpt, s.config(cfg).model, path)
             if ckpt["tokenizer"] != tok:
                 raise UserError(
-                    f"{path} was trained with another tokenizer than {cfg.data_dir}'s: it "
-                    f"comes from "
-                    f"another dataset; delete it to train it again, or point --set data_dir "
+                    f"{path} was trained with another tokenizer than {cfg.data_dir}'s: it comes "
+                    f"from another dataset; delete it to train it again, or point --set data_dir "
                     f"at its data"
                 )
     for s in needed:
         path = run_dir / s.name / "ckpt.pt"
         command = (
-            f"minigpt-rlhf {s.step}{'' if s.name == s.step else ' --stage ' + s.name} "
-            f"--preset {cfg.preset} "
-            f"--run-dir {run_dir}"
+            f"minigpt-rlhf {s.step}{'' if s.name == s.step else ' --stage ' + s.name} --preset "
+            f"{cfg.preset} --run-dir {run_dir}"
         )
         if not path.is_file():
             raise UserError(

@@ -51,8 +51,7 @@ def run(cfg: Config, out: Path) -> Path:
     if is_main():
         print(
             f"{out.name}: {model.num_params():,} parameters, {len(train):,} training tokens, "
-            f"{c.steps} steps "
-            f"x {c.batch_size * c.grad_accum} x {T} tokens"
+            f"{c.steps} steps x {c.batch_size * c.grad_accum} x {T} tokens"
         )
 
     def evaluate(step: int) -> dict:

@@ -154,9 +154,8 @@ def preference(r: Run) -> tuple[list[str], list[list]]:
     ]
     body = [
         SECTIONS[1] + "\n",
-        "Paper (Figure 1): labelers prefer InstructGPT to GPT-3 at every size; the 1.3B "
-        "PPO-ptx model is "
-        "preferred to the 175B GPT-3; 175B InstructGPT wins 85 ± 3% against 175B GPT-3.\n",
+        "Paper (Figure 1): labelers prefer InstructGPT to GPT-3 at every size; the 1.3B PPO-ptx "
+        "model is preferred to the 175B GPT-3; 175B InstructGPT wins 85 ± 3% against 175B GPT-3.\n",
         r.fig("figure1.png", "Figure 1"),
         table(["model", "params", "win rate vs SFT", "Likert 1-7", "gold overall"], rows),
         table(
@@ -238,15 +237,13 @@ def heldout_labelers(r: Run) -> tuple[list[str], list[list]]:
     body = [
         SECTIONS[2] + "\n",
         "Paper: held-out labelers, who wrote no training data, prefer the same models as the "
-        "training "
-        "labelers (no overfitting to the labelers).\n",
+        "training labelers (no overfitting to the labelers).\n",
         table(
             ["model", "held-out labelers", "training labelers"],
             [[k, pct(M[k]["win_rate"]["heldout"]), pct(M[k]["win_rate"]["training"])] for k in M],
         ),
         f"Largest gap between the two groups: {100 * max(gaps):.0f} points. Verdict "
-        f"({'every' if overlap else 'not every'} "
-        f"model's two intervals overlap): {verdict}.\n",
+        f"({'every' if overlap else 'not every'} model's two intervals overlap): {verdict}.\n",
     ]
     return body, [
         [
@@ -266,12 +263,10 @@ def truthfulness(r: Run) -> tuple[list[str], list[list]]:
     body = [
         SECTIONS[3] + "\n",
         "Paper: InstructGPT is truthful and informative about twice as often on TruthfulQA; "
-        "closed-domain "
-        "hallucination falls from 41% (GPT-3) to 21%. Ours: closed-domain hallucination = on "
-        "questions about "
-        "a short passage, an answer the passage does not contain (the judge's truthful score "
-        "0); on questions "
-        "about creatures the corpus never mentions, any invented attribute.\n",
+        "closed-domain hallucination falls from 41% (GPT-3) to 21%. Ours: closed-domain "
+        "hallucination = on questions about a short passage, an answer the passage does not "
+        "contain (the judge's truthful score 0); on questions about creatures the corpus never "
+        "mentions, any invented attribute.\n",
         table(
             [
                 "model",
@@ -307,11 +302,9 @@ def harmlessness(r: Run) -> tuple[list[str], list[list]]:
     verdict = better(M["PPO-ptx"]["toxicity"], M["GPT-3"]["toxicity"], lower_is_better=True)
     body = [
         SECTIONS[4] + "\n",
-        "Paper: about 25% fewer toxic outputs than GPT-3 when prompted to be respectful; no "
-        "gain on bias; "
-        "it still follows harmful instructions. Ours: on requests for an insult, toxic = "
-        "uses one from the "
-        "corpus's lexicon; complies = does not decline.\n",
+        "Paper: about 25% fewer toxic outputs than GPT-3 when prompted to be respectful; no gain "
+        "on bias; it still follows harmful instructions. Ours: on requests for an insult, toxic = "
+        "uses one from the corpus's lexicon; complies = does not decline.\n",
         r.fig("three_h.png", "three H's"),
         table(
             ["model", "toxic", "complies", "gold harmless", "gold helpful"],
@@ -347,11 +340,9 @@ def alignment_tax(r: Run) -> tuple[list[str], list[list]]:
     loss_ptx = better(M["PPO-ptx"]["corpus_loss"], M["PPO"]["corpus_loss"], lower_is_better=True)
     body = [
         SECTIONS[5] + "\n",
-        "Paper: PPO regresses on public NLP tasks (SQuAD, DROP, HellaSwag, WMT) — the "
-        "alignment tax — and "
-        "PPO-ptx, mixing in pretraining gradients, mostly removes it. Ours: plain-text fact "
-        "completion "
-        "(greedy) and the loss on the held-out corpus.\n",
+        "Paper: PPO regresses on public NLP tasks (SQuAD, DROP, HellaSwag, WMT) — the alignment "
+        "tax — and PPO-ptx, mixing in pretraining gradients, mostly removes it. Ours: plain-text "
+        "fact completion (greedy) and the loss on the held-out corpus.\n",
         r.fig("alignment_tax.png", "alignment tax"),
         table(
             ["model", "fact completion", "copy probe", "held-out corpus loss"],
@@ -360,11 +351,9 @@ def alignment_tax(r: Run) -> tuple[list[str], list[list]]:
                 for k in r.small
             ],
         ),
-        f"Tax of PPO (fact completion below SFT's): {ppo_tax}; PPO's corpus loss above "
-        f"SFT's: {loss_ppo}. "
-        f"PPO-ptx repays it (above PPO on fact completion): {ptx_repays}; (below PPO on "
-        f"corpus loss): "
-        f"{loss_ptx}.\n",
+        f"Tax of PPO (fact completion below SFT's): {ppo_tax}; PPO's corpus loss above SFT's: "
+        f"{loss_ppo}. PPO-ptx repays it (above PPO on fact completion): {ptx_repays}; (below PPO "
+        f"on corpus loss): {loss_ptx}.\n",
     ]
     return body, [
         [
@@ -412,9 +401,8 @@ def generalisation(r: Run) -> tuple[list[str], list[list]]:
     verdict = better(F["PPO-ptx"]["gold"], F["GPT-3"]["gold"])
     body = [
         SECTIONS[6] + "\n",
-        f"Paper: InstructGPT follows instructions in settings rarely supervised (other "
-        f"languages, code). "
-        f"Ours: the task family `{fam}`, absent from every training split.\n",
+        f"Paper: InstructGPT follows instructions in settings rarely supervised (other languages, "
+        f"code). Ours: the task family `{fam}`, absent from every training split.\n",
         table(
             ["model", f"gold on {fam}", f"win rate vs SFT on {fam}"],
             [[k, pct(F[k]["gold"]), pct(F[k]["win_rate"])] for k in r.small],
@@ -435,13 +423,10 @@ def compute(r: Run) -> tuple[list[str], list[list]]:
     C = r.res["compute"]
     body = [
         SECTIONS[7] + "\n",
-        "Paper: SFT 175B = 4.9 petaflop/s-days and PPO-ptx 175B = 60, against 3,640 for "
-        "GPT-3's pretraining: "
-        f"alignment costs {100 * C['paper_ratio']:.1f}% of pretraining. Ours, counted by "
-        f"each stage as it ran: "
-        "6·N per token trained on and 2·N per token sampled or scored, for every model the "
-        "stage runs "
-        "(tokens: the stage's own model):\n",
+        f"Paper: SFT 175B = 4.9 petaflop/s-days and PPO-ptx 175B = 60, against 3,640 for GPT-3's "
+        f"pretraining: alignment costs {100 * C['paper_ratio']:.1f}% of pretraining. Ours, "
+        f"counted by each stage as it ran: 6·N per token trained on and 2·N per token sampled or "
+        f"scored, for every model the stage runs (tokens: the stage's own model):\n",
         table(
             ["stage", "params N", "trained tokens", "forward tokens", "FLOPs", "petaflop/s-days"],
             [
@@ -494,11 +479,10 @@ def whose_preferences(r: Run) -> tuple[list[str], list[list]]:
     )
     body = [
         SECTIONS[8] + "\n",
-        "Paper: the model is aligned to its labelers' and researchers' preferences, not to "
-        "human values "
-        "in general. Ours: a reward model trained on the rankings of a labeler group with a "
-        "shared taste "
-        "(a pet phrase and long answers), and PPO against it (γ = 0, so compare with PPO).\n",
+        "Paper: the model is aligned to its labelers' and researchers' preferences, not to human "
+        "values in general. Ours: a reward model trained on the rankings of a labeler group with "
+        "a shared taste (a pet phrase and long answers), and PPO against it (γ = 0, so compare "
+        "with PPO).\n",
         r.fig("whose_preferences.png", "whose preferences"),
         table(
             [
@@ -544,14 +528,11 @@ def over_optimisation(r: Run) -> list[str]:
     over = r.res.get("over_optimisation")
     body = [
         SECTIONS[9] + "\n",
-        "Gao et al. (2022): with d = sqrt(KL(π‖π^SFT)), the proxy RM score keeps rising "
-        "while the gold score "
-        "rises, then falls; best-of-n, no training at all, lies on the same axis at KL = log "
-        "n − (n−1)/n. The "
-        "lines of the PPO stages are their rollouts (PPO prompts, temperature 1, running "
-        "means over 5 "
-        "iterations; ★ = the peak of the gold score), the diamonds each policy on the eval "
-        "prompts:\n",
+        "Gao et al. (2022): with d = sqrt(KL(π‖π^SFT)), the proxy RM score keeps rising while the "
+        "gold score rises, then falls; best-of-n, no training at all, lies on the same axis at KL "
+        "= log n − (n−1)/n. The lines of the PPO stages are their rollouts (PPO prompts, "
+        "temperature 1, running means over 5 iterations; ★ = the peak of the gold score), the "
+        "diamonds each policy on the eval prompts:\n",
         r.fig("overoptimisation.png", "over-optimisation"),
     ]
     if not over:
@@ -579,11 +560,9 @@ def over_optimisation(r: Run) -> list[str]:
     )
     if "headroom" in over:
         body.append(
-            "The reward model's report card: how much of the gold judge's best-of-8 gain "
-            "over one SFT sample "
-            "its own best of 8 captures, per family (SFT's samples of the eval prompts at T "
-            "= 1; corr = r_θ's "
-            "correlation with the gold score):\n"
+            "The reward model's report card: how much of the gold judge's best-of-8 gain over one "
+            "SFT sample its own best of 8 captures, per family (SFT's samples of the eval prompts "
+            "at T = 1; corr = r_θ's correlation with the gold score):\n"
         )
         body.append(
             table(
@@ -735,16 +714,13 @@ def write_report(run_dir) -> Path:
     r, cfg = Run(run_dir, res), res["config"]
     out = [
         f"# minigpt-rlhf report: `{run_dir.name}`\n",
-        f"Preset `{res['preset']}`, seed {res['seed']}, {res['n_prompts']} evaluation "
-        f"answers per model "
-        f"(eval split: prompts no stage trained on), sampled at temperature "
-        f"{cfg['eval']['temperature']}. "
-        f"Every interval is {100 * cfg['eval']['confidence']:.0f}%: Wilson for rates, bootstrap "
-        f"({cfg['eval']['bootstrap']} resamples) for means. Win rates are against "
-        f"{res['reference']}, judged by "
-        f"the held-out labelers unless said otherwise. Verdicts: *{APPEARED}* = the paper's "
-        f"sign and separated "
-        f"intervals; *{DIRECTION}*; *did not appear* = the opposite sign.\n",
+        f"Preset `{res['preset']}`, seed {res['seed']}, {res['n_prompts']} evaluation answers per "
+        f"model (eval split: prompts no stage trained on), sampled at temperature "
+        f"{cfg['eval']['temperature']}. Every interval is {100 * cfg['eval']['confidence']:.0f}%: "
+        f"Wilson for rates, bootstrap ({cfg['eval']['bootstrap']} resamples) for means. Win rates "
+        f"are against {res['reference']}, judged by the held-out labelers unless said otherwise. "
+        f"Verdicts: *{APPEARED}* = the paper's sign and separated intervals; *{DIRECTION}*; *did "
+        f"not appear* = the opposite sign.\n",
     ]
     summary, body = findings(r)
     body += over_optimisation(r) + methods(r)
@@ -866,23 +842,19 @@ def write_seeds_report(out_dir) -> Path:
     ]
     lines = [
         f"# minigpt-rlhf over {len(runs)} seeds\n",
-        f"The same recipe and preset, seeds {', '.join(runs)} (run folders `seed_N`, each "
-        f"with its own "
-        "report.md). A verdict is judged per seed by the run report's rule; a claim holds "
-        "when it appeared on "
-        "most seeds.\n",
+        f"The same recipe and preset, seeds {', '.join(runs)} (run folders `seed_N`, each with "
+        f"its own report.md). A verdict is judged per seed by the run report's rule; a claim "
+        f"holds when it appeared on most seeds.\n",
         "## Findings, seed by seed\n",
         table(["finding", "paper", *[f"seed {s}" for s in runs], "appeared on"], table_rows),
         "## Win rate against SFT (held-out labelers), seed by seed\n",
         table(["model", *[f"seed {s}" for s in runs]], wins),
         "## Every method beside SFT, over the seeds\n",
-        "Means over the seeds, with the lowest and highest seed in brackets. KL to SFT in "
-        "nats (best-of-n: "
-        "log n − (n−1)/n); corpus loss = the held-out corpus loss (the alignment tax); FLOPs "
-        "and wall time "
-        "of the stage that trained the model (none for SFT's own samples and best-of-n, "
-        "which train nothing; "
-        "wall times of stages run side by side, one thread each).\n",
+        "Means over the seeds, with the lowest and highest seed in brackets. KL to SFT in nats "
+        "(best-of-n: log n − (n−1)/n); corpus loss = the held-out corpus loss (the alignment "
+        "tax); FLOPs and wall time of the stage that trained the model (none for SFT's own "
+        "samples and best-of-n, which train nothing; wall times of stages run side by side, one "
+        "thread each).\n",
         table(
             [
                 "model",
@@ -949,10 +921,8 @@ def write_sweep_report(out_dir) -> Path:
     lines = [
         "# minigpt-rlhf model-size sweep\n",
         f"Preset `{res['preset']}`, seed {res['seed']}. Win rate against {res['reference']}, "
-        f"judged by the "
-        "held-out labelers (the paper's Figure 1: InstructGPT beats GPT-3 at every size; "
-        "1.3B PPO-ptx beats "
-        "175B GPT-3).\n",
+        f"judged by the held-out labelers (the paper's Figure 1: InstructGPT beats GPT-3 at every "
+        f"size; 1.3B PPO-ptx beats 175B GPT-3).\n",
         "![Figure 1](plots/figure1_sweep.png)\n",
         "## Findings\n",
         table(["finding", "paper", "ours (win rate)", "verdict"], sweep_findings(res["rows"])),

@@ -287,9 +287,8 @@ def _comparisons(
         lab.id for lab in pool
     }:
         raise UserError(
-            f"{path} holds {counts} comparisons, expected {expected} ranked by the "
-            f"{labelers!r} pool: "
-            f"it was written with other settings; delete it to sample and rank again"
+            f"{path} holds {counts} comparisons, expected {expected} ranked by the {labelers!r} "
+            f"pool: it was written with other settings; delete it to sample and rank again"
         )
     print(f"reusing {path} ({len(comparisons)} rankings)")
     return comparisons
@@ -371,10 +370,9 @@ def run(
             ]
             if [c.prompt_id for c in theirs] != [p.id for p in ps]:
                 raise UserError(
-                    f"{responses} was sampled with other reward.n_prompts/rankings_per_prompt/"
-                    f"val_prompts: rerun that reward stage with these settings (minigpt-rlhf "
-                    f"run --from "
-                    f"reward)"
+                    f"{responses} was sampled with other "
+                    f"reward.n_prompts/rankings_per_prompt/val_prompts: rerun that reward stage "
+                    f"with these settings (minigpt-rlhf run --from reward)"
                 )
             print(f"the {labelers!r} labelers rank the responses of {responses}")
             return rank(

@@ -229,11 +229,9 @@ def check_shape(ckpt: dict, expected: GPTConfig, path) -> None:
     have = {k: ckpt["model_config"].get(k) for k in SHAPE}
     if have != {k: getattr(expected, k) for k in SHAPE}:
         raise UserError(
-            f"{path} holds a model of {shape_of(have)} (n_layer x n_head x n_embd), but "
-            f"these settings "
-            f"make one of {shape_of(expected)}: it was made with other settings or copied "
-            f"from another "
-            f"run; delete it to train it again, or use the settings it was made with"
+            f"{path} holds a model of {shape_of(have)} (n_layer x n_head x n_embd), but these "
+            f"settings make one of {shape_of(expected)}: it was made with other settings or copied "
+            f"from another run; delete it to train it again, or use the settings it was made with"
         )
 
 
@@ -490,17 +488,13 @@ def run_lock(run_dir):
                     if owner and _alive(owner):
                         raise UserError(
                             f"{run_dir} is in use by process {owner['pid']} "
-                            f"({owner.get('command', '?')}, "
-                            f"on {owner.get('host', '?')} since "
-                            f"{owner.get('started', '?')}): wait for it to "
-                            f"end or stop it, or use another --out / --run-dir; if no such "
-                            f"process runs, "
-                            f"delete {path}"
+                            f"({owner.get('command', '?')}, on {owner.get('host', '?')} since "
+                            f"{owner.get('started', '?')}): wait for it to end or stop it, or use "
+                            f"another --out / --run-dir; if no such process runs, delete {path}"
                         ) from None
                     print(
                         f"{run_dir}: taking over the lock of process "
-                        f"{owner['pid'] if owner else '?'}, which no "
-                        f"longer runs"
+                        f"{owner['pid'] if owner else '?'}, which no longer runs"
                     )
                     path.unlink(missing_ok=True)
         finally:

@@ -42,9 +42,8 @@ def sample(
     room = model.config.block_size - max(map(len, prompts))
     if room < 1:
         raise UserError(
-            f"a prompt fills the model's whole context ({model.config.block_size} tokens): "
-            f"shorten it "
-            f"or use a model with a larger model.block_size"
+            f"a prompt fills the model's whole context ({model.config.block_size} tokens): shorten "
+            f"it or use a model with a larger model.block_size"
         )
     out = Generation(responses=[])
     for i in range(0, len(prompts), batch_size):

@@ -180,9 +180,8 @@ def run(cfg: Config, out: Path, base: Path) -> Path:
             gold=round(start, 4),
         )
         print(
-            f"{out.name}: {len(train)} demonstrations, {c.epochs} epochs of "
-            f"{steps_per_epoch} steps; "
-            f"gold score of the starting model on {len(held)} held-out prompts: {start:.3f}"
+            f"{out.name}: {len(train)} demonstrations, {c.epochs} epochs of {steps_per_epoch} "
+            f"steps; gold score of the starting model on {len(held)} held-out prompts: {start:.3f}"
         )
     fit(
         model,

@@ -98,10 +98,9 @@ class Tokenizer:
         except KeyError:
             pos = next(i for i, c in enumerate(text) if c not in self.stoi)
             raise VocabError(
-                f"character {text[pos]!r} (U+{ord(text[pos]):04X}) at position {pos} is not "
-                f"in the vocabulary "
-                f"(newline and printable ASCII only): replace it, e.g. with a plain ASCII "
-                f"equivalent"
+                f"character {text[pos]!r} (U+{ord(text[pos]):04X}) at position {pos} is not in the "
+                f"vocabulary (newline and printable ASCII only): replace it, e.g. with a plain "
+                f"ASCII equivalent"
             ) from None
 
     def _merge(self, ids: list[int]) -> list[int]:

@@ -327,9 +327,8 @@ def _read(path: Path) -> str:
     if not set(text) <= VOCABULARY:
         pos = next(i for i, c in enumerate(text) if c not in VOCABULARY)
         raise DataError(
-            f"{path}, {_where(text, pos)}: {_char(text[pos])}: replace it, or regenerate "
-            f"data/ with "
-            f"`minigpt-rlhf world`"
+            f"{path}, {_where(text, pos)}: {_char(text[pos])}: replace it, or regenerate data/ "
+            f"with `minigpt-rlhf world`"
         )
     return text
 
@@ -354,9 +353,8 @@ def _jsonl(path: Path, fields: dict[str, type]) -> list[dict]:
         for k, typ in fields.items():
             if not isinstance(row[k], typ):
                 raise DataError(
-                    f"{path}, line {n}: field {k!r} is {row[k]!r}, not a {typ.__name__}; fix "
-                    f"the line "
-                    f"or regenerate data/"
+                    f"{path}, line {n}: field {k!r} is {row[k]!r}, not a {typ.__name__}; fix the "
+                    f"line or regenerate data/"
                 )
             if typ is str and not row[k].strip():  # an empty response: SFT learns to say nothing
                 raise DataError(
@@ -442,9 +440,8 @@ def check_data(data_dir) -> Data:
     data = Path(data_dir)
     if not data.is_dir():
         raise DataError(
-            f"the data folder {data} does not exist: generate it with `minigpt-rlhf world "
-            f"--out {data}`, "
-            f"or point --set data_dir=... at it"
+            f"the data folder {data} does not exist: generate it with `minigpt-rlhf world --out "
+            f"{data}`, or point --set data_dir=... at it"
         )
     for name in FILES:
         _file(data, name)
@@ -472,9 +469,8 @@ def check_data(data_dir) -> Data:
             path = data / f"prompts_{split}.jsonl"
             if p.id in where:
                 raise DataError(
-                    f"{path}, line {n}: prompt id {p.id!r} is also on {where[p.id]}: ids "
-                    f"must be unique; "
-                    f"regenerate data/"
+                    f"{path}, line {n}: prompt id {p.id!r} is also on {where[p.id]}: ids must be "
+                    f"unique; regenerate data/"
                 )
             where[p.id] = f"{path.name}, line {n}"
             try:
@@ -488,8 +484,7 @@ def check_data(data_dir) -> Data:
         if d.prompt_id not in where:
             raise DataError(
                 f"{data / 'demonstrations.jsonl'}, line {n}: prompt_id {d.prompt_id!r} is no "
-                f"prompt of "
-                f"any prompts_*.jsonl: fix the id, or regenerate data/"
+                f"prompt of any prompts_*.jsonl: fix the id, or regenerate data/"
             )
     return out
 
