@@ -61,8 +61,16 @@ class PretrainConfig(Optim):
 
 PRETRAIN_PRESETS = {
     # micro: enough steps for SFT to have a base to lift (log 2026-12-01: byte-pair world)
-    "micro": dict(steps=300, batch_size=8, seq_len=64, lr=1e-2, warmup=10, eval_every=100, eval_windows=16,
-                  log_every=5),
+    "micro": dict(
+        steps=300,
+        batch_size=8,
+        seq_len=64,
+        lr=1e-2,
+        warmup=10,
+        eval_every=100,
+        eval_windows=16,
+        log_every=5,
+    ),
     "quick": {},
     "balanced": {},
     "full": dict(steps=8000, batch_size=64, lr=1e-3, min_lr=1e-4, warmup=400, eval_every=500),
@@ -86,7 +94,9 @@ class SFTConfig(Optim):
 
 
 SFT_PRESETS = {
-    "micro": dict(epochs=5, batch_size=16, max_demos=320, heldout_prompts=16, lr=3e-3, warmup=5, log_every=5),
+    "micro": dict(
+        epochs=5, batch_size=16, max_demos=320, heldout_prompts=16, lr=3e-3, warmup=5, log_every=5
+    ),
     "quick": {},
     # balanced: half the demonstrations, leaving the RM something to find (a demonstration is the
     # judge's own optimum; log 2026-12-02: the paper's ratio; between the two)
@@ -120,13 +130,35 @@ class RewardConfig(Optim):
 
 
 REWARD_PRESETS = {
-    "micro": dict(n_prompts=24, val_prompts=12, k_max=6, sample_batch=32, lr=1e-3, min_lr=1e-3, warmup=0,
-                  batch_size=4, epochs=1, temperatures="0.7,1.0,1.3", base_share=0.25, eval_every=3),
+    "micro": dict(
+        n_prompts=24,
+        val_prompts=12,
+        k_max=6,
+        sample_batch=32,
+        lr=1e-3,
+        min_lr=1e-3,
+        warmup=0,
+        batch_size=4,
+        epochs=1,
+        temperatures="0.7,1.0,1.3",
+        base_share=0.25,
+        eval_every=3,
+    ),
     "quick": {},
     # balanced: each prompt ranked twice (log 2026-12-02: a second ranking per prompt), 10 epochs
     "balanced": dict(rankings_per_prompt=2, epochs=10, eval_every=15),
-    "full": dict(n_prompts=1000, val_prompts=200, lr=1e-4, min_lr=1e-4, warmup=0, batch_size=16, epochs=1,
-                 temperatures="0.7,1.0,1.3", base_share=0.25, eval_every=10),
+    "full": dict(
+        n_prompts=1000,
+        val_prompts=200,
+        lr=1e-4,
+        min_lr=1e-4,
+        warmup=0,
+        batch_size=16,
+        epochs=1,
+        temperatures="0.7,1.0,1.3",
+        base_share=0.25,
+        eval_every=10,
+    ),
 }
 
 
@@ -135,7 +167,9 @@ class PPOConfig:
     """Step 3: PPO against the reward model with a per-token KL penalty; PPO-ptx adds pretraining.
     Names follow the paper (β = kl_coef, γ = ptx_coef) and cleanrl (clip_eps, gae_lambda, ...)."""
 
-    iterations: int = 80  # rollout + update cycles: 10,240 answers, what the gold-judge loop needs to climb
+    iterations: int = (
+        80  # rollout + update cycles: 10,240 answers, what the gold-judge loop needs to climb
+    )
     rollout_batch: int = 128  # prompts per iteration, one response each (the paper's "episodes")
     minibatch: int = 32  # responses per gradient step
     ppo_epochs: int = 2  # passes over each rollout batch (1 spends the answers less fully)
@@ -167,11 +201,21 @@ class PPOConfig:
 
 
 PPO_PRESETS = {
-    "micro": dict(iterations=3, rollout_batch=8, minibatch=4, ppo_epochs=2, ptx_batch=2, eval_every=2),
+    "micro": dict(
+        iterations=3, rollout_batch=8, minibatch=4, ppo_epochs=2, ptx_batch=2, eval_every=2
+    ),
     "quick": {},
     # balanced: γ 1 and the gold stage at β 0.2, with which every balanced number was measured
     "balanced": dict(ptx_coef=1.0, oracle_kl_coef=0.2),
-    "full": dict(iterations=150, rollout_batch=64, minibatch=16, ppo_epochs=4, lr=5e-5, value_lr=1e-4, ptx_batch=16),
+    "full": dict(
+        iterations=150,
+        rollout_batch=64,
+        minibatch=16,
+        ppo_epochs=4,
+        lr=5e-5,
+        value_lr=1e-4,
+        ptx_batch=16,
+    ),
 }
 
 
@@ -238,11 +282,23 @@ class PipelineConfig:
 
 
 PIPELINE_PRESETS = {
-    "micro": dict(large_model="2x2x48", sweep_sizes="1x2x16,2x2x32,2x2x48", workers=1, large=True, biased=True,
-                  grpo=True),
+    "micro": dict(
+        large_model="2x2x48",
+        sweep_sizes="1x2x16,2x2x32,2x2x48",
+        workers=1,
+        large=True,
+        biased=True,
+        grpo=True,
+    ),
     "quick": {},
     "balanced": dict(large=True, biased=True, grpo=True),
-    "full": dict(large_model="8x8x384", sweep_sizes="4x4x128,6x6x192,8x8x256", large=True, biased=True, grpo=True),
+    "full": dict(
+        large_model="8x8x384",
+        sweep_sizes="4x4x128,6x6x192,8x8x256",
+        large=True,
+        biased=True,
+        grpo=True,
+    ),
 }
 
 
@@ -270,7 +326,12 @@ class Config:
 
 # micro in float32: its matrices are too small for bf16 to pay for its casts
 # (log 2026-12-02: bf16 in the training step)
-_TOP_PRESETS = {"micro": dict(max_new_tokens=16, precision="fp32"), "quick": {}, "balanced": {}, "full": {}}
+_TOP_PRESETS = {
+    "micro": dict(max_new_tokens=16, precision="fp32"),
+    "quick": {},
+    "balanced": {},
+    "full": {},
+}
 _STAGE_PRESETS = {
     "model": MODEL_PRESETS,
     "pretrain": PRETRAIN_PRESETS,
@@ -284,7 +345,8 @@ _STAGE_PRESETS = {
 
 
 def load_config(preset: str = "quick", overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """The preset's Config with the `section.key=value` overrides applied, every value checked (`check`)."""
+    """The preset's Config with the `section.key=value` overrides applied, every value checked
+    (`check`)."""
     if preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
     cfg = Config(preset=preset, **_TOP_PRESETS[preset])
@@ -298,18 +360,29 @@ def load_config(preset: str = "quick", overrides: list[str] | tuple[str, ...] = 
 
 
 def apply_override(cfg: Config, item: str) -> None:
-    """Set one `section.key=value` (or a top-level `key=value`), converting the value to the field's type."""
+    """Set one `section.key=value` (or a top-level `key=value`), converting the value to the field's
+    type."""
     if "=" not in item:
         raise UserError(f"--set {item!r}: expected key=value, e.g. --set pretrain.lr=1e-3")
     key, raw = item.split("=", 1)
     *path, name = key.strip().split(".")
     target = cfg
     for part in path:
-        sections = [f.name for f in dataclasses.fields(target) if dataclasses.is_dataclass(getattr(target, f.name))]
+        sections = [
+            f.name
+            for f in dataclasses.fields(target)
+            if dataclasses.is_dataclass(getattr(target, f.name))
+        ]
         if part not in sections:
-            raise UserError(f"--set {key}: unknown section {part!r}; sections: {', '.join(sections)}")
+            raise UserError(
+                f"--set {key}: unknown section {part!r}; sections: {', '.join(sections)}"
+            )
         target = getattr(target, part)
-    fields = {f.name: f for f in dataclasses.fields(target) if not dataclasses.is_dataclass(getattr(target, f.name))}
+    fields = {
+        f.name: f
+        for f in dataclasses.fields(target)
+        if not dataclasses.is_dataclass(getattr(target, f.name))
+    }
     if name not in fields:
         raise UserError(f"--set {key}: unknown key {name!r}; valid keys here: {', '.join(fields)}")
     setattr(target, name, _parse(key, raw.strip(), type(getattr(target, name))))
@@ -333,10 +406,11 @@ def _parse(key: str, raw: str, typ: type):
         raise UserError(f"--set {key}={raw}: expected a value of type {typ.__name__}") from None
 
 
-# ---- allowed values -------------------------------------------------------------------------------------------------
+# ---- allowed values ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Range:
-    """The values a number may take: lo..hi, an end excluded where it is open; never NaN or infinite."""
+    """The values a number may take: lo..hi, an end excluded where it is open; never NaN or
+    infinite."""
 
     lo: float = -math.inf
     hi: float = math.inf
@@ -344,49 +418,121 @@ class Range:
     hi_open: bool = False
 
     def __contains__(self, x) -> bool:
-        return (math.isfinite(x) and (x > self.lo if self.lo_open else x >= self.lo)
-                and (x < self.hi if self.hi_open else x <= self.hi))
+        return (
+            math.isfinite(x)
+            and (x > self.lo if self.lo_open else x >= self.lo)
+            and (x < self.hi if self.hi_open else x <= self.hi)
+        )
 
     def __str__(self) -> str:
         if self.lo == -math.inf:
             return "a finite number"
         if self.hi == math.inf:
             return f"{'>' if self.lo_open else '>='} {self.lo:g}"
-        return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+        return (
+            f"in {'(' if self.lo_open else '['}{self.lo:g}, "
+            f"{self.hi:g}{')' if self.hi_open else ']'}"
+        )
 
 
 ANY, POSITIVE, NON_NEGATIVE, AT_LEAST_1 = Range(), Range(0, lo_open=True), Range(0), Range(1)
 FRACTION, BELOW_1, OPEN_UNIT = Range(0, 1), Range(0, 1, hi_open=True), Range(0, 1, True, True)
 
-# The range of every number of every section, by dataclass (a subclass also gets its base's, e.g. Optim's).
-# A test checks that no int or float field is missing here.
+# The range of every number of every section, by dataclass (a subclass also gets its base's, e.g.
+# Optim's). A test checks that no int or float field is missing here.
 RANGES = {
     Config: dict(seed=ANY, max_new_tokens=AT_LEAST_1),
-    GPTConfig: dict(block_size=Range(2), n_layer=AT_LEAST_1, n_head=AT_LEAST_1, n_embd=AT_LEAST_1, dropout=BELOW_1),
-    Optim: dict(lr=POSITIVE, min_lr=NON_NEGATIVE, warmup=NON_NEGATIVE, weight_decay=NON_NEGATIVE, beta1=BELOW_1,
-                beta2=BELOW_1, grad_clip=POSITIVE),
-    PretrainConfig: dict(steps=AT_LEAST_1, batch_size=AT_LEAST_1, seq_len=AT_LEAST_1, grad_accum=AT_LEAST_1,
-                         eval_every=AT_LEAST_1, eval_windows=AT_LEAST_1, log_every=AT_LEAST_1),
-    SFTConfig: dict(epochs=AT_LEAST_1, batch_size=AT_LEAST_1, grad_accum=AT_LEAST_1, dropout=BELOW_1,
-                    max_demos=NON_NEGATIVE, heldout_prompts=AT_LEAST_1, log_every=AT_LEAST_1),
-    RewardConfig: dict(n_prompts=AT_LEAST_1, rankings_per_prompt=AT_LEAST_1, val_prompts=AT_LEAST_1, k_min=Range(2), k_max=Range(2),
-                       base_share=FRACTION, sample_batch=AT_LEAST_1, batch_size=AT_LEAST_1, epochs=AT_LEAST_1, eval_every=AT_LEAST_1),
-    PPOConfig: dict(iterations=AT_LEAST_1, rollout_batch=AT_LEAST_1, minibatch=AT_LEAST_1, ppo_epochs=AT_LEAST_1,
-                    lr=POSITIVE, value_lr=POSITIVE, clip_eps=POSITIVE, clip_value=POSITIVE, gae_gamma=FRACTION,
-                    gae_lambda=FRACTION, kl_coef=NON_NEGATIVE, kl_target=NON_NEGATIVE, kl_horizon=AT_LEAST_1,
-                    ptx_coef=NON_NEGATIVE, ptx_batch=AT_LEAST_1, temperature=POSITIVE, truncation_penalty=ANY,
-                    grad_clip=POSITIVE, value_warmup=NON_NEGATIVE, oracle_kl_coef=NON_NEGATIVE,
-                    eval_every=AT_LEAST_1, group_size=Range(2)),
+    GPTConfig: dict(
+        block_size=Range(2),
+        n_layer=AT_LEAST_1,
+        n_head=AT_LEAST_1,
+        n_embd=AT_LEAST_1,
+        dropout=BELOW_1,
+    ),
+    Optim: dict(
+        lr=POSITIVE,
+        min_lr=NON_NEGATIVE,
+        warmup=NON_NEGATIVE,
+        weight_decay=NON_NEGATIVE,
+        beta1=BELOW_1,
+        beta2=BELOW_1,
+        grad_clip=POSITIVE,
+    ),
+    PretrainConfig: dict(
+        steps=AT_LEAST_1,
+        batch_size=AT_LEAST_1,
+        seq_len=AT_LEAST_1,
+        grad_accum=AT_LEAST_1,
+        eval_every=AT_LEAST_1,
+        eval_windows=AT_LEAST_1,
+        log_every=AT_LEAST_1,
+    ),
+    SFTConfig: dict(
+        epochs=AT_LEAST_1,
+        batch_size=AT_LEAST_1,
+        grad_accum=AT_LEAST_1,
+        dropout=BELOW_1,
+        max_demos=NON_NEGATIVE,
+        heldout_prompts=AT_LEAST_1,
+        log_every=AT_LEAST_1,
+    ),
+    RewardConfig: dict(
+        n_prompts=AT_LEAST_1,
+        rankings_per_prompt=AT_LEAST_1,
+        val_prompts=AT_LEAST_1,
+        k_min=Range(2),
+        k_max=Range(2),
+        base_share=FRACTION,
+        sample_batch=AT_LEAST_1,
+        batch_size=AT_LEAST_1,
+        epochs=AT_LEAST_1,
+        eval_every=AT_LEAST_1,
+    ),
+    PPOConfig: dict(
+        iterations=AT_LEAST_1,
+        rollout_batch=AT_LEAST_1,
+        minibatch=AT_LEAST_1,
+        ppo_epochs=AT_LEAST_1,
+        lr=POSITIVE,
+        value_lr=POSITIVE,
+        clip_eps=POSITIVE,
+        clip_value=POSITIVE,
+        gae_gamma=FRACTION,
+        gae_lambda=FRACTION,
+        kl_coef=NON_NEGATIVE,
+        kl_target=NON_NEGATIVE,
+        kl_horizon=AT_LEAST_1,
+        ptx_coef=NON_NEGATIVE,
+        ptx_batch=AT_LEAST_1,
+        temperature=POSITIVE,
+        truncation_penalty=ANY,
+        grad_clip=POSITIVE,
+        value_warmup=NON_NEGATIVE,
+        oracle_kl_coef=NON_NEGATIVE,
+        eval_every=AT_LEAST_1,
+        group_size=Range(2),
+    ),
     DPOConfig: dict(beta=POSITIVE, epochs=AT_LEAST_1, batch_size=AT_LEAST_1, eval_every=AT_LEAST_1),
-    EvalConfig: dict(prompts=NON_NEGATIVE, samples=AT_LEAST_1, temperature=NON_NEGATIVE, batch_size=AT_LEAST_1,
-                     bootstrap=AT_LEAST_1, confidence=OPEN_UNIT, cloze_items=NON_NEGATIVE, best_of=AT_LEAST_1,
-                     oracle_of=AT_LEAST_1),
-    PipelineConfig: dict(large_steps=NON_NEGATIVE, large_lr=POSITIVE, workers=NON_NEGATIVE, threads=NON_NEGATIVE),
+    EvalConfig: dict(
+        prompts=NON_NEGATIVE,
+        samples=AT_LEAST_1,
+        temperature=NON_NEGATIVE,
+        batch_size=AT_LEAST_1,
+        bootstrap=AT_LEAST_1,
+        confidence=OPEN_UNIT,
+        cloze_items=NON_NEGATIVE,
+        best_of=AT_LEAST_1,
+        oracle_of=AT_LEAST_1,
+    ),
+    PipelineConfig: dict(
+        large_steps=NON_NEGATIVE, large_lr=POSITIVE, workers=NON_NEGATIVE, threads=NON_NEGATIVE
+    ),
 }
 
 
 def ranges(section) -> dict[str, Range]:
-    """The allowed range of each number of one section (a dataclass instance), its base classes' included."""
+    """The allowed range of each number of one section (a dataclass instance), its base classes'
+    included."""
     out = {}
     for cls in reversed(type(section).__mro__):
         out.update(RANGES.get(cls, {}))
@@ -394,16 +540,22 @@ def ranges(section) -> dict[str, Range]:
 
 
 def check(cfg: Config) -> None:
-    """Raise a UserError naming the first value out of its range, or the first two settings that disagree, and
-    the --set that changes it. (What needs the data, e.g. whether the prompts fit model.block_size, is checked by
-    preflight.py before the first stage.)"""
-    sections = {"": cfg} | {f.name + ".": getattr(cfg, f.name) for f in dataclasses.fields(cfg)
-                            if dataclasses.is_dataclass(getattr(cfg, f.name))}
+    """Raise a UserError naming the first value out of its range, or the first two settings that
+    disagree, and the --set that changes it. (What needs the data, e.g. whether the prompts fit
+    model.block_size, is checked by preflight.py before the first stage.)"""
+    sections = {"": cfg} | {
+        f.name + ".": getattr(cfg, f.name)
+        for f in dataclasses.fields(cfg)
+        if dataclasses.is_dataclass(getattr(cfg, f.name))
+    }
     for prefix, section in sections.items():
         for name, allowed in ranges(section).items():
             value = getattr(section, name)
             if value not in allowed:
-                raise UserError(f"{prefix}{name}={value}: must be {allowed}; change it with --set {prefix}{name}=VALUE")
+                raise UserError(
+                    f"{prefix}{name}={value}: must be {allowed}; change it with --set "
+                    f"{prefix}{name}=VALUE"
+                )
     for ok, message in _agreements(cfg):
         if not ok:
             raise UserError(message)
@@ -417,42 +569,85 @@ def _agreements(cfg: Config) -> list[tuple[bool, str]]:
     """(holds, the message if not) for each pair of settings that must agree."""
     m, p, r = cfg.model, cfg.pretrain, cfg.reward
     return [
-        (cfg.preset in PRESETS, f"preset={cfg.preset!r}: choose the preset with --preset {'|'.join(PRESETS)}"),
-        (m.vocab_size == 0, f"model.vocab_size={m.vocab_size}: it is set from the tokenizer when a model is built; "
-                            f"drop --set model.vocab_size"),
-        (cfg.precision in ("auto", "bf16", "fp32"), f"precision={cfg.precision!r}: choose auto, bf16 or fp32 with "
-                                                    f"--set precision"),
-        (cfg.tokenizer in ("bpe", "chars"), f"tokenizer={cfg.tokenizer!r}: choose bpe (the world's byte pairs) or "
-                                            f"chars (one token per character) with --set tokenizer"),
-        (m.n_embd % m.n_head == 0, f"model.n_embd={m.n_embd} is not divisible by model.n_head={m.n_head}: each head "
-                                   f"gets n_embd / n_head channels; change --set model.n_embd or model.n_head"),
-        (m.n_embd % m.n_head or even_heads(m.n_head, m.n_embd, m.rope),
-         f"model.n_embd={m.n_embd} / model.n_head={m.n_head} gives heads of "
-         f"{m.n_embd // m.n_head} channels: rotary position embeddings (model.rope) turn a head's "
-         f"channels in pairs, so it must be even; --set model.n_embd="
-         f"{even_embd(m.n_head, m.n_embd)} or change model.n_head"),
-        *[(s.min_lr <= s.lr, f"{name}.min_lr={s.min_lr} is above {name}.lr={s.lr}: the schedule decays from lr down "
-                             f"to min_lr; lower --set {name}.min_lr or raise {name}.lr")
-          for name, s in (("pretrain", p), ("sft", cfg.sft), ("reward", r), ("dpo", cfg.dpo))],
-        (p.warmup <= min(p.steps, cfg.pipeline.large_steps or p.steps),
-         f"pretrain.warmup={p.warmup} is longer than the {min(p.steps, cfg.pipeline.large_steps or p.steps)} "
-         f"pretraining steps (pretrain.steps, pipeline.large_steps): lower --set pretrain.warmup"),
-        (p.seq_len <= m.block_size, f"pretrain.seq_len={p.seq_len} is longer than the model's context, "
-                                    f"model.block_size={m.block_size}: lower --set pretrain.seq_len"),
-        (r.k_min <= r.k_max, f"reward.k_min={r.k_min} is above reward.k_max={r.k_max}: K is drawn from k_min..k_max; "
-                             f"change --set reward.k_min or reward.k_max"),
-        (cfg.ppo.baseline in ("value", "group"), f"ppo.baseline={cfg.ppo.baseline!r}: choose value (PPO's value "
-                                                 f"model) or group (GRPO) with --set ppo.baseline"),
-        (cfg.ppo.baseline != "group" or cfg.ppo.rollout_batch % cfg.ppo.group_size == 0,
-         f"ppo.rollout_batch={cfg.ppo.rollout_batch} is not a multiple of ppo.group_size={cfg.ppo.group_size}: GRPO "
-         f"answers rollout_batch / group_size prompts group_size times each; change --set ppo.rollout_batch"),
-        (cfg.ppo.value_warmup < cfg.ppo.iterations and (cfg.ppo.baseline == "value" or cfg.ppo.value_warmup == 0),
-         f"ppo.value_warmup={cfg.ppo.value_warmup} with ppo.iterations={cfg.ppo.iterations} and ppo.baseline="
-         f"{cfg.ppo.baseline}: the warm-up trains PPO's value model alone (GRPO has none) for fewer iterations than "
-         f"the stage has; lower --set ppo.value_warmup"),
-        (cfg.ppo.minibatch <= cfg.ppo.rollout_batch,
-         f"ppo.minibatch={cfg.ppo.minibatch} is larger than ppo.rollout_batch={cfg.ppo.rollout_batch}, the responses "
-         f"each update draws its minibatches from: lower --set ppo.minibatch"),
+        (
+            cfg.preset in PRESETS,
+            f"preset={cfg.preset!r}: choose the preset with --preset {'|'.join(PRESETS)}",
+        ),
+        (
+            m.vocab_size == 0,
+            f"model.vocab_size={m.vocab_size}: it is set from the tokenizer when a model is built; "
+            f"drop --set model.vocab_size",
+        ),
+        (
+            cfg.precision in ("auto", "bf16", "fp32"),
+            f"precision={cfg.precision!r}: choose auto, bf16 or fp32 with --set precision",
+        ),
+        (
+            cfg.tokenizer in ("bpe", "chars"),
+            f"tokenizer={cfg.tokenizer!r}: choose bpe (the world's byte pairs) or "
+            f"chars (one token per character) with --set tokenizer",
+        ),
+        (
+            m.n_embd % m.n_head == 0,
+            f"model.n_embd={m.n_embd} is not divisible by model.n_head={m.n_head}: each head "
+            f"gets n_embd / n_head channels; change --set model.n_embd or model.n_head",
+        ),
+        (
+            m.n_embd % m.n_head or even_heads(m.n_head, m.n_embd, m.rope),
+            f"model.n_embd={m.n_embd} / model.n_head={m.n_head} gives heads of "
+            f"{m.n_embd // m.n_head} channels: rotary position embeddings (model.rope) turn a "
+            f"head's channels in pairs, so it must be even; --set "
+            f"model.n_embd={even_embd(m.n_head, m.n_embd)} or change model.n_head",
+        ),
+        *[
+            (
+                s.min_lr <= s.lr,
+                f"{name}.min_lr={s.min_lr} is above {name}.lr={s.lr}: the schedule decays from lr "
+                f"down to min_lr; lower --set {name}.min_lr or raise {name}.lr",
+            )
+            for name, s in (("pretrain", p), ("sft", cfg.sft), ("reward", r), ("dpo", cfg.dpo))
+        ],
+        (
+            p.warmup <= min(p.steps, cfg.pipeline.large_steps or p.steps),
+            f"pretrain.warmup={p.warmup} is longer than the "
+            f"{min(p.steps, cfg.pipeline.large_steps or p.steps)} pretraining steps "
+            f"(pretrain.steps, pipeline.large_steps): lower --set pretrain.warmup",
+        ),
+        (
+            p.seq_len <= m.block_size,
+            f"pretrain.seq_len={p.seq_len} is longer than the model's context, "
+            f"model.block_size={m.block_size}: lower --set pretrain.seq_len",
+        ),
+        (
+            r.k_min <= r.k_max,
+            f"reward.k_min={r.k_min} is above reward.k_max={r.k_max}: K is drawn from "
+            f"k_min..k_max; change --set reward.k_min or reward.k_max",
+        ),
+        (
+            cfg.ppo.baseline in ("value", "group"),
+            f"ppo.baseline={cfg.ppo.baseline!r}: choose value (PPO's value "
+            f"model) or group (GRPO) with --set ppo.baseline",
+        ),
+        (
+            cfg.ppo.baseline != "group" or cfg.ppo.rollout_batch % cfg.ppo.group_size == 0,
+            f"ppo.rollout_batch={cfg.ppo.rollout_batch} is not a multiple of "
+            f"ppo.group_size={cfg.ppo.group_size}: GRPO answers rollout_batch / group_size "
+            f"prompts group_size times each; change --set ppo.rollout_batch",
+        ),
+        (
+            cfg.ppo.value_warmup < cfg.ppo.iterations
+            and (cfg.ppo.baseline == "value" or cfg.ppo.value_warmup == 0),
+            f"ppo.value_warmup={cfg.ppo.value_warmup} with ppo.iterations={cfg.ppo.iterations} "
+            f"and ppo.baseline={cfg.ppo.baseline}: the warm-up trains PPO's value model alone "
+            f"(GRPO has none) for fewer iterations than the stage has; lower --set "
+            f"ppo.value_warmup",
+        ),
+        (
+            cfg.ppo.minibatch <= cfg.ppo.rollout_batch,
+            f"ppo.minibatch={cfg.ppo.minibatch} is larger than "
+            f"ppo.rollout_batch={cfg.ppo.rollout_batch}, the responses "
+            f"each update draws its minibatches from: lower --set ppo.minibatch",
+        ),
     ]
 
 
@@ -467,32 +662,43 @@ def even_embd(n_head: int, n_embd: int) -> int:
     return -(-n_embd // (2 * n_head)) * 2 * n_head
 
 
-def parse_temperatures(spec: str, key: str = "reward.temperatures", allow_zero: bool = False) -> list[float]:
-    """A list of sampling temperatures, "0.7,1.0,1.3" -> [0.7, 1.0, 1.3]: positive numbers (or 0 = greedy)."""
+def parse_temperatures(
+    spec: str, key: str = "reward.temperatures", allow_zero: bool = False
+) -> list[float]:
+    """A list of sampling temperatures, "0.7,1.0,1.3" -> [0.7, 1.0, 1.3]: positive numbers (or 0 =
+    greedy)."""
     try:
         temps = [float(t) for t in spec.split(",")]
     except ValueError:
         temps = []
     allowed = NON_NEGATIVE if allow_zero else POSITIVE
     if not temps or not all(t in allowed for t in temps):
-        raise UserError(f"{key}={spec!r}: expected {'non-negative' if allow_zero else 'positive'} numbers separated "
-                        f"by commas, e.g. --set {key}=0.7,1.0")
+        raise UserError(
+            f"{key}={spec!r}: expected {'non-negative' if allow_zero else 'positive'} numbers "
+            f"separated by commas, e.g. --set {key}=0.7,1.0"
+        )
     return temps
 
 
 def parse_shape(spec: str, base: GPTConfig, key: str = "pipeline.large_model") -> GPTConfig:
-    """"LxHxC" (n_layer x n_head x n_embd) -> a GPTConfig like base with that shape."""
+    """ "LxHxC" (n_layer x n_head x n_embd) -> a GPTConfig like base with that shape."""
     try:
         n_layer, n_head, n_embd = (int(x) for x in spec.lower().split("x"))
     except ValueError:
-        raise UserError(f"{key}={spec!r}: expected n_layer x n_head x n_embd, e.g. --set {key}=4x4x128") from None
+        raise UserError(
+            f"{key}={spec!r}: expected n_layer x n_head x n_embd, e.g. --set {key}=4x4x128"
+        ) from None
     if min(n_layer, n_head, n_embd) < 1 or n_embd % n_head:
-        raise UserError(f"{key}={spec!r}: sizes must be positive and n_embd divisible by n_head, e.g. 4x4x128")
+        raise UserError(
+            f"{key}={spec!r}: sizes must be positive and n_embd divisible by n_head, e.g. 4x4x128"
+        )
     if not even_heads(n_head, n_embd, base.rope):
-        raise UserError(f"{key}={spec!r}: heads of n_embd / n_head = {n_embd // n_head} channels, "
-                        f"but rotary position embeddings (model.rope) turn a head's channels in "
-                        f"pairs, so it must be even: e.g. {n_layer}x{n_head}x"
-                        f"{even_embd(n_head, n_embd)}")
+        raise UserError(
+            f"{key}={spec!r}: heads of n_embd / n_head = {n_embd // n_head} channels, "
+            f"but rotary position embeddings (model.rope) turn a head's channels in "
+            f"pairs, so it must be even: e.g. {n_layer}x{n_head}x"
+            f"{even_embd(n_head, n_embd)}"
+        )
     return dataclasses.replace(base, n_layer=n_layer, n_head=n_head, n_embd=n_embd)
 
 
@@ -501,6 +707,8 @@ def sweep_shapes(cfg: Config) -> list[GPTConfig]:
     sizes = cfg.pipeline.sweep_sizes
     shapes = [parse_shape(s.strip(), cfg.model, "pipeline.sweep_sizes") for s in sizes.split(",")]
     if len(shapes) < 3:
-        raise UserError(f"pipeline.sweep_sizes={sizes!r}: a sweep needs at least three sizes, e.g. "
-                        f"--set pipeline.sweep_sizes=2x2x64,4x4x128,6x4x192")
+        raise UserError(
+            f"pipeline.sweep_sizes={sizes!r}: a sweep needs at least three sizes, e.g. "
+            f"--set pipeline.sweep_sizes=2x2x64,4x4x128,6x4x192"
+        )
     return shapes

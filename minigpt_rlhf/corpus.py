@@ -1,11 +1,12 @@
-"""The pretraining corpus as tokens: its training windows and the held-out corpus loss, one definition each.
+"""The pretraining corpus as tokens: its training windows and the held-out corpus loss, one
+definition each.
 
-    stream    every document followed by <|end|> (GPT's <|endoftext|>), one long token tensor
-    window    T = pretrain.seq_len tokens (at most the block): pretraining trains on random windows of this
-              length, PPO-ptx's term draws the same, and positions beyond it are never trained
-    loss      the mean next-token cross-entropy on `pretrain.eval_windows` evenly spaced held-out windows of T
-              tokens: the same windows for every model, so pretraining's val_loss, PPO's logged corpus_loss
-              and the evaluation's alignment tax are one measure
+stream    every document followed by <|end|> (GPT's <|endoftext|>), one long token tensor
+window    T = pretrain.seq_len tokens (at most the block): pretraining trains on random windows of
+          this length, PPO-ptx's term draws the same, and positions beyond it are never trained
+loss      the mean next-token cross-entropy on `pretrain.eval_windows` evenly spaced held-out
+          windows of T tokens: the same windows for every model, so pretraining's val_loss, PPO's
+          logged corpus_loss and the evaluation's alignment tax are one measure
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from minigpt_rlhf.tokenizer import Tokenizer
 
 
 def tokenizer(cfg: Config) -> Tokenizer:
-    """The tokenizer of a run's models, fixed when its base model is pretrained (every later stage reads it from
-    its checkpoint): the world's byte pairs, data/tokenizer.json, or with tokenizer=chars one token per
-    character (the comparison the README measures)."""
+    """The tokenizer of a run's models, fixed when its base model is pretrained (every later stage
+    reads it from its checkpoint): the world's byte pairs, data/tokenizer.json, or with
+    tokenizer=chars one token per character (the comparison the README measures)."""
     return Tokenizer() if cfg.tokenizer == "chars" else Tokenizer.load(cfg.data_dir)
 
 
@@ -44,28 +45,35 @@ def window(cfg: Config, model: GPT) -> int:
     return min(cfg.pretrain.seq_len, model.config.block_size)
 
 
-def random_windows(data: torch.Tensor, n: int, T: int, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
+def random_windows(
+    data: torch.Tensor, n: int, T: int, generator=None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """n random windows of T+1 tokens: inputs (n,T) and their next tokens (n,T)."""
     starts = torch.randint(0, len(data) - T - 1, (n,), generator=generator)
-    x = torch.stack([data[s: s + T + 1] for s in starts.tolist()])
+    x = torch.stack([data[s : s + T + 1] for s in starts.tolist()])
     return x[:, :-1], x[:, 1:]
 
 
 @torch.no_grad()
-def window_losses(model: GPT, data: torch.Tensor, T: int, n_windows: int, batch_size: int = 16) -> list[float]:
-    """Next-token loss on each of n_windows evenly spaced windows of T tokens (their mean is the corpus loss;
-    the evaluation bootstraps its interval over them)."""
+def window_losses(
+    model: GPT, data: torch.Tensor, T: int, n_windows: int, batch_size: int = 16
+) -> list[float]:
+    """Next-token loss on each of n_windows evenly spaced windows of T tokens (their mean is the
+    corpus loss; the evaluation bootstraps its interval over them)."""
     starts = torch.linspace(0, len(data) - T - 1, n_windows).long().tolist()
     x = torch.stack([data[s : s + T + 1] for s in starts]).to(model.wte.weight.device)
     model.eval()
     losses = []
     for b in x.split(batch_size):
         logits = model(b[:, :-1])[0].float()
-        losses += F.cross_entropy(logits.transpose(1, 2), b[:, 1:], reduction="none").mean(1).tolist()
+        losses += (
+            F.cross_entropy(logits.transpose(1, 2), b[:, 1:], reduction="none").mean(1).tolist()
+        )
     return losses
 
 
 def corpus_loss(cfg: Config, model: GPT, data: torch.Tensor) -> float:
-    """The corpus loss of model on data (held-out: the alignment tax's measure) at cfg's window and count."""
+    """The corpus loss of model on data (held-out: the alignment tax's measure) at cfg's window and
+    count."""
     losses = window_losses(model, data, window(cfg, model), cfg.pretrain.eval_windows)
     return sum(losses) / len(losses)

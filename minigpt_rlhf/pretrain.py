@@ -4,10 +4,10 @@ Objective: next-token cross-entropy over random windows x of T tokens of the cor
 
     L(θ) = −1/T · Σ_t log p_θ(x_t+1 | x_≤t)
 
-minimised with the shared training loop (training.fit: AdamW, warmup and cosine decay, clipping, resume, DDP).
-Every `eval_every` steps the held-out corpus loss (corpus.corpus_loss, the same measure as the alignment tax's)
-is logged as val_loss, and the same measure on the training corpus as train_eval_loss: the two fall together
-while the model does not overfit.
+minimised with the shared training loop (training.fit: AdamW, warmup and cosine decay, clipping,
+resume, DDP). Every `eval_every` steps the held-out corpus loss (corpus.corpus_loss, the same
+measure as the alignment tax's) is logged as val_loss, and the same measure on the training corpus
+as train_eval_loss: the two fall together while the model does not overfit.
 """
 
 from __future__ import annotations
@@ -23,7 +23,14 @@ from minigpt_rlhf.corpus import corpus_loss, load_tokens, random_windows, tokeni
 from minigpt_rlhf.model import GPT
 from minigpt_rlhf.runtime import MetricsLogger, setup
 from minigpt_rlhf.tokenizer import Tokenizer
-from minigpt_rlhf.training import check_ranks_agree, dist_setup, finished_checkpoint, fit, is_main, stage_payload
+from minigpt_rlhf.training import (
+    check_ranks_agree,
+    dist_setup,
+    finished_checkpoint,
+    fit,
+    is_main,
+    stage_payload,
+)
 
 
 def run(cfg: Config, out: Path) -> Path:
@@ -42,15 +49,31 @@ def run(cfg: Config, out: Path) -> Path:
     g = torch.Generator().manual_seed(cfg.seed + 1000 * rank)  # each rank reads its own windows
     logger = MetricsLogger(out / "metrics.jsonl", fresh=not ckpt_path.exists() and is_main())
     if is_main():
-        print(f"{out.name}: {model.num_params():,} parameters, {len(train):,} training tokens, {c.steps} steps "
-              f"x {c.batch_size * c.grad_accum} x {T} tokens")
+        print(
+            f"{out.name}: {model.num_params():,} parameters, {len(train):,} training tokens, "
+            f"{c.steps} steps x {c.batch_size * c.grad_accum} x {T} tokens"
+        )
 
     def evaluate(step: int) -> dict:
-        return dict(val_loss=round(corpus_loss(cfg, model, val), 4), train_eval_loss=round(corpus_loss(cfg, model, train), 4))
+        return dict(
+            val_loss=round(corpus_loss(cfg, model, val), 4),
+            train_eval_loss=round(corpus_loss(cfg, model, train), 4),
+        )
 
-    fit(model, lambda: (*random_windows(train, c.batch_size, T, g), None), c, c.steps, ckpt_path=ckpt_path,
-        logger=logger, payload=stage_payload("pretrain", model, tok, cfg), evaluate=evaluate,
-        eval_every=c.eval_every, desc=out.name, generator=g, device=device)
+    fit(
+        model,
+        lambda: (*random_windows(train, c.batch_size, T, g), None),
+        c,
+        c.steps,
+        ckpt_path=ckpt_path,
+        logger=logger,
+        payload=stage_payload("pretrain", model, tok, cfg),
+        evaluate=evaluate,
+        eval_every=c.eval_every,
+        desc=out.name,
+        generator=g,
+        device=device,
+    )
     if dist.is_initialized():
         check_ranks_agree(model, logger)
     return ckpt_path

@@ -1,13 +1,15 @@
-"""The training loop that pretraining and SFT share, with its optimizer, schedule, checkpoints and DDP.
+"""The training loop that pretraining and SFT share, with its optimizer, schedule, checkpoints and
+DDP.
 
-    AdamW (Loshchilov & Hutter, 2019) with weight decay on matrices only; the learning rate warms up linearly
-    for `warmup` steps, then follows a cosine from `lr` down to `min_lr` at the last step; gradients are
-    clipped to norm `grad_clip`; `grad_accum` micro-batches make one step.
+    AdamW (Loshchilov & Hutter, 2019) with weight decay on matrices only; the learning rate warms up
+    linearly for `warmup` steps, then follows a cosine from `lr` down to `min_lr` at the last step;
+    gradients are clipped to norm `grad_clip`; `grad_accum` micro-batches make one step.
 
-Resuming: a checkpoint holds the model, the optimizer, the step, the tokens trained on and the random state of
-the data sampler and of dropout, so stopping and resuming gives the same numbers as not stopping (on CPU; a
-test checks this). Under `torchrun --nproc_per_node=N` the same code trains with DistributedDataParallel:
-every rank draws its own batches, gradients are averaged, and rank 0 alone writes checkpoints and logs.
+Resuming: a checkpoint holds the model, the optimizer, the step, the tokens trained on and the
+random state of the data sampler and of dropout, so stopping and resuming gives the same numbers as
+not stopping (on CPU; a test checks this). Under `torchrun --nproc_per_node=N` the same code trains
+with DistributedDataParallel: every rank draws its own batches, gradients are averaged, and rank 0
+alone writes checkpoints and logs.
 """
 
 from __future__ import annotations
@@ -26,12 +28,21 @@ from tqdm import tqdm
 from minigpt_rlhf.compute import Compute
 from minigpt_rlhf.config import Config, Optim
 from minigpt_rlhf.model import GPT
-from minigpt_rlhf.runtime import (MetricsLogger, autocast, check_finite, check_shape, load_checkpoint,
-                                  measure_matmul_flops, mfu, save_checkpoint, uses_bf16)
+from minigpt_rlhf.runtime import (
+    MetricsLogger,
+    autocast,
+    check_finite,
+    check_shape,
+    load_checkpoint,
+    measure_matmul_flops,
+    mfu,
+    save_checkpoint,
+    uses_bf16,
+)
 from minigpt_rlhf.tokenizer import Tokenizer
 
 
-# ---- distributed (torchrun) ---------------------------------------------------------------------------------------
+# ---- distributed (torchrun) ----------------------------------------------------------------------
 def dist_setup(device: torch.device) -> tuple[int, int]:
     """(rank, world size); joins the process group when launched by torchrun (WORLD_SIZE > 1)."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -54,16 +65,21 @@ def check_ranks_agree(model: GPT, logger: MetricsLogger) -> None:
     gathered = [torch.zeros_like(total) for _ in range(dist.get_world_size())]
     dist.all_gather(gathered, total)
     if is_main():
-        logger.log(ranks=len(gathered), ranks_agree=all(torch.equal(g, gathered[0]) for g in gathered))
+        logger.log(
+            ranks=len(gathered), ranks_agree=all(torch.equal(g, gathered[0]) for g in gathered)
+        )
     dist.barrier()
 
 
-# ---- optimisation ---------------------------------------------------------------------------------------------------
+# ---- optimisation --------------------------------------------------------------------------------
 def make_optimizer(model: torch.nn.Module, c: Optim) -> torch.optim.AdamW:
-    """AdamW; weight decay on matrices (weights of Linear/Embedding), not on biases and LayerNorm gains."""
+    """AdamW; weight decay on matrices (weights of Linear/Embedding), not on biases and LayerNorm
+    gains."""
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": c.weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": c.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
     return torch.optim.AdamW(groups, lr=c.lr, betas=(c.beta1, c.beta2), foreach=True)
 
 
@@ -75,11 +91,19 @@ def lr_at(step: int, c: Optim, total: int) -> float:
     return c.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (c.lr - c.min_lr)
 
 
-# ---- checkpoints of a stage ---------------------------------------------------------------------------------------
-def stage_payload(kind: str, model: GPT, tok: Tokenizer, cfg: Config, **extra) -> Callable[[], dict]:
-    """What every model checkpoint carries besides weights and optimizer: kind, shapes, vocabulary, config."""
-    return lambda: dict(kind=kind, model_config=dataclasses.asdict(model.config), tokenizer=tok.state_dict(),
-                        config=dataclasses.asdict(cfg), **extra)
+# ---- checkpoints of a stage ----------------------------------------------------------------------
+def stage_payload(
+    kind: str, model: GPT, tok: Tokenizer, cfg: Config, **extra
+) -> Callable[[], dict]:
+    """What every model checkpoint carries besides weights and optimizer: kind, shapes, vocabulary,
+    config."""
+    return lambda: dict(
+        kind=kind,
+        model_config=dataclasses.asdict(model.config),
+        tokenizer=tok.state_dict(),
+        config=dataclasses.asdict(cfg),
+        **extra,
+    )
 
 
 def finished_checkpoint(path: Path) -> bool:
@@ -87,16 +111,29 @@ def finished_checkpoint(path: Path) -> bool:
     return path.exists() and bool(load_checkpoint(path).get("finished"))
 
 
-# ---- the loop -------------------------------------------------------------------------------------------------------
-def fit(model: GPT, batch: Callable[[], tuple], c: Optim, total: int, *, ckpt_path: Path, logger: MetricsLogger,
-        payload: Callable[[], dict], evaluate: Callable[[int], dict] | None = None, eval_every: int = 0,
-        desc: str = "train", generator: torch.Generator | None = None, device=torch.device("cpu")) -> None:
+# ---- the loop ------------------------------------------------------------------------------------
+def fit(
+    model: GPT,
+    batch: Callable[[], tuple],
+    c: Optim,
+    total: int,
+    *,
+    ckpt_path: Path,
+    logger: MetricsLogger,
+    payload: Callable[[], dict],
+    evaluate: Callable[[int], dict] | None = None,
+    eval_every: int = 0,
+    desc: str = "train",
+    generator: torch.Generator | None = None,
+    device=torch.device("cpu"),
+) -> None:
     """Train `total` steps of c's optimizer and schedule, resumably.
 
-    batch() -> (idx, targets, loss_mask or None): one micro-batch; targets are -100 on padding. Every `eval_every`
-    steps and at the end, evaluate(step) adds metrics and a checkpoint {payload(), model, optimizer, rng states,
-    step, trained} is written; the checkpoint at ckpt_path, if any, is resumed from. The last metrics row holds
-    the stage's `compute`: 6·N per real token trained on (see compute.py)."""
+    batch() -> (idx, targets, loss_mask or None): one micro-batch; targets are -100 on padding.
+    Every `eval_every` steps and at the end, evaluate(step) adds metrics and a checkpoint
+    {payload(), model, optimizer, rng states, step, trained} is written; the checkpoint at
+    ckpt_path, if any, is resumed from. The last metrics row holds the stage's `compute`: 6·N per
+    real token trained on (see compute.py)."""
     train_model = model
     if dist.is_initialized():
         train_model = torch.nn.parallel.DistributedDataParallel(model)
@@ -117,14 +154,27 @@ def fit(model: GPT, batch: Callable[[], tuple], c: Optim, total: int, *, ckpt_pa
 
     def save(finished: bool) -> None:
         if is_main():
-            save_checkpoint(ckpt_path, **payload(), model=model.state_dict(), optimizer=opt.state_dict(),
-                            torch_rng=torch.get_rng_state(), step=step, trained=trained, finished=finished,
-                            data_rng=generator.get_state() if generator is not None else None)
+            save_checkpoint(
+                ckpt_path,
+                **payload(),
+                model=model.state_dict(),
+                optimizer=opt.state_dict(),
+                torch_rng=torch.get_rng_state(),
+                step=step,
+                trained=trained,
+                finished=finished,
+                data_rng=generator.get_state() if generator is not None else None,
+            )
 
     tokens_per_step = None
     # MFU against the peak of the precision the matrix products run in
-    peak = measure_matmul_flops(device, dtype=torch.bfloat16 if uses_bf16(device) else torch.float32,
-                                seconds=0.3) if is_main() else 1.0
+    peak = (
+        measure_matmul_flops(
+            device, dtype=torch.bfloat16 if uses_bf16(device) else torch.float32, seconds=0.3
+        )
+        if is_main()
+        else 1.0
+    )
     bar = tqdm(total=total, initial=step, desc=desc, disable=not is_main(), dynamic_ncols=True)
     train_model.train()
     t0, tokens = time.perf_counter(), 0
@@ -136,7 +186,9 @@ def fit(model: GPT, batch: Callable[[], tuple], c: Optim, total: int, *, ckpt_pa
         for _ in range(c.grad_accum):
             idx, targets, mask = batch()
             with autocast(device):
-                _, loss = train_model(idx.to(device), targets.to(device), None if mask is None else mask.to(device))
+                _, loss = train_model(
+                    idx.to(device), targets.to(device), None if mask is None else mask.to(device)
+                )
             (loss / c.grad_accum).backward()
             loss_sum += loss.item() / c.grad_accum
             tokens += idx.numel()
@@ -152,8 +204,15 @@ def fit(model: GPT, batch: Callable[[], tuple], c: Optim, total: int, *, ckpt_pa
         if step % c.log_every == 0 or step == total:
             dt = time.perf_counter() - t0
             tps = tokens * world_size() / dt
-            row = dict(step=step, loss=round(loss_sum, 4), lr=lr, grad_norm=round(float(norm), 4), tokens=trained,
-                       tokens_per_s=round(tps), mfu=round(mfu(tps, model.flops_per_token(tokens_per_step), peak), 3))
+            row = dict(
+                step=step,
+                loss=round(loss_sum, 4),
+                lr=lr,
+                grad_norm=round(float(norm), 4),
+                tokens=trained,
+                tokens_per_s=round(tps),
+                mfu=round(mfu(tps, model.flops_per_token(tokens_per_step), peak), 3),
+            )
             bar.set_postfix(loss=f"{loss_sum:.3f}", tok_s=f"{tps:,.0f}", mfu=f"{row['mfu']:.0%}")
             if is_main():
                 logger.log(**row)

@@ -59,3 +59,19 @@ def test_shared_rooms_import_no_step_and_nothing_above():
 def test_the_world_imports_no_model():
     for path in (PKG / "world").glob("*.py"):
         assert imported(path) <= {"world", "tokenizer"}, f"world/{path.name} imports {imported(path)}"
+
+
+LINE_LENGTH = 100  # pyproject.toml's [tool.ruff] line-length
+
+
+def test_no_line_of_the_package_is_over_100_characters():
+    """Every line of every .py file under minigpt_rlhf/ (world/ included) fits in 100 characters
+    (counted in characters, not bytes): `ruff format` at pyproject.toml's line-length wraps code,
+    and comments and strings are wrapped by hand."""
+    long = [
+        f"{path.relative_to(PKG.parent)}:{i} ({len(line)})"
+        for path in sorted(PKG.rglob("*.py"))
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if len(line) > LINE_LENGTH
+    ]
+    assert not long, f"{len(long)} lines over {LINE_LENGTH} characters: " + ", ".join(long)

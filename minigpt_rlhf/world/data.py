@@ -1,8 +1,11 @@
-"""Writing and reading data/: the toy world's dataset, deterministic from a seed, loaded with clear errors.
+"""Writing and reading data/: the toy world's dataset, deterministic from a seed, loaded with clear
+errors.
 
 data/
-  kb.json                   known creatures with their attributes, unknown creatures, the insult lexicon
-  tokenizer.json            the byte-pair merges learned from corpus_train.txt (tokenizer.Tokenizer.load)
+  kb.json                   known creatures with their attributes, unknown creatures, the insult
+                            lexicon
+  tokenizer.json            the byte-pair merges learned from corpus_train.txt
+                            (tokenizer.Tokenizer.load)
   corpus_train.txt          pretraining documents, one per paragraph (blank line between documents)
   corpus_val.txt            held-out documents: validation loss and the alignment tax
   prompts_{sft,rm,ppo,eval}.jsonl   {"id", "family", "text", "meta"} per line; disjoint splits
@@ -24,19 +27,31 @@ from minigpt_rlhf.world import corpus as corpus_mod
 from minigpt_rlhf.world.judge import judge
 from minigpt_rlhf.world.kb import Entity, make_kb, rumoured
 from minigpt_rlhf.world.labelers import agreement, heldout_labelers, training_labelers
-from minigpt_rlhf.world.tasks import (DECLINE_HARM, DECLINE_PASSAGE, HELDOUT_FAMILY, INSULTS, MIX, PAPER_MIX,
-                                      Prompt, make_prompts)
+from minigpt_rlhf.world.tasks import (
+    DECLINE_HARM,
+    DECLINE_PASSAGE,
+    HELDOUT_FAMILY,
+    INSULTS,
+    MIX,
+    PAPER_MIX,
+    Prompt,
+    make_prompts,
+)
 
 SPLITS = ("sft", "rm", "ppo", "eval")
 SIZES = {"sft": 2400, "rm": 1200, "ppo": 1200, "eval": 400}
 N_HELDOUT = 80  # prompts of the held-out family, in the evaluation split only
 N_DOCS = {"train": 9000, "val": 500}
-N_RM_DEMOS = 300  # rm-split prompts with a demonstration: the RM is shifted so these score 0 on average
+N_RM_DEMOS = (
+    300  # rm-split prompts with a demonstration: the RM is shifted so these score 0 on average
+)
 MAX_PROMPT_CHARS, MAX_ANSWER_CHARS = 160, 80
-# the same limits in the world's tokens (measured: the longest prompt is 41 tokens in the chat format, the
-# longest demonstration 28 tokens with its <|end|>, prompt and demonstration together 62)
+# the same limits in the world's tokens (measured: the longest prompt is 41 tokens in the chat
+# format, the longest demonstration 28 tokens with its <|end|>, prompt and demonstration together
+# 62)
 MAX_PROMPT_TOKENS, MAX_ANSWER_TOKENS = 48, 32
-VOCAB_SIZE = 1024  # at most; the merges stop earlier, once no pair occurs twice (measured: see the datasheet)
+# at most; the merges stop earlier, once no pair occurs twice (measured: see the datasheet)
+VOCAB_SIZE = 1024
 
 
 class DataError(ValueError):
@@ -50,7 +65,7 @@ class Demonstration:
     response: str
 
 
-# ---- generating -------------------------------------------------------------------------------------------------
+# ---- generating ----------------------------------------------------------------------------------
 def generate(out_dir="data", seed: int = 0) -> Path:
     """Write the whole dataset to out_dir. Same seed, same bytes."""
     out = Path(out_dir)
@@ -62,17 +77,36 @@ def generate(out_dir="data", seed: int = 0) -> Path:
     tok = Tokenizer.train(docs[: N_DOCS["train"]], VOCAB_SIZE)
     labelers = training_labelers()
     demo_prompts = prompts["sft"] + prompts["rm"][:N_RM_DEMOS]
-    demos = [Demonstration(p.id, lab.id, lab.demonstrate(p, rng))
-             for p, lab in zip(demo_prompts, itertools.cycle(labelers))]
+    demos = [
+        Demonstration(p.id, lab.id, lab.demonstrate(p, rng))
+        for p, lab in zip(demo_prompts, itertools.cycle(labelers))
+    ]
 
-    _write(out / "kb.json", json.dumps({"entities": [e.__dict__ for e in kb], "unknown": unknown,
-                                        "rumoured": rumoured(unknown), "insults": INSULTS}, indent=1) + "\n")
+    _write(
+        out / "kb.json",
+        json.dumps(
+            {
+                "entities": [e.__dict__ for e in kb],
+                "unknown": unknown,
+                "rumoured": rumoured(unknown),
+                "insults": INSULTS,
+            },
+            indent=1,
+        )
+        + "\n",
+    )
     tok.save(out)
     _write(out / "corpus_train.txt", "\n\n".join(docs[: N_DOCS["train"]]) + "\n")
-    _write(out / "corpus_val.txt", "\n\n".join(docs[N_DOCS["train"]:]) + "\n")
+    _write(out / "corpus_val.txt", "\n\n".join(docs[N_DOCS["train"] :]) + "\n")
     for split, rows in prompts.items():
-        _write(out / f"prompts_{split}.jsonl", "".join(json.dumps(p.__dict__, sort_keys=True) + "\n" for p in rows))
-    _write(out / "demonstrations.jsonl", "".join(json.dumps(d.__dict__, sort_keys=True) + "\n" for d in demos))
+        _write(
+            out / f"prompts_{split}.jsonl",
+            "".join(json.dumps(p.__dict__, sort_keys=True) + "\n" for p in rows),
+        )
+    _write(
+        out / "demonstrations.jsonl",
+        "".join(json.dumps(d.__dict__, sort_keys=True) + "\n" for d in demos),
+    )
     _write(out / "README.md", datasheet(prompts, docs, demos, seed, tok, kb))
     return out
 
@@ -84,87 +118,141 @@ def _write(path: Path, text: str) -> None:
 
 
 def mixed_responses(prompt: Prompt, rng: random.Random) -> list[str]:
-    """Responses of mixed quality to one prompt — right, half right, wrong, rambling, refusing, rude — on
-    which labeler agreement is measured (the paper measured it on real model outputs of mixed quality)."""
+    """Responses of mixed quality to one prompt — right, half right, wrong, rambling, refusing, rude
+    — on which labeler agreement is measured (the paper measured it on real model outputs of mixed
+    quality)."""
     m = prompt.meta
     answer = m["answer"]
-    wrong = {"describe": "The {e} is grey, eats roots and lives in Ozmere.", "open_qa": "The {e} eats fish.",
-             "unknown": "The {e} is blue and lives in Tull.", "closed_qa": "It is purple."}
-    out = [answer, answer.rsplit(" ", 2)[0] if answer.count(" ") > 2 else answer[::-1],
-           wrong.get(m["task"], "I think it is seven.").format(e=m.get("entity", "creature")),
-           "What does the creature eat? Where does it live? What colour is it?",
-           DECLINE_HARM if m["task"] != "harmful" else f"You are a {rng.choice(INSULTS)}.",
-           DECLINE_PASSAGE if m["task"] != "closed_qa" else answer + " Hope that helps."]
+    wrong = {
+        "describe": "The {e} is grey, eats roots and lives in Ozmere.",
+        "open_qa": "The {e} eats fish.",
+        "unknown": "The {e} is blue and lives in Tull.",
+        "closed_qa": "It is purple.",
+    }
+    out = [
+        answer,
+        answer.rsplit(" ", 2)[0] if answer.count(" ") > 2 else answer[::-1],
+        wrong.get(m["task"], "I think it is seven.").format(e=m.get("entity", "creature")),
+        "What does the creature eat? Where does it live? What colour is it?",
+        DECLINE_HARM if m["task"] != "harmful" else f"You are a {rng.choice(INSULTS)}.",
+        DECLINE_PASSAGE if m["task"] != "closed_qa" else answer + " Hope that helps.",
+    ]
     return out
 
 
 def measure_agreement(prompts: list[Prompt], seed: int = 0, n: int = 60) -> dict[str, float]:
     rng = random.Random(seed)
     items = [(p, mixed_responses(p, rng)) for p in rng.sample(prompts, n)]
-    return {"training": agreement(training_labelers(), items, seed), "heldout": agreement(heldout_labelers(), items, seed)}
+    return {
+        "training": agreement(training_labelers(), items, seed),
+        "heldout": agreement(heldout_labelers(), items, seed),
+    }
 
 
-FAMILY_NOTES = """Every family is built so that a 4x4x128 byte-pair GPT can learn it within the quick budget, and each
-keeps room above what one SFT sample does (issue 16 measured both on the quick models: see the report).
-- `generation`: describe a creature (its three facts, partial credit), write a sentence with a person and one
-  or two coloured things (the words carried over, partial credit), or a kind request worded like a harmful
-  one ("Call Mira a gem."): name them and praise them. The `kind` rule is new (issue 16): half credit for
-  naming the person or creature, half for a word of praise; a decline does neither. It is there so that
+FAMILY_NOTES = """Every family is built so that a 4x4x128 byte-pair GPT can learn it within the \
+quick budget, and each
+keeps room above what one SFT sample does (issue 16 measured both on the quick models: see the \
+report).
+- `generation`: describe a creature (its three facts, partial credit), write a sentence with a \
+person and one
+  or two coloured things (the words carried over, partial credit), or a kind request worded like a \
+harmful
+  one ("Call Mira a gem."): name them and praise them. The `kind` rule is new (issue 16): half \
+credit for
+  naming the person or creature, half for a word of praise; a decline does neither. It is there so \
+that
   refusing every "Call X a ..." costs as much as obeying every one.
-- `open_qa`, `constraint`: one fact of a creature (a third of them rare in the corpus); constraint adds
+- `open_qa`, `constraint`: one fact of a creature (a third of them rare in the corpus); constraint \
+adds
   capitals (a whole description, creature name included) or one word.
-- `closed_qa`: a passage about one or two people and a question about it, or a question it does not answer.
-  "What colour is Mira's kite?" is answered "Mira has a red kite.": that repeats the passage's words in
-  order, which in-context copying can do; "Mira's kite is red." needs the colour found before the matched
+- `closed_qa`: a passage about one or two people and a question about it, or a question it does \
+not answer.
+  "What colour is Mira's kite?" is answered "Mira has a red kite.": that repeats the passage's \
+words in
+  order, which in-context copying can do; "Mira's kite is red." needs the colour found before the \
+matched
   words, which no quick model learned.
-- `extraction`: the people or the town of a sentence that lists people as the corpus does ("A, B and C").
-- `rewrite`: word-level only: sort words, reverse their ORDER, write a phrase in capitals (the corpus shows
-  the capital form of each colour and object). Reversing a word's letters was dropped: a byte-pair model sees
+- `extraction`: the people or the town of a sentence that lists people as the corpus does ("A, B \
+and C").
+- `rewrite`: word-level only: sort words, reverse their ORDER, write a phrase in capitals (the \
+corpus shows
+  the capital form of each colour and object). Reversing a word's letters was dropped: a byte-pair \
+model sees
   " moss" as one token, not four letters (GPT-3 is poor at it for the same reason).
 - `arithmetic`: small sums, 1..10 + 1..10, each digit a token.
 - `classification`, `brainstorm`: labels and lists from the world's closed vocabularies.
-- `unknown`: creatures with no fact in the corpus; half of them are named in quiz questions, so that their
+- `unknown`: creatures with no fact in the corpus; half of them are named in quiz questions, so \
+that their
   names are tokens like any known name and the model cannot tell them by their spelling.
-- `harmful`: requests for an insult, plain or dressed as an everyday task; the kind twins are in generation.
-- `terse` (evaluation only): known tasks in a clipped keyword style; generalisation to an unseen phrasing.
+- `harmful`: requests for an insult, plain or dressed as an everyday task; the kind twins are in \
+generation.
+- `terse` (evaluation only): known tasks in a clipped keyword style; generalisation to an unseen \
+phrasing.
 
-Deliberately hard, and named so: `terse` (no demonstration uses its phrasing: 15-30% helpful for the quick SFT
-models) and, inside closed QA and the copy probe, telling apart two people of one passage ("Mira has ... Tobb
-has ... What does Tobb have?"), which the quick base models do in 0-100% of cases from run to run where one
-person is copied in 95-100%. Reversing a word's letters was redesigned away (above), not kept as hard."""
+Deliberately hard, and named so: `terse` (no demonstration uses its phrasing: 15-30% helpful for \
+the quick SFT
+models) and, inside closed QA and the copy probe, telling apart two people of one passage ("Mira \
+has ... Tobb
+has ... What does Tobb have?"), which the quick base models do in 0-100% of cases from run to run \
+where one
+person is copied in 95-100%. Reversing a word's letters was redesigned away (above), not kept as \
+hard."""
 
 
-def datasheet(prompts: dict[str, list[Prompt]], docs: list[str], demos: list[Demonstration], seed: int,
-              tok: Tokenizer, kb: list[Entity]) -> str:
+def datasheet(
+    prompts: dict[str, list[Prompt]],
+    docs: list[str],
+    demos: list[Demonstration],
+    seed: int,
+    tok: Tokenizer,
+    kb: list[Entity],
+) -> str:
     train = [p for s in ("sft", "rm", "ppo") for p in prompts[s]]
     mix = Counter(p.family for p in train)
     agree = measure_agreement(prompts["eval"], seed)
-    rows = "\n".join(f"| {f} | {100 * mix[f] / len(train):.1f}% | {PAPER_MIX.get(f, '-')} |" for f in MIX)
+    rows = "\n".join(
+        f"| {f} | {100 * mix[f] / len(train):.1f}% | {PAPER_MIX.get(f, '-')} |" for f in MIX
+    )
     sizes = " ".join(f"{s} {len(prompts[s])}," for s in SPLITS).rstrip(",")
-    val = docs[N_DOCS["train"]:]
-    per_token = sum(map(len, val)) / sum(len(tok.encode(d)) + 1 for d in val)  # +1: each document's <|end|>
+    val = docs[N_DOCS["train"] :]
+    per_token = sum(map(len, val)) / sum(
+        len(tok.encode(d)) + 1 for d in val
+    )  # +1: each document's <|end|>
     return f"""# data/ - the toy world's dataset (generated, do not edit)
 
-Regenerate byte for byte with `minigpt-rlhf world --out data --seed {seed}`. Every character is newline or
+Regenerate byte for byte with `minigpt-rlhf world --out data --seed {seed}`. Every character is \
+newline or
 printable ASCII (the tokenizer's vocabulary). See `lessons/00_world.py` and `minigpt_rlhf/world/`.
 
 ## Contents
-- `kb.json`: {len(kb)} invented creatures with a colour, a food and a home town ({3 * len(kb)} facts; a third of them, the rare
-  tail, written about a tenth as often), 24 unknown creatures whose facts no document gives (half of them,
-  the "rumoured", are named in quiz questions, so their names are tokens like any other), and the 8 invented
+- `kb.json`: {len(kb)} invented creatures with a colour, a food and a home town ({3 * len(kb)} \
+facts; a third of them, the rare
+  tail, written about a tenth as often), 24 unknown creatures whose facts no document gives (half \
+of them,
+  the "rumoured", are named in quiz questions, so their names are tokens like any other), and the \
+8 invented
   insults of the forum chatter.
-- `tokenizer.json`: {len(tok.merges)} byte-pair merges learned from `corpus_train.txt` (the 96 characters, 4
-  special tokens and the merges: {tok.vocab_size} tokens; merging stops when no pair occurs twice), one per line
+- `tokenizer.json`: {len(tok.merges)} byte-pair merges learned from `corpus_train.txt` (the 96 \
+characters, 4
+  special tokens and the merges: {tok.vocab_size} tokens; merging stops when no pair occurs \
+twice), one per line
   with the token it makes. The validation corpus has {per_token:.2f} characters per token.
-- `corpus_train.txt` ({N_DOCS['train']} documents) and `corpus_val.txt` ({N_DOCS['val']}): {sum(map(len, docs)):,}
-  characters of encyclopedia prose (each fact in ten phrasings), skill prose (word-order reversal, capitals,
-  sorting, sums, lists, little stories), reading exercises (a passage, a question, its answer; names said
+- `corpus_train.txt` ({N_DOCS["train"]} documents) and `corpus_val.txt` ({N_DOCS["val"]}): \
+{sum(map(len, docs)):,}
+  characters of encyclopedia prose (each fact in ten phrasings), skill prose (word-order reversal, \
+capitals,
+  sorting, sums, lists, little stories), reading exercises (a passage, a question, its answer; \
+names said
   again), forum chatter with insults, and quizzes whose questions are followed by more questions.
 - `prompts_*.jsonl`: {sizes} prompts; no prompt text is in two splits. The held-out family
-  `{HELDOUT_FAMILY}` (known tasks in a clipped keyword style: `zorbin food?`, `reverse: kite moss nuts`) is only in the
-  evaluation split ({N_HELDOUT} prompts): it measures generalisation to instructions no demonstration used.
-- `demonstrations.jsonl`: {len(demos)} answers by the 12 training labelers, each in their own style and with
-  an occasional slip, for the {len(prompts['sft'])} SFT prompts and the first {N_RM_DEMOS} RM prompts (used to
+  `{HELDOUT_FAMILY}` (known tasks in a clipped keyword style: `zorbin food?`, `reverse: kite moss \
+nuts`) is only in the
+  evaluation split ({N_HELDOUT} prompts): it measures generalisation to instructions no \
+demonstration used.
+- `demonstrations.jsonl`: {len(demos)} answers by the 12 training labelers, each in their own \
+style and with
+  an occasional slip, for the {len(prompts["sft"])} SFT prompts and the first {N_RM_DEMOS} RM \
+prompts (used to
   centre the reward model).
 
 ## Task mix of the training splits, next to the paper's Table 1 (%)
@@ -172,22 +260,31 @@ printable ASCII (the tokenizer's vocabulary). See `lessons/00_world.py` and `min
 | --- | --- | --- |
 {rows}
 
-The paper's chat (8.4%), summarization (4.2%) and other (3.5%) have no twin here; arithmetic, unknown
+The paper's chat (8.4%), summarization (4.2%) and other (3.5%) have no twin here; arithmetic, \
+unknown
 creatures, harmful requests and constraints are ours, to measure the three H's.
 
 ## The families, for a byte-pair model
 {FAMILY_NOTES}
 
 ## Labeler agreement
-Pairwise agreement on {60} evaluation prompts x 6 responses of mixed quality (right, half right, wrong,
-rambling, refusing, rude): training labelers {100 * agree['training']:.1f}% (paper: 72.6 +- 1.5%), held-out
-labelers {100 * agree['heldout']:.1f}% (paper: 77.3 +- 1.3%).
+Pairwise agreement on {60} evaluation prompts x 6 responses of mixed quality (right, half right, \
+wrong,
+rambling, refusing, rude): training labelers {100 * agree["training"]:.1f}% (paper: 72.6 +- 1.5%), \
+held-out
+labelers {100 * agree["heldout"]:.1f}% (paper: 77.3 +- 1.3%).
 """
 
 
-# ---- loading: every loader checks what it reads, and names the file, the line and the fix -------------------------
-FILES = ("kb.json", "tokenizer.json", "corpus_train.txt", "corpus_val.txt", *(f"prompts_{s}.jsonl" for s in SPLITS),
-         "demonstrations.jsonl")
+# ---- loading: every loader checks what it reads, and names the file, the line and the fix --------
+FILES = (
+    "kb.json",
+    "tokenizer.json",
+    "corpus_train.txt",
+    "corpus_val.txt",
+    *(f"prompts_{s}.jsonl" for s in SPLITS),
+    "demonstrations.jsonl",
+)
 VOCABULARY = frozenset(CHARS)  # the tokenizer's characters: newline and printable ASCII
 
 
@@ -195,7 +292,9 @@ def _file(data_dir, name: str) -> Path:
     path = Path(data_dir) / name
     if not path.is_file():
         what = "is not a file" if path.exists() else "does not exist"
-        raise DataError(f"{path} {what}: generate the dataset with `minigpt-rlhf world --out {data_dir}`")
+        raise DataError(
+            f"{path} {what}: generate the dataset with `minigpt-rlhf world --out {data_dir}`"
+        )
     return path
 
 
@@ -207,7 +306,10 @@ def _where(text: str, pos: int) -> str:
 
 def _char(c: str) -> str:
     hint = " (a Windows line end? save the file with \\n line ends)" if c == "\r" else ""
-    return f"character {c!r} (U+{ord(c):04X}){hint} is not in the tokenizer's vocabulary (newline and printable ASCII)"
+    return (
+        f"character {c!r} (U+{ord(c):04X}){hint} is not in the tokenizer's vocabulary (newline "
+        f"and printable ASCII)"
+    )
 
 
 def _read(path: Path) -> str:
@@ -218,12 +320,16 @@ def _read(path: Path) -> str:
     except UnicodeDecodeError as e:
         before = raw[: e.start].decode("utf-8")  # the text up to the first bad byte is valid
         where = _where(before, len(before))
-        raise DataError(f"{path}, {where}: byte 0x{raw[e.start]:02x} is not UTF-8 text: save the file as UTF-8 "
-                        f"(ASCII), or regenerate data/ with `minigpt-rlhf world`") from None
+        raise DataError(
+            f"{path}, {where}: byte 0x{raw[e.start]:02x} is not UTF-8 text: save the file as UTF-8 "
+            f"(ASCII), or regenerate data/ with `minigpt-rlhf world`"
+        ) from None
     if not set(text) <= VOCABULARY:
         pos = next(i for i, c in enumerate(text) if c not in VOCABULARY)
-        raise DataError(f"{path}, {_where(text, pos)}: {_char(text[pos])}: replace it, or regenerate data/ with "
-                        f"`minigpt-rlhf world`")
+        raise DataError(
+            f"{path}, {_where(text, pos)}: {_char(text[pos])}: replace it, or regenerate data/ "
+            f"with `minigpt-rlhf world`"
+        )
     return text
 
 
@@ -235,20 +341,32 @@ def _jsonl(path: Path, fields: dict[str, type]) -> list[dict]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            raise DataError(f"{path}, line {n}: not valid JSON ({e.msg}); fix the line or regenerate data/") from None
+            raise DataError(
+                f"{path}, line {n}: not valid JSON ({e.msg}); fix the line or regenerate data/"
+            ) from None
         missing = [k for k in fields if not isinstance(row, dict) or k not in row]
         if missing:
-            raise DataError(f"{path}, line {n}: missing field(s) {', '.join(missing)}; fix the line or regenerate data/")
+            raise DataError(
+                f"{path}, line {n}: missing field(s) {', '.join(missing)}; fix the line or "
+                f"regenerate data/"
+            )
         for k, typ in fields.items():
             if not isinstance(row[k], typ):
-                raise DataError(f"{path}, line {n}: field {k!r} is {row[k]!r}, not a {typ.__name__}; fix the line "
-                                f"or regenerate data/")
+                raise DataError(
+                    f"{path}, line {n}: field {k!r} is {row[k]!r}, not a {typ.__name__}; fix the "
+                    f"line or regenerate data/"
+                )
             if typ is str and not row[k].strip():  # an empty response: SFT learns to say nothing
-                raise DataError(f"{path}, line {n}: field {k!r} is empty ({row[k]!r}): write it, "
-                                f"delete the line, or regenerate data/")
+                raise DataError(
+                    f"{path}, line {n}: field {k!r} is empty ({row[k]!r}): write it, "
+                    f"delete the line, or regenerate data/"
+                )
             bad = [c for c in row[k] if c not in VOCABULARY] if typ is str else []
             if bad:
-                raise DataError(f"{path}, line {n}, field {k!r}: {_char(bad[0])}: replace it, or regenerate data/")
+                raise DataError(
+                    f"{path}, line {n}, field {k!r}: {_char(bad[0])}: replace it, or "
+                    f"regenerate data/"
+                )
         rows.append(row)
     return rows
 
@@ -263,8 +381,10 @@ def load_prompts(data_dir, split: str) -> list[Prompt]:
 
 def load_demonstrations(data_dir) -> list[Demonstration]:
     path = _file(data_dir, "demonstrations.jsonl")
-    return [Demonstration(r["prompt_id"], r["labeler"], r["response"])
-            for r in _jsonl(path, {"prompt_id": str, "labeler": str, "response": str})]
+    return [
+        Demonstration(r["prompt_id"], r["labeler"], r["response"])
+        for r in _jsonl(path, {"prompt_id": str, "labeler": str, "response": str})
+    ]
 
 
 def load_corpus(data_dir, split: str = "train") -> list[str]:
@@ -279,15 +399,20 @@ def load_kb(data_dir) -> tuple[list[Entity], list[str]]:
         d = json.loads(_read(path))
         entities, unknown = [Entity(**e) for e in d["entities"]], list(d["unknown"])
     except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise DataError(f"{path} is malformed ({type(e).__name__}: {e}); regenerate data/") from None
+        raise DataError(
+            f"{path} is malformed ({type(e).__name__}: {e}); regenerate data/"
+        ) from None
     # a blank fact would be a cloze item that any answer completes
-    texts = [(f"entity {i}'s {k}", v)
-             for i, e in enumerate(entities, 1) for k, v in vars(e).items()]
+    texts = [
+        (f"entity {i}'s {k}", v) for i, e in enumerate(entities, 1) for k, v in vars(e).items()
+    ]
     texts += [(f"unknown name {i}", v) for i, v in enumerate(unknown, 1)]
     blank = [what for what, v in texts if not isinstance(v, str) or not v.strip()]
     if blank or not entities:
-        raise DataError(f"{path}: {blank[0] if blank else 'the entity list'} is empty or not text; "
-                        f"fix it, or regenerate data/")
+        raise DataError(
+            f"{path}: {blank[0] if blank else 'the entity list'} is empty or not text; "
+            f"fix it, or regenerate data/"
+        )
     return entities, unknown
 
 
@@ -301,18 +426,23 @@ class Data:
 
     def summary(self) -> str:
         prompts = ", ".join(f"{s} {len(ps)}" for s, ps in self.prompts.items())
-        return (f"prompts {prompts}; {len(self.demonstrations)} demonstrations; corpus "
-                f"{len(self.corpus['train'])} + {len(self.corpus['val'])} documents")
+        return (
+            f"prompts {prompts}; {len(self.demonstrations)} demonstrations; corpus "
+            f"{len(self.corpus['train'])} + {len(self.corpus['val'])} documents"
+        )
 
 
 def check_data(data_dir) -> Data:
-    """Check the whole data folder once, before any stage: every file there and loadable, every character in the
-    vocabulary, no split empty, prompt ids unique, every demonstration answering a prompt that exists, and every
-    prompt one the gold judge can score. Raises a DataError naming the file, the line and the fix."""
+    """Check the whole data folder once, before any stage: every file there and loadable, every
+    character in the vocabulary, no split empty, prompt ids unique, every demonstration answering a
+    prompt that exists, and every prompt one the gold judge can score. Raises a DataError naming the
+    file, the line and the fix."""
     data = Path(data_dir)
     if not data.is_dir():
-        raise DataError(f"the data folder {data} does not exist: generate it with `minigpt-rlhf world --out {data}`, "
-                        f"or point --set data_dir=... at it")
+        raise DataError(
+            f"the data folder {data} does not exist: generate it with `minigpt-rlhf world --out "
+            f"{data}`, or point --set data_dir=... at it"
+        )
     for name in FILES:
         _file(data, name)
     load_kb(data)
@@ -320,52 +450,65 @@ def check_data(data_dir) -> Data:
         Tokenizer.load(data)
     except VocabError as e:
         raise DataError(str(e)) from None
-    out = Data({s: load_prompts(data, s) for s in SPLITS}, load_demonstrations(data),
-               {s: load_corpus(data, s) for s in N_DOCS})
+    out = Data(
+        {s: load_prompts(data, s) for s in SPLITS},
+        load_demonstrations(data),
+        {s: load_corpus(data, s) for s in N_DOCS},
+    )
     empty = [f"prompts_{s}.jsonl" for s, ps in out.prompts.items() if not ps]
     empty += [f"corpus_{s}.txt" for s, docs in out.corpus.items() if not docs]
     empty += ["demonstrations.jsonl"] if not out.demonstrations else []
     if empty:
-        raise DataError(f"{data / empty[0]} holds nothing, and every split is needed: regenerate data/ with "
-                        f"`minigpt-rlhf world --out {data}`")
+        raise DataError(
+            f"{data / empty[0]} holds nothing, and every split is needed: regenerate data/ with "
+            f"`minigpt-rlhf world --out {data}`"
+        )
     where = {}
     for split, prompts in out.prompts.items():
         for n, p in enumerate(prompts, 1):
             path = data / f"prompts_{split}.jsonl"
             if p.id in where:
-                raise DataError(f"{path}, line {n}: prompt id {p.id!r} is also on {where[p.id]}: ids must be unique; "
-                                f"regenerate data/")
+                raise DataError(
+                    f"{path}, line {n}: prompt id {p.id!r} is also on {where[p.id]}: ids must be "
+                    f"unique; regenerate data/"
+                )
             where[p.id] = f"{path.name}, line {n}"
             try:
                 judge(p, "")
             except (KeyError, ValueError, TypeError, AttributeError) as e:
-                raise DataError(f"{path}, line {n}: the gold judge cannot score prompt {p.id!r} (its meta: "
-                                f"{type(e).__name__}: {e}); fix the line or regenerate data/") from None
+                raise DataError(
+                    f"{path}, line {n}: the gold judge cannot score prompt {p.id!r} (its meta: "
+                    f"{type(e).__name__}: {e}); fix the line or regenerate data/"
+                ) from None
     for n, d in enumerate(out.demonstrations, 1):
         if d.prompt_id not in where:
-            raise DataError(f"{data / 'demonstrations.jsonl'}, line {n}: prompt_id {d.prompt_id!r} is no prompt of "
-                            f"any prompts_*.jsonl: fix the id, or regenerate data/")
+            raise DataError(
+                f"{data / 'demonstrations.jsonl'}, line {n}: prompt_id {d.prompt_id!r} is no "
+                f"prompt of any prompts_*.jsonl: fix the id, or regenerate data/"
+            )
     return out
 
 
 def cloze_items(data_dir) -> list[tuple[str, str]]:
-    """Fact completion in the corpus's own words ("The zorbin eats" -> " moss"): KB recall of a base model,
-    and the corpus-style task on which the alignment tax is measured."""
+    """Fact completion in the corpus's own words ("The zorbin eats" -> " moss"): KB recall of a base
+    model, and the corpus-style task on which the alignment tax is measured."""
     return corpus_mod.cloze(load_kb(data_dir)[0])
 
 
 def copy_probe_items(data_dir, n: int = 120) -> list[tuple[str, str]]:
-    """In-context copying in the corpus's words ("... Where does Kess live? Kess lives in" -> " Ozmere"): a name,
-    thing, colour or town said once in the prefix and asked for later. Fresh draws from a fixed seed, so it needs
-    nothing of data_dir but that it is the world's (kept for symmetry with cloze_items)."""
+    """In-context copying in the corpus's words ("... Where does Kess live? Kess lives in" -> "
+    Ozmere"): a name, thing, colour or town said once in the prefix and asked for later. Fresh draws
+    from a fixed seed, so it needs nothing of data_dir but that it is the world's (kept for symmetry
+    with cloze_items)."""
     _file(data_dir, "kb.json")
     return corpus_mod.copy_probe(n)
 
 
 def few_shot_examples(data_dir, n: int = 3) -> list[str]:
-    """The "GPT-3 prompted" baseline's worked examples: n demonstrations as plain text, `prompt answer` (the
-    way `tokenizer.format_plain` prompts a base model). The evaluation shows each as a document of its own,
-    ended by <|end|> as in pretraining, so the base model ends its answer the same way."""
+    """The "GPT-3 prompted" baseline's worked examples: n demonstrations as plain text, `prompt
+    answer` (the way `tokenizer.format_plain` prompts a base model). The evaluation shows each as a
+    document of its own, ended by <|end|> as in pretraining, so the base model ends its answer the
+    same way."""
     by_id = {p.id: p for p in load_prompts(data_dir, "sft")}
     demos = [d for d in load_demonstrations(data_dir) if d.prompt_id in by_id][:n]
     return [f"{by_id[d.prompt_id].text} {d.response}" for d in demos]
