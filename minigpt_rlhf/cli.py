@@ -4,6 +4,7 @@ recipe, and the tools around it (sample, best-of-n, chat, evaluate, plot, report
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -12,17 +13,21 @@ import torch
 from minigpt_rlhf.bench import SHAPES
 from minigpt_rlhf.config import AT_LEAST_1, NON_NEGATIVE, PRESETS, Range, load_config
 from minigpt_rlhf.runtime import GENERATORS, UserError, is_sweep
-from minigpt_rlhf.stages import TRAINING_STEPS, recipe
+from minigpt_rlhf.stages import TRAINING_STEPS, recipe, run_recipe
 from minigpt_rlhf.tokenizer import VocabError
 from minigpt_rlhf.world import DataError
 
 
 def recipe_help() -> str:
-    lines = "\n".join(f"  {s.name:15} {s.help}" for s in recipe())
+    quick = {s.name for s in run_recipe(dataclasses.asdict(load_config("quick").pipeline))}
+    lines = "\n".join(
+        f"  {s.name:15} {'' if s.name in quick else '[not in quick] '}{s.help}" for s in recipe()
+    )
     return (
         f"InstructGPT (Ouyang et al., 2022) in miniature, from scratch. `minigpt-rlhf run` runs "
         f"these stages in order:\n\n{lines}\n\nPresets: micro (tests, seconds), quick (a 2-core "
-        f"CPU, minutes), full (a GPU or a patient CPU).\n"
+        f"CPU, under 20 minutes), balanced (quick's models, every stage above, half an hour), full "
+        f"(a GPU or a patient CPU).\n"
     )
 
 
