@@ -619,9 +619,8 @@ def evaluate_sweep(cfg: Config, out_dir) -> Path:
                 harmless=m["gold"]["harmless"],
             )
         )
-    rows.sort(
-        key=lambda r: sizes.index(r["size"])
-    )  # smallest first, each size's methods in the recipe's order
+    # smallest first, each size's methods in the recipe's order
+    rows.sort(key=lambda r: sizes.index(r["size"]))
     return write_json(
         out_dir / "eval" / "sweep.json",
         dict(

@@ -124,6 +124,18 @@ def facts(e: Entity) -> dict:
     return {a: e.value(a).lower() for a in ATTRIBUTES}
 
 
+def fact_question(e: Entity, attr: str) -> dict:
+    """What the judge needs of a question about one fact of a creature (open QA, its terse twin)."""
+    return {
+        "task": "open_qa",
+        "entity": e.name,
+        "facts": facts(e),
+        "attribute": attr,
+        "target": e.value(attr).lower(),
+        "answer": FACT[attr].format(n=e.name, v=e.value(attr)),
+    }
+
+
 def describe_answer(e: Entity) -> str:
     return f"The {e.name} is {e.colour}, eats {e.food} and lives in {e.home}."
 
@@ -191,14 +203,7 @@ def _generation(rng, kb, unknown):
 
 def _open_qa(rng, kb, unknown):
     e, attr = rng.choice(kb), rng.choice(list(ATTRIBUTES))
-    return rng.choice(QUESTIONS[attr]).format(n=e.name), {
-        "task": "open_qa",
-        "entity": e.name,
-        "facts": facts(e),
-        "attribute": attr,
-        "target": e.value(attr).lower(),
-        "answer": FACT[attr].format(n=e.name, v=e.value(attr)),
-    }
+    return rng.choice(QUESTIONS[attr]).format(n=e.name), fact_question(e, attr)
 
 
 def _brainstorm(rng, kb, unknown):
@@ -457,14 +462,7 @@ def _terse(rng, kb, unknown):
     if kind == "open_qa":
         e, attr = rng.choice(kb), rng.choice(list(ATTRIBUTES))
         word = {"colour": "colour", "food": "food", "home": "home"}[attr]
-        return f"{e.name} {word}?", {
-            "task": "open_qa",
-            "entity": e.name,
-            "facts": facts(e),
-            "attribute": attr,
-            "target": e.value(attr).lower(),
-            "answer": FACT[attr].format(n=e.name, v=e.value(attr)),
-        }
+        return f"{e.name} {word}?", fact_question(e, attr)
     if kind == "reverse":
         words = rng.sample(FOODS + OBJECTS, 3)
         target = " ".join(reversed(words))
