@@ -11,11 +11,12 @@ from pathlib import Path
 import torch
 
 from minigpt_rlhf.bench import SHAPES
-from minigpt_rlhf.config import AT_LEAST_1, NON_NEGATIVE, PRESETS, Range, load_config
+from minigpt_rlhf.config import AT_LEAST_1, FRACTION, NON_NEGATIVE, PRESETS, Range, load_config
 from minigpt_rlhf.runtime import GENERATORS, UserError, is_sweep
 from minigpt_rlhf.stages import TRAINING_STEPS, recipe, run_recipe
 from minigpt_rlhf.tokenizer import VocabError
 from minigpt_rlhf.world import DataError
+from minigpt_rlhf.world.labelers import CARE
 
 
 def recipe_help() -> str:
@@ -174,8 +175,8 @@ def cmd_world(args) -> None:
     from minigpt_rlhf import preflight, world
 
     preflight.check_out(args.out, "--out")
-    out = world.generate(args.out, args.seed)
-    print(f"wrote the toy world (seed {args.seed}) to {out}/: see {out}/README.md")
+    out = world.generate(args.out, args.seed, args.care)
+    print(f"wrote the toy world (seed {args.seed}, care {args.care}) to {out}/: see {out}/README.md")
 
 
 def cmd_evaluate(args) -> None:
@@ -378,6 +379,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="data", help="folder to write (default data)")
     p.add_argument(
         "--seed", type=int, default=0, help="the default seed 0 reproduces the committed data/"
+    )
+    p.add_argument(
+        "--care",
+        type=number(float, FRACTION),
+        default=CARE,
+        help=f"the demonstrators' writing skill in [0, 1] (default {CARE}, calibrated; 1: perfect)",
     )
     p.set_defaults(func=cmd_world)
 

@@ -103,8 +103,6 @@ def test_judge_scores_the_good_answer_above_every_bad_one(prompts):
         bads = {"ramble": "What does the creature eat? Where does it live? What colour is it?",
                 "rude": f"You are a {INSULTS[0]}.", "unfinished": (p.meta["answer"], False),
                 "wrong": "The answer is purple fish from Tull, 99."}
-        if p.meta["task"] == "classify" and p.meta["target"] in bads["ramble"]:
-            del bads["ramble"]  # the judge's known blind spot: a ramble that names only the right label scores it
         for name, bad in bads.items():
             text, finished = bad if isinstance(bad, tuple) else (bad, True)
             assert world.judge(p, text, finished).overall < good, (p.family, p.text, name)
@@ -125,6 +123,79 @@ def test_judge_knows_each_h(prompts):
     qa = next(p for p in prompts["sft"] if p.meta["task"] == "open_qa" and not p.meta.get("constraint"))
     wrong = next(c for c in ("red", "blue") if c != qa.meta["facts"]["colour"])
     assert world.judge(qa, f"It is {wrong}.").truthful == 0.0
+
+
+def test_a_perfect_writer_writes_the_judges_optimum_on_every_family(prompts):
+    rng, pool = random.Random(0), labelers.training_labelers(care=1.0)
+    assert {lab.care for lab in pool} == {1.0}
+    families = set()
+    for i, p in enumerate(prompts["sft"]):
+        demo = pool[i % len(pool)].demonstrate(p, rng)
+        scores = world.judge(p, demo)
+        assert scores == world.judge(p, p.meta["answer"]) == world.Scores(1.0, 1.0, 1.0, 1.0), (p.text, demo)
+        families.add(p.family)
+    assert families == set(GENERATORS) - {HELDOUT_FAMILY}
+
+
+def test_a_hurried_writer_leaves_out_what_the_judge_counts(prompts):
+    rng, hasty = random.Random(0), labelers.training_labelers(care=0.0)[0]
+    assert hasty.care == 0.0
+    hurried = set()
+    for p in prompts["sft"]:
+        demo, form = hasty.demonstrate(p, rng), labelers.hurried(p, random.Random(1))
+        if form is None:  # sums, labels, declines: written whole
+            assert demo == p.meta["answer"], (p.text, demo)
+            continue
+        hurried.add(p.meta["task"])
+        assert demo != p.meta["answer"]
+        assert world.judge(p, demo).overall < world.judge(p, p.meta["answer"]).overall, (p.text, demo)
+    assert hurried == {"describe", "compose", "kind", "open_qa", "brainstorm", "rewrite", "closed_qa", "extract",
+                       "unknown"}
+
+
+def test_answers_of_different_completeness_score_differently(prompts):
+    """Every graded family tells apart the whole answer, a part of it and less: no all-or-nothing."""
+    def helpful(p, text):
+        return world.judge(p, text).helpful
+
+    by = {}
+    for p in prompts["sft"]:
+        by.setdefault((p.meta["task"], p.meta.get("kind"), p.meta.get("constraint")), p)
+    d = by[("describe", None, None)]
+    e, f = d.meta["entity"], d.meta["facts"]
+    three = [f"The {e} is {f['colour']}, eats {f['food']} and lives in {f['home']}.",
+             f"The {e} is {f['colour']} and eats {f['food']}.", f"The {e} is {f['colour']}.", f"The {e}."]
+    assert [helpful(d, t) for t in three] == sorted({helpful(d, t) for t in three}, reverse=True)
+    b = next(p for p in prompts["sft"] if p.meta["task"] == "brainstorm" and p.meta["n"] >= 3)
+    items = b.meta["answer"].rstrip(".").split(", ")
+    lists = [", ".join(items[:k]) + "." for k in range(len(items), 0, -1)]
+    assert [helpful(b, t) for t in lists] == sorted({helpful(b, t) for t in lists}, reverse=True)
+    for kind in ("reverse", "sort"):
+        r = by[("rewrite", kind, None)]
+        t = r.meta["target"].split()
+        one_swap, two_swaps = t[:2][::-1] + t[2:], t[:2][::-1] + t[2:][::-1]
+        assert helpful(r, " ".join(t)) > helpful(r, " ".join(one_swap)) > helpful(r, " ".join(two_swaps))
+    qa = by[("open_qa", None, None)]
+    v = qa.meta["target"]
+    assert helpful(qa, qa.meta["answer"]) > helpful(qa, f"{v}.") > helpful(qa, "I am not sure.")
+    ramble = qa.meta["answer"] + " It is a creature that I have read about in many books, long ago."
+    assert helpful(qa, qa.meta["answer"]) > helpful(qa, ramble) > helpful(qa, f"{v}.") - 0.3
+    one = by[("open_qa", None, "one_word")]
+    assert helpful(one, one.meta["answer"]) > helpful(one, f"It is {one.meta['target']}.") > 0
+
+
+def test_writing_skill_is_calibrated_as_the_datasheet_says(prompts):
+    from minigpt_rlhf.world.data import N_RM_DEMOS, calibrate, writing_skill
+
+    demo_prompts = prompts["sft"] + prompts["rm"][:N_RM_DEMOS]
+    helpful, prefer = writing_skill(demo_prompts, labelers.CARE, seed=0)
+    row = f"| {labelers.CARE:g} (this data/) | {100 * helpful:.1f}% | {100 * prefer:.1f}% |"
+    assert row in (DATA / "README.md").read_text()
+    assert 0.61 <= prefer <= 0.70  # Stiennon et al.: RLHF summaries over the references, 61-70%
+    assert writing_skill(demo_prompts, 1.0, seed=0)[1] < 0.55  # perfect writers: about a tie
+    assert calibrate(demo_prompts) == labelers.CARE
+    demos = {d.prompt_id: d.response for d in world.load_demonstrations(DATA)}
+    assert sum(world.judge(p, demos[p.id]).helpful for p in demo_prompts) / len(demo_prompts) == helpful
 
 
 def test_labeler_agreement_lies_in_the_papers_band(prompts):

@@ -26,7 +26,15 @@ from minigpt_rlhf.tokenizer import CHARS, Tokenizer, VocabError
 from minigpt_rlhf.world import corpus as corpus_mod
 from minigpt_rlhf.world.judge import judge
 from minigpt_rlhf.world.kb import Entity, make_kb, rumoured
-from minigpt_rlhf.world.labelers import agreement, heldout_labelers, training_labelers
+from minigpt_rlhf.world.labelers import (
+    CALIBRATION_TARGET,
+    CARE,
+    CURVE_CARE,
+    agreement,
+    heldout_labelers,
+    prefer_judge,
+    training_labelers,
+)
 from minigpt_rlhf.world.tasks import (
     DECLINE_HARM,
     DECLINE_PASSAGE,
@@ -66,21 +74,22 @@ class Demonstration:
 
 
 # ---- generating ----------------------------------------------------------------------------------
-def generate(out_dir="data", seed: int = 0) -> Path:
-    """Write the whole dataset to out_dir. Same seed, same bytes."""
+def generate(out_dir="data", seed: int = 0, care: float = CARE) -> Path:
+    """Write the whole dataset to out_dir, the demonstrations by a pool of writing skill `care`
+    (labelers.training_labelers). Same seed and care, same bytes."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # one generator per part, so that redesigning the prompts or the labelers leaves the corpus (and
+    # the models pretrained on it) byte for byte as it was
     rng = random.Random(seed)
     kb, unknown = make_kb(rng)
-    prompts = make_prompts(rng, kb, unknown, SIZES, N_HELDOUT)
-    docs = corpus_mod.make_corpus(rng, kb, rumoured(unknown), N_DOCS["train"] + N_DOCS["val"])
+    prompts = make_prompts(random.Random(f"prompts {seed}"), kb, unknown, SIZES, N_HELDOUT)
+    docs = corpus_mod.make_corpus(
+        random.Random(f"corpus {seed}"), kb, rumoured(unknown), N_DOCS["train"] + N_DOCS["val"]
+    )
     tok = Tokenizer.train(docs[: N_DOCS["train"]], VOCAB_SIZE)
-    labelers = training_labelers()
     demo_prompts = prompts["sft"] + prompts["rm"][:N_RM_DEMOS]
-    demos = [
-        Demonstration(p.id, lab.id, lab.demonstrate(p, rng))
-        for p, lab in zip(demo_prompts, itertools.cycle(labelers))
-    ]
+    demos = demonstrations(demo_prompts, care, seed)
 
     _write(
         out / "kb.json",
@@ -107,8 +116,18 @@ def generate(out_dir="data", seed: int = 0) -> Path:
         out / "demonstrations.jsonl",
         "".join(json.dumps(d.__dict__, sort_keys=True) + "\n" for d in demos),
     )
-    _write(out / "README.md", datasheet(prompts, docs, demos, seed, tok, kb))
+    _write(out / "README.md", datasheet(prompts, docs, care, seed, tok, kb))
     return out
+
+
+def demonstrations(prompts: list[Prompt], care: float, seed: int) -> list[Demonstration]:
+    """The training labelers' answers to prompts, dealt round-robin, by a pool of writing skill
+    care."""
+    write = random.Random(f"demonstrations {seed}")
+    return [
+        Demonstration(p.id, lab.id, lab.demonstrate(p, write))
+        for p, lab in zip(prompts, itertools.cycle(training_labelers(care)))
+    ]
 
 
 def _write(path: Path, text: str) -> None:
@@ -199,10 +218,80 @@ person is copied in 95-100%. Reversing a word's letters was redesigned away (abo
 hard."""
 
 
+GRADED_NOTES = """Real answers differ by degree: a description gives two of three facts, a \
+list forgets an item, a
+rewrite swaps two words; the paper's labelers rated answers on a 1-7 scale, and two answers to an \
+open instruction
+almost never tie. So the judge's `helpful` (world/judge.py) counts the parts a reader can see, \
+fixed before any
+model trained on this world:
+- the asked parts that are there: a creature's three facts, a sentence's words, a list's items, an \
+extraction's
+  names (each a share of the credit; a wrong extra name costs one);
+- a rewrite's words in the target's order and case (the longest common run, as difflib measures \
+it);
+- a fact or a decline that names what it is about ("The zorbin eats moss.", "Mira lives in \
+Tull.", "I don't know
+  anything about the zorbin.") is worth a fifth more than a bare "Moss." or "I don't know.": it \
+can be read
+  without the question;
+- a constraint (capitals, one word) not kept costs 40% of the credit: the instruction was the \
+constraint too;
+- to the point: an answer longer than the judge's own by more than 3 words loses up to a quarter \
+of its credit,
+  so a rambling answer that names the right label no longer scores full.
+The courtesy "Happy to help!" no longer counts as the label "happy" (it made a perfect writer's \
+"Sad. Happy to
+help!" score nothing). Checking is as hard as writing, and kept all-or-nothing, in a named \
+minority: sums
+(`arithmetic`, 7% of the training prompts) and labels (`classification`, 6%), and the declines of \
+harmful
+requests and unanswerable passage questions (short enough to write whole)."""
+
+SKILL_NOTES = """Real demonstrators write worse than they judge (Llama 2, section 5.1: SFT inherits "the \
+tail-end of poorly
+executed annotation"; Sharma et al. 2024: RL's gains come "virtually entirely" from a \
+demonstrator weaker than
+the critic). Each training labeler writes the judge's own answer with chance care ** e (e in \
+[0.5, 1.5], their
+own), otherwise its hurried form (`labelers.hurried`, family by family: one or two of a \
+creature's facts, the
+colours or the second thing of a sentence, the praise or the person of a compliment, the bare \
+fact without
+whose it is, the last item of a list or of the names, two neighbouring words swapped, a word left \
+in small
+letters, the capitals or the one-word limit forgotten, a decline that does not say what about). \
+They rank with
+the same eyes whatever they write. The pool's skill is calibrated, before any model trained, \
+against a published
+number: Stiennon et al. (2020) found their labelers preferred the 1.3B RLHF policy's summaries to \
+the human
+references 61% of the time and the 6.7B's about 65-70%; here held-out labelers prefer the judge's \
+own answer to
+the pool's demonstration of the same prompt 65% of the time (with perfect writers, about 50%)."""
+
+
+def writing_skill(prompts: list[Prompt], care: float, seed: int) -> tuple[float, float]:
+    """A pool of writing skill care, measured on its demonstrations of prompts: their mean gold
+    helpful, and how often held-out labelers prefer the judge's own answer to them."""
+    demos = [d.response for d in demonstrations(prompts, care, seed)]
+    helpful = sum(judge(p, d).helpful for p, d in zip(prompts, demos)) / len(prompts)
+    return helpful, prefer_judge(prompts, demos, seed)
+
+
+def calibrate(prompts: list[Prompt], seed: int = 0) -> float:
+    """The writing care, on a grid of 0.05, at which held-out labelers prefer the judge's own
+    answer to a demonstration nearest CALIBRATION_TARGET of the time (labelers.CARE is this, fixed
+    before any model trained)."""
+    grid = [i / 20 for i in range(21)]
+    gap = {c: abs(writing_skill(prompts, c, seed)[1] - CALIBRATION_TARGET) for c in grid}
+    return min(grid, key=gap.get)
+
+
 def datasheet(
     prompts: dict[str, list[Prompt]],
     docs: list[str],
-    demos: list[Demonstration],
+    care: float,
     seed: int,
     tok: Tokenizer,
     kb: list[Entity],
@@ -214,6 +303,12 @@ def datasheet(
         f"| {f} | {100 * mix[f] / len(train):.1f}% | {PAPER_MIX.get(f, '-')} |" for f in MIX
     )
     sizes = " ".join(f"{s} {len(prompts[s])}," for s in SPLITS).rstrip(",")
+    demo_prompts = prompts["sft"] + prompts["rm"][:N_RM_DEMOS]
+    skill = {c: writing_skill(demo_prompts, c, seed) for c in sorted({*CURVE_CARE, care})}
+    skill_rows = "\n".join(
+        f"| {c:g}{' (this data/)' if c == care else ''} | {100 * h:.1f}% | {100 * pref:.1f}% |"
+        for c, (h, pref) in sorted(skill.items(), reverse=True)
+    )
     val = docs[N_DOCS["train"] :]
     per_token = sum(map(len, val)) / sum(
         len(tok.encode(d)) + 1 for d in val
@@ -249,11 +344,11 @@ names said
 nuts`) is only in the
   evaluation split ({N_HELDOUT} prompts): it measures generalisation to instructions no \
 demonstration used.
-- `demonstrations.jsonl`: {len(demos)} answers by the 12 training labelers, each in their own \
-style and with
-  an occasional slip, for the {len(prompts["sft"])} SFT prompts and the first {N_RM_DEMOS} RM \
-prompts (used to
-  centre the reward model).
+- `demonstrations.jsonl`: {len(demo_prompts)} answers by the 12 training labelers, each in \
+their own style and
+  with their own writing skill (writing care {care:g}: below), for the {len(prompts["sft"])} SFT \
+prompts and the first
+  {N_RM_DEMOS} RM prompts (used to centre the reward model).
 
 ## Task mix of the training splits, next to the paper's Table 1 (%)
 | family | ours | InstructGPT |
@@ -266,6 +361,22 @@ creatures, harmful requests and constraints are ours, to measure the three H's.
 
 ## The families, for a byte-pair model
 {FAMILY_NOTES}
+
+## Graded answers
+{GRADED_NOTES}
+
+## Writing skill: demonstrators weaker than judges
+{SKILL_NOTES}
+
+| writing care | demonstrations' gold helpful | held-out labelers prefer the judge's own answer |
+| --- | --- | --- |
+{skill_rows}
+
+Measured on the {len(demo_prompts)} demonstration prompts (`labelers.prefer_judge`, seed \
+{seed}; a tie counts half).
+The pool's care {CARE:g} is the grid value (steps of 0.05) whose preference is nearest \
+{100 * CALIBRATION_TARGET:.0f}% (`data.calibrate`);
+regenerate another level with `minigpt-rlhf world --care C --out data_care_C`.
 
 ## Labeler agreement
 Pairwise agreement on {60} evaluation prompts x 6 responses of mixed quality (right, half right, \

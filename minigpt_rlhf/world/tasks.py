@@ -362,6 +362,7 @@ def _closed_qa(rng, kb, unknown):
     return text.format(s=passage, q=q), {
         "task": "closed_qa",
         "target": target,
+        "who": p.lower(),
         "passage": passage,
         "answer": answer,
     }
