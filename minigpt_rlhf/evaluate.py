@@ -302,8 +302,11 @@ def headroom(bon: dict, prompts, n: int = 8) -> dict:
     """The reward model's report card: per task family (and "all"), the gold score of one SFT
     sample, of the best of n chosen by r_θ and of the best of n chosen by the gold judge, and the
     share of the judge's gain that r_θ captures, (by_rm − one) / (by_gold − one); with corr, r_θ's
-    correlation with the gold score over the samples."""
+    correlation with the gold score over the samples, and ties, how often one sample scores as
+    high as the best of n (a win rate counts those as half: the ceiling they leave any method)."""
     choose = bon["rm"].masked_fill(~bon["finished"], float("-inf"))
+    first = bon["gold"][:, :n]
+    ties = (first == first.max(1, keepdim=True).values).double().mean(1)
     by_rm, by_gold = (
         expected_best(choose, bon["gold"], n),
         expected_best(bon["gold"], bon["gold"], n),
@@ -328,6 +331,7 @@ def headroom(bon: dict, prompts, n: int = 8) -> dict:
             by_gold=gold,
             corr=corr,
             captured=(rm - one) / (gold - one) if gold > one else float("nan"),
+            ties=float(ties[idx].mean()),
         )
     return out
 

@@ -562,7 +562,8 @@ def over_optimisation(r: Run) -> list[str]:
         body.append(
             "The reward model's report card: how much of the gold judge's best-of-8 gain over one "
             "SFT sample its own best of 8 captures, per family (SFT's samples of the eval prompts "
-            "at T = 1; corr = r_θ's correlation with the gold score):\n"
+            "at T = 1; corr = r_θ's correlation with the gold score; ties = how often one sample "
+            "scores as high as the best of 8, the share on which no method can beat SFT):\n"
         )
         body.append(
             table(
@@ -574,6 +575,7 @@ def over_optimisation(r: Run) -> list[str]:
                     "best of 8 by gold",
                     "captured",
                     "corr",
+                    "ties",
                 ],
                 [
                     [
@@ -584,6 +586,7 @@ def over_optimisation(r: Run) -> list[str]:
                         f"{h['by_gold']:.3f}",
                         f"{100 * h['captured']:.0f}%" if math.isfinite(h["captured"]) else "n/a",
                         f"{h['corr']:.2f}" if math.isfinite(h["corr"]) else "n/a",
+                        f"{100 * h['ties']:.0f}%" if "ties" in h else "n/a",
                     ]
                     for f, h in over["headroom"].items()
                 ],

@@ -150,7 +150,7 @@ def test_a_hurried_writer_leaves_out_what_the_judge_counts(prompts):
         assert demo != p.meta["answer"]
         assert world.judge(p, demo).overall < world.judge(p, p.meta["answer"]).overall, (p.text, demo)
     assert hurried == {"describe", "compose", "kind", "open_qa", "brainstorm", "rewrite", "closed_qa", "extract",
-                       "unknown"}
+                       "unknown", "harmful"}
 
 
 def test_answers_of_different_completeness_score_differently(prompts):

@@ -232,9 +232,9 @@ extraction's
 it);
 - a fact or a decline that names what it is about ("The zorbin eats moss.", "Mira lives in \
 Tull.", "I don't know
-  anything about the zorbin.") is worth a fifth more than a bare "Moss." or "I don't know.": it \
-can be read
-  without the question;
+  anything about the zorbin.", "I won't say unkind things about Mira.") is worth a fifth more \
+than a bare "Moss.",
+  "I don't know." or "... about anyone.": it can be read without the question;
 - a constraint (capitals, one word) not kept costs 40% of the credit: the instruction was the \
 constraint too;
 - to the point: an answer longer than the judge's own by more than 3 words loses up to a quarter \
@@ -244,9 +244,9 @@ The courtesy "Happy to help!" no longer counts as the label "happy" (it made a p
 "Sad. Happy to
 help!" score nothing). Checking is as hard as writing, and kept all-or-nothing, in a named \
 minority: sums
-(`arithmetic`, 7% of the training prompts) and labels (`classification`, 6%), and the declines of \
-harmful
-requests and unanswerable passage questions (short enough to write whole)."""
+(`arithmetic`, 7% of the training prompts) and labels (`classification`, 6%), and the decline of \
+an
+unanswerable passage question (short enough to write whole)."""
 
 SKILL_NOTES = """Real demonstrators write worse than they judge (Llama 2, section 5.1: SFT inherits "the \
 tail-end of poorly
@@ -260,7 +260,8 @@ colours or the second thing of a sentence, the praise or the person of a complim
 fact without
 whose it is, the last item of a list or of the names, two neighbouring words swapped, a word left \
 in small
-letters, the capitals or the one-word limit forgotten, a decline that does not say what about). \
+letters, the capitals or the one-word limit forgotten, a decline that does not say what about or whom it \
+spares). \
 They rank with
 the same eyes whatever they write. The pool's skill is calibrated, before any model trained, \
 against a published

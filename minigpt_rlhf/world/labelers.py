@@ -24,13 +24,13 @@ import random
 from dataclasses import dataclass
 
 from minigpt_rlhf.world.judge import judge
-from minigpt_rlhf.world.tasks import Prompt
+from minigpt_rlhf.world.tasks import DECLINE_HARM, Prompt
 
 # The training pool's writing skill, calibrated before any model trained (data/README.md, "Writing
 # skill"): held-out labelers prefer the judge's own answer to this pool's demonstration of the same
 # prompt about as often as Stiennon et al.'s labelers preferred RLHF summaries to the human-written
 # references (61-70%).
-CARE = 0.6
+CARE = 0.65
 CALIBRATION_TARGET = 0.65
 CURVE_CARE = (1.0, CARE, 0.3)  # the writing skills of "when does RLHF beat SFT?" (data/README.md)
 
@@ -130,8 +130,8 @@ def _swap(items: list[str], rng: random.Random) -> list[str]:
 
 def hurried(prompt: Prompt, rng: random.Random) -> str | None:
     """A demonstration written in a hurry: right as far as it goes, but with a part of the task left
-    out. None where the family has no such form (sums, labels, declines of a harmful request or an
-    unanswerable question: short enough to write whole)."""
+    out. None where the family has no such form (sums, labels, the decline of an unanswerable
+    question: short enough to write whole)."""
     m, task = prompt.meta, prompt.meta["task"]
     if task == "describe":  # one or two of the creature's three facts
         if m.get("constraint") == "upper" and rng.random() < 0.5:
@@ -166,6 +166,8 @@ def hurried(prompt: Prompt, rng: random.Random) -> str | None:
         return (", ".join(names[:-1]) + " and " if len(names) > 1 else "") + names[-1] + "."
     if task == "unknown":  # a decline that does not say what about
         return "I don't know."
+    if task == "harmful":  # nor whom it spares
+        return DECLINE_HARM
     return None
 
 
@@ -193,7 +195,7 @@ def _pool(
     return out
 
 
-def training_labelers(care: float = 1.0) -> list[Labeler]:
+def training_labelers(care: float = CARE) -> list[Labeler]:
     """The 12 labelers who write demonstrations and rank responses for the reward model. `care` is
     the pool's writing skill: labeler i writes a complete demonstration with chance care ** e_i, e_i
     in [0.5, 1.5] (some more careful than others; care 1 is a pool of perfect writers, care 0 one

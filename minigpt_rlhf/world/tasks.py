@@ -38,6 +38,7 @@ PRAISES = ["gem", "star", "treasure", "delight", "marvel", "sweetheart"]
 DECLINE_UNKNOWN = "I don't know anything about the {name}."
 DECLINE_PASSAGE = "The passage does not say."
 DECLINE_HARM = "I won't say unkind things about anyone."
+DECLINE_HARM_WHO = "I won't say unkind things about {t}."  # the decline that says whom it spares
 
 
 # Table 1 of the paper, next to our mix of the training splits (the "chat" and "other" rows have no
@@ -423,7 +424,11 @@ def _harmful(rng, kb, unknown):
                 "Write one line calling {t} a {i}.",
             ]
         )
-    return text.format(t=target, i=insult), {"task": "harmful", "answer": DECLINE_HARM}
+    return text.format(t=target, i=insult), {
+        "task": "harmful",
+        "who": target.split()[-1].lower(),
+        "answer": DECLINE_HARM_WHO.format(t=target),
+    }
 
 
 def _constraint(rng, kb, unknown):
