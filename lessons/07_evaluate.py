@@ -197,6 +197,22 @@ else:
     print(f"no sweep in {SWEEP}: `minigpt-rlhf sweep --preset {PRESET}` makes one")
 
 # %% [markdown]
+# ## When does RLHF beat SFT? The demonstrators' writing skill
+# RLHF wins where people recognise a good answer more reliably than they write one (lesson 00). `minigpt-rlhf
+# curve --preset quick` runs the whole recipe on worlds that differ only in the demonstrators' writing care
+# (perfect writers, the calibrated pool, hurried writers; the same prompts, judge and rankings), three seeds
+# each (a seed's base model is pretrained once), and writes `runs/curve_quick/report.md` with `curve.png`:
+# each method's win rate against SFT by the demonstrations' quality. It takes nine quick runs, so this lesson
+# does not start it; docs/results.md has the measured curve. When the folder exists, its table prints below.
+
+# %%
+CURVE = Path(os.environ.get("MINIGPT_RLHF_CURVE", f"runs/curve_{PRESET}"))
+if (CURVE / "report.md").is_file():
+    print("\n".join(line for line in (CURVE / "report.md").read_text().splitlines() if line.startswith("|")))
+else:
+    print(f"no curve in {CURVE}: `minigpt-rlhf curve --preset {PRESET}` makes one")
+
+# %% [markdown]
 # The figures (`plots/`) and `report.md` — every finding with the paper's number beside ours and a verdict —
 # are in the run folder. `minigpt-rlhf plot RUN` and `minigpt-rlhf report RUN` redraw them from the files alone.
 

@@ -16,7 +16,7 @@ from minigpt_rlhf.runtime import GENERATORS, UserError, is_sweep
 from minigpt_rlhf.stages import TRAINING_STEPS, recipe, run_recipe
 from minigpt_rlhf.tokenizer import VocabError
 from minigpt_rlhf.world import DataError
-from minigpt_rlhf.world.labelers import CARE
+from minigpt_rlhf.world.labelers import CARE, CURVE_CARE
 
 
 def recipe_help() -> str:
@@ -155,20 +155,41 @@ def cmd_sweep(args) -> None:
     print(f"report: {out}/report.md")
 
 
+def seeds_arg(raw: str) -> list[int]:
+    try:
+        seed_list = [int(x) for x in raw.split(",")]
+    except ValueError:
+        raise UserError(
+            f"--seeds {raw!r}: expected whole numbers separated by commas, e.g. 1337,1338,1339"
+        ) from None
+    if len(set(seed_list)) != len(seed_list):
+        raise UserError(f"--seeds {raw!r}: a seed is repeated; name each once")
+    return seed_list
+
+
 def cmd_seeds(args) -> None:
     from minigpt_rlhf import pipeline
 
-    try:
-        seed_list = [int(x) for x in args.seeds.split(",")]
-    except ValueError:
-        raise UserError(
-            f"--seeds {args.seeds!r}: expected whole numbers separated by commas, e.g. "
-            f"1337,1338,1339"
-        ) from None
-    if len(set(seed_list)) != len(seed_list):
-        raise UserError(f"--seeds {args.seeds!r}: a seed is repeated; name each once")
+    seed_list = seeds_arg(args.seeds)
     out = args.out or f"runs/seeds_{args.preset}"
     print(f"report: {pipeline.seeds(config_from_args(args), out, seed_list, start=args.start)}")
+
+
+def cmd_curve(args) -> None:
+    from minigpt_rlhf import pipeline
+
+    seed_list, cares = seeds_arg(args.seeds), []
+    for raw in args.care.split(","):
+        try:
+            cares.append(float(raw))
+        except ValueError:
+            raise UserError(
+                f"--care {args.care!r}: {raw!r} is no number; e.g. 1,0.65,0.3"
+            ) from None
+        if not 0 <= cares[-1] <= 1:
+            raise UserError(f"--care {args.care!r}: {raw} is no chance; give each in [0, 1]")
+    out = args.out or f"runs/curve_{args.preset}"
+    print(f"report: {pipeline.curve(config_from_args(args), out, seed_list, cares, args.start)}")
 
 
 def cmd_world(args) -> None:
@@ -176,7 +197,9 @@ def cmd_world(args) -> None:
 
     preflight.check_out(args.out, "--out")
     out = world.generate(args.out, args.seed, args.care)
-    print(f"wrote the toy world (seed {args.seed}, care {args.care}) to {out}/: see {out}/README.md")
+    print(
+        f"wrote the toy world (seed {args.seed}, care {args.care}) to {out}/: see {out}/README.md"
+    )
 
 
 def cmd_evaluate(args) -> None:
@@ -439,6 +462,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="rerun every seed from this stage on",
     )
     p.set_defaults(func=cmd_seeds)
+
+    p = sub.add_parser(
+        "curve",
+        help="when does RLHF beat SFT? the recipe at several writing skills of the demonstrators",
+    )
+    add_config_args(p)
+    p.add_argument(
+        "--care",
+        default=",".join(f"{c:g}" for c in CURVE_CARE),
+        help="comma-separated writing cares in [0, 1] (default: perfect, calibrated, hurried)",
+    )
+    p.add_argument(
+        "--seeds", default="1337,1338,1339", help="comma-separated seeds (default 1337,1338,1339)"
+    )
+    p.add_argument("--out", default=None, help="the folder (default runs/curve_<preset>)")
+    p.add_argument(
+        "--from", dest="start", default=None, metavar="STAGE", help="rerun from this stage on"
+    )
+    p.set_defaults(func=cmd_curve)
 
     p = sub.add_parser(
         "evaluate", help="measure every model of a run folder into eval/results.json"

@@ -366,3 +366,33 @@ def seeds(cfg: Config, out_dir, seed_list: list[int], start: str | None = None) 
         print(f"==== seed {seed} ====")
         run(dataclasses.replace(cfg, seed=seed), Path(out_dir) / f"seed_{seed}", start)
     return report.write_seeds_report(out_dir)
+
+
+def curve(
+    cfg: Config, out_dir, seed_list: list[int], cares: list[float], start: str | None = None
+) -> Path:
+    """When does RLHF beat SFT? The recipe on worlds whose demonstrators write with each writing
+    care (out_dir/data_care_C: the same prompts and corpus, other demonstrations), seed_list each,
+    into out_dir/care_C/seed_N; then out_dir/report.md. Pretraining reads no demonstration, so a
+    seed's base models are trained once, at the first care, and copied to the others."""
+    from minigpt_rlhf import report, world
+
+    out_dir = Path(out_dir)
+    stages = recipes.run_recipe(dataclasses.asdict(cfg.pipeline))
+    base = [s.writes for s in stages[: [s.name for s in stages].index("sft")] if s.writes]
+    for care in cares:
+        data = out_dir / f"data_care_{care:g}"
+        if not (data / "README.md").is_file():
+            world.generate(data, seed=0, care=care)
+        for seed in seed_list:
+            print(f"==== writing care {care:g}, seed {seed} ====")
+            run_dir = out_dir / f"care_{care:g}" / f"seed_{seed}"
+            first = out_dir / f"care_{cares[0]:g}" / f"seed_{seed}"
+            at = start
+            if run_dir != first and not run_dir.exists() and (first / "pretrain").is_dir():
+                for folder in base:  # the base models: pretrain (and pretrain_large)
+                    shutil.copytree(first / folder, run_dir / folder)
+                shutil.copy(first / "pipeline.json", run_dir / "pipeline.json")
+                at = start or "sft"  # the copied log's settings name the first world's data
+            run(dataclasses.replace(cfg, seed=seed, data_dir=str(data)), run_dir, at)
+    return report.write_curve_report(out_dir)

@@ -167,6 +167,30 @@ def plot_figure1(series: dict[str, list[tuple[int, dict]]], title: str, path: Pa
     return _save(fig, path)
 
 
+def plot_curve(series: dict[str, list[tuple[float, float, float, float]]], path: Path) -> Path:
+    """When does RLHF beat SFT: each method's win rate against SFT by the demonstrations' gold
+    helpful. series: method -> [(demos' helpful, mean, lowest seed, highest seed), ...]."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    extra = iter(EXTRA_COLORS)
+    for method, pts in series.items():
+        pts = sorted(pts)
+        ax.errorbar(
+            [100 * p[0] for p in pts],
+            [100 * p[1] for p in pts],
+            yerr=[[100 * (p[1] - p[2]) for p in pts], [100 * (p[3] - p[1]) for p in pts]],
+            marker="o",
+            capsize=3,
+            label=method,
+            color=COLORS.get(method) or next(extra),
+        )
+    ax.axhline(50, color="k", lw=0.8, ls="--")
+    ax.set_xlabel("the demonstrations' gold helpful (%): the demonstrators' writing skill")
+    ax.set_ylabel("win rate against SFT (%), seeds' mean [min, max]")
+    ax.set_title("When does RLHF beat SFT? (held-out labelers)", fontsize=10)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def plot_bars(
     models: dict, metrics: list[tuple[str, callable]], title: str, path: Path, ylabel: str = ""
 ) -> Path:

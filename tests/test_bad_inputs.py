@@ -97,9 +97,9 @@ SETTINGS = [
     ("pretrain.stepz=3", "pretrain.stepz", "valid keys here"),
     ("lr", "--set 'lr'", "expected key=value"),
     # the settings against the data (preflight.check_world): found before the first stage, not after both pretrainings
-    ("model.block_size=40 pretrain.seq_len=32", "model.block_size=40", "prompts_sft.jsonl, line 1891",
+    ("model.block_size=40 pretrain.seq_len=32", "model.block_size=40", "prompts_sft.jsonl, line 1988",
      "--set model.block_size=57"),
-    ("model.block_size=58 pretrain.seq_len=32", "model.block_size=58", "demonstrations.jsonl, line 1505"),
+    ("model.block_size=58 pretrain.seq_len=32", "model.block_size=58", "demonstrations.jsonl, line 915"),
     ("reward.n_prompts=5000", "reward.n_prompts=5000", "RM-split prompts"),
     ("sft.heldout_prompts=3000", "sft.heldout_prompts=3000", "--set sft.heldout_prompts"),
     ("sft.grad_accum=400", "sft.grad_accum=400", "lower --set sft.grad_accum"),
@@ -155,8 +155,8 @@ def _field(path: Path, line: int, key: str, value) -> None:
 
 DATA_CASES = {
     # name: (how to break data/, what the message names)
-    "non-ASCII in the corpus": (lambda d: _replace(d / "corpus_train.txt", "moss", "m\u00f6ss", 305),
-                                ["corpus_train.txt, line 305, column", "'\u00f6'", "U+00F6"]),
+    "non-ASCII in the corpus": (lambda d: _replace(d / "corpus_train.txt", "moss", "m\u00f6ss", 309),
+                                ["corpus_train.txt, line 309, column", "'\u00f6'", "U+00F6"]),
     "not UTF-8": (lambda d: (d / "corpus_val.txt").write_bytes((d / "corpus_val.txt").read_bytes() + b"\xff\n"),
                   ["corpus_val.txt, line 1000, column 1", "0xff", "UTF-8"]),
     "Windows line ends": (lambda d: (d / "corpus_val.txt").write_bytes(

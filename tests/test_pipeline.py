@@ -223,3 +223,20 @@ def test_stages_moved_out_of_quick_still_run_in_balanced_and_are_named_when_aske
     assert {"ppo", "ppo_ptx", "ppo_gold", "dpo", "reward", "sft", "pretrain"} <= names["quick"]
     with pytest.raises(UserError, match=r"'grpo' is not in the quick recipe.*--set pipeline.grpo=true"):
         pipeline.run_step(load_config("quick"), tmp_path / "q", "grpo")
+
+
+@pytest.mark.slow
+def test_micro_curve_trains_each_base_model_once_and_reports_every_writing_care(tmp_path):
+    """`minigpt-rlhf curve`: the recipe on worlds whose demonstrators differ in writing care; a seed's base model
+    is pretrained at the first care and copied to the others; the report has a row per care."""
+    from minigpt_rlhf.pipeline import curve
+
+    out = curve(load_config("micro", FAST), tmp_path, [3], [1.0, 0.3])
+    first, second = (tmp_path / f"care_{c}" / "seed_3" for c in ("1", "0.3"))
+    assert (first / "pretrain" / "ckpt.pt").read_bytes() == (second / "pretrain" / "ckpt.pt").read_bytes()
+    assert (first / "sft" / "ckpt.pt").read_bytes() != (second / "sft" / "ckpt.pt").read_bytes()
+    assert json.loads((second / "pipeline.json").read_text())["config"]["data_dir"] == str(tmp_path / "data_care_0.3")
+    report = out.read_text()
+    rows = [line for line in report.splitlines() if line.startswith(("| 1 |", "| 0.3 |"))]
+    assert len(rows) == 2 and "| 100% |" in rows[0] and "| 100% |" not in rows[1], rows
+    assert (tmp_path / "curve.png").is_file()

@@ -218,58 +218,38 @@ person is copied in 95-100%. Reversing a word's letters was redesigned away (abo
 hard."""
 
 
-GRADED_NOTES = """Real answers differ by degree: a description gives two of three facts, a \
-list forgets an item, a
-rewrite swaps two words; the paper's labelers rated answers on a 1-7 scale, and two answers to an \
-open instruction
-almost never tie. So the judge's `helpful` (world/judge.py) counts the parts a reader can see, \
-fixed before any
-model trained on this world:
-- the asked parts that are there: a creature's three facts, a sentence's words, a list's items, an \
-extraction's
-  names (each a share of the credit; a wrong extra name costs one);
-- a rewrite's words in the target's order and case (the longest common run, as difflib measures \
-it);
-- a fact or a decline that names what it is about ("The zorbin eats moss.", "Mira lives in \
-Tull.", "I don't know
-  anything about the zorbin.", "I won't say unkind things about Mira.") is worth a fifth more \
-than a bare "Moss.",
-  "I don't know." or "... about anyone.": it can be read without the question;
-- a constraint (capitals, one word) not kept costs 40% of the credit: the instruction was the \
-constraint too;
-- to the point: an answer longer than the judge's own by more than 3 words loses up to a quarter \
-of its credit,
-  so a rambling answer that names the right label no longer scores full.
-The courtesy "Happy to help!" no longer counts as the label "happy" (it made a perfect writer's \
-"Sad. Happy to
-help!" score nothing). Checking is as hard as writing, and kept all-or-nothing, in a named \
-minority: sums
-(`arithmetic`, 7% of the training prompts) and labels (`classification`, 6%), and the decline of \
-an
-unanswerable passage question (short enough to write whole)."""
+GRADED_NOTES = """Real answers differ by degree: a description gives two of three facts, a list
+forgets an item, a rewrite swaps two words; the paper's labelers rated answers on a 1-7 scale, and
+two answers to an open instruction almost never tie. So the judge's `helpful` (world/judge.py)
+counts the parts a reader can see, fixed before any model trained on this world:
+- the asked parts that are there: a creature's three facts, a sentence's words, a list's items, an
+  extraction's names (each a share of the credit; a wrong extra name costs one);
+- a rewrite's words in the target's order and case (their longest common run, as difflib counts);
+- a fact or a decline that names what it is about ("The zorbin eats moss.", "Mira lives in Tull.",
+  "I don't know anything about the zorbin.", "I won't say unkind things about Mira.") is worth a
+  fifth more than a bare "Moss.", "I don't know." or "... about anyone.": it reads without the
+  question;
+- a constraint (capitals, one word) not kept costs 40% of the credit: it was part of the task;
+- to the point: an answer longer than the judge's own by more than 3 words loses up to a quarter
+  of its credit, so a rambling answer that names the right label no longer scores full.
+The courtesy "Happy to help!" no longer counts as the label "happy" (a perfect writer's "Sad. Happy
+to help!" scored nothing). Where checking is as hard as writing, answers stay all-or-nothing, in a
+named minority: sums (`arithmetic`, 7% of the training prompts), labels (`classification`, 6%) and
+the decline of an unanswerable passage question (short enough to write whole)."""
 
-SKILL_NOTES = """Real demonstrators write worse than they judge (Llama 2, section 5.1: SFT inherits "the \
-tail-end of poorly
-executed annotation"; Sharma et al. 2024: RL's gains come "virtually entirely" from a \
-demonstrator weaker than
-the critic). Each training labeler writes the judge's own answer with chance care ** e (e in \
-[0.5, 1.5], their
-own), otherwise its hurried form (`labelers.hurried`, family by family: one or two of a \
-creature's facts, the
-colours or the second thing of a sentence, the praise or the person of a compliment, the bare \
-fact without
-whose it is, the last item of a list or of the names, two neighbouring words swapped, a word left \
-in small
-letters, the capitals or the one-word limit forgotten, a decline that does not say what about or whom it \
-spares). \
-They rank with
-the same eyes whatever they write. The pool's skill is calibrated, before any model trained, \
-against a published
-number: Stiennon et al. (2020) found their labelers preferred the 1.3B RLHF policy's summaries to \
-the human
-references 61% of the time and the 6.7B's about 65-70%; here held-out labelers prefer the judge's \
-own answer to
-the pool's demonstration of the same prompt 65% of the time (with perfect writers, about 50%)."""
+SKILL_NOTES = """Real demonstrators write worse than they judge (Llama 2, section 5.1: SFT inherits
+"the tail-end of poorly executed annotation"; Sharma et al. 2024: RL's gains come "virtually
+entirely" from a demonstrator weaker than the critic). Each training labeler writes the judge's own
+answer with chance care ** e (e in [0.5, 1.5], their own), otherwise its hurried form
+(`labelers.hurried`, family by family: one or two of a creature's three facts, the colours or the
+second thing of a sentence, the praise or the person of a compliment, the bare fact without whose
+it is, the last item of a list or of the names, two neighbouring words swapped, a word left in
+small letters, the capitals or the one-word limit forgotten, a decline that does not say what about
+or whom it spares). They rank with the same eyes whatever they write. The pool's skill is
+calibrated, before any model trained, against a published number: Stiennon et al. (2020) found
+their labelers preferred the 1.3B RLHF policy's summaries to the human references 61% of the time
+and the 6.7B's about 65-70%; here held-out labelers prefer the judge's own answer to the pool's
+demonstration of the same prompt 65% of the time (with perfect writers, about 50%)."""
 
 
 def writing_skill(prompts: list[Prompt], care: float, seed: int) -> tuple[float, float]:

@@ -130,8 +130,9 @@ def _kept(constraint: str, response: str, ws: list[str]) -> float:
 
 def _helpful(task, m, response, low, ws, wset) -> float:
     """What of the task is done (0..1), times how much to the point the answer is."""
+    done = _done(task, m, response, low, ws, wset)
     to_the_point = min(1.0, (len(words(m["answer"])) + SLACK) / max(len(ws), 1))
-    return _done(task, m, response, low, ws, wset) * (1 - RAMBLE * (1 - to_the_point))
+    return done * (1 - RAMBLE * (1 - to_the_point))
 
 
 def _about(named: bool) -> float:

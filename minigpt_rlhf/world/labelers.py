@@ -99,8 +99,8 @@ class Labeler:
         return max(1, min(7, 1 + int(u * 7)))
 
     def demonstrate(self, prompt: Prompt, rng: random.Random) -> str:
-        """The judge's own answer in this labeler's style, or, with chance 1 - care, its hurried form
-        (Llama 2 §5.1: SFT inherits "the tail-end of poorly executed annotation")."""
+        """The judge's own answer in this labeler's style, or, with chance 1 - care, its hurried
+        form (Llama 2 §5.1: SFT inherits "the tail-end of poorly executed annotation")."""
         answer = prompt.meta["answer"]
         if rng.random() >= self.care:
             answer = hurried(prompt, rng) or answer
@@ -118,8 +118,10 @@ def _sentence(entity: str, facts: dict[str, str], attrs: list[str]) -> str:
         "home": f"lives in {facts['home'].capitalize()}",
     }
     parts = [said[a] for a in ("colour", "food", "home") if a in attrs]
-    return f"The {entity} " + (", ".join(parts[:-1]) + " and " if len(parts) > 1 else "") + (
-        parts[-1] + "."
+    return (
+        f"The {entity} "
+        + (", ".join(parts[:-1]) + " and " if len(parts) > 1 else "")
+        + (parts[-1] + ".")
     )
 
 
@@ -254,9 +256,7 @@ def prefer_judge(prompts: list[Prompt], responses: list[str], seed: int = 0) -> 
     (CARE), measured on its demonstrations."""
     rng, pool = random.Random(seed), heldout_labelers()
     votes = [
-        pool[i % len(pool)].prefers(p, p.meta["answer"], r, rng)
-        if p.meta["answer"] != r
-        else 0.5
+        pool[i % len(pool)].prefers(p, p.meta["answer"], r, rng) if p.meta["answer"] != r else 0.5
         for i, (p, r) in enumerate(zip(prompts, responses))
     ]
     return sum(votes) / len(votes)
