@@ -238,7 +238,8 @@ print(f"wrote {PLOTS / 'reward_ablation.png'}")
 
 # %% [markdown]
 # ## What we measured on `quick`
-# Measured on quick (seed 1337, the README's run): 1,080 rankings (21,506 pairs), 4 epochs (540
+# Measured on quick, on the world before issue 38 (commit a6cd339: its numbers, not the graded
+# world's; seed 1337, the README's run then): 1,080 rankings (21,506 pairs), 4 epochs (540
 # steps): the RM reached 63.6% pairwise accuracy on training labelers' held-out rankings and 67.1%
 # on held-out labelers' — as in the paper, no worse on labelers it never saw (72.4% vs 69.6%) — but
 # 8-13 points under the labelers' own agreement (71.7%, 80.4%). Against the gold judge it orders

@@ -229,8 +229,9 @@ for key in ["approx_kl", "clipfrac", "vf_loss", "explained_var"]:
     print(f"{key:22} mean over the updates {sum(r[key] for r in trained) / len(trained):.4f}")
 
 # %% [markdown]
-# (The numbers quoted in this lesson are those of the README's seed-1337 `quick` run, 2-core CPU;
-# yours print here.) Measured on quick (seed 1337, 80 iterations of 128 responses, 2 epochs of
+# (The numbers quoted in this lesson are those of seed 1337's `quick` run at commit a6cd339, 2-core CPU;
+# yours print here.) Measured on quick, on the world before issue 38 (commit a6cd339: its
+# numbers, not the graded world's; seed 1337, 80 iterations of 128 responses, 2 epochs of
 # minibatches of 32, β = 0.2): the RM score of the rollouts rose from −0.030 to 0.205 (means of the
 # first and the last 5 iterations; the first and the last batch, printed above: 0.029 → 0.134) with
 # the KL to SFT at 0.9 nats; the gold score did not rise (0.795 → 0.804 in the same means; first and
@@ -282,7 +283,8 @@ print(f"rollout share: {sum(r['t_rollout'] for r in trained) / total:.0%}")
 # Training rewards are measured on the PPO prompts. Does it carry over to prompts never trained on? Sample one
 # response per evaluation prompt from SFT and from PPO, and score each with the RM and the gold judge.
 #
-# Measured on quick (seed 1337): the RM's gain carries over (−0.061 → 0.225 on 128 evaluation
+# Measured on quick, on the world before issue 38 (commit a6cd339: its numbers, not the graded
+# world's; seed 1337): the RM's gain carries over (−0.061 → 0.225 on 128 evaluation
 # prompts), the gold judge's does not (0.800 → 0.782, helpful 0.62 → 0.58, within the noise of 128
 # prompts; the evaluation's 480 give PPO 49% [44, 53] against SFT; 49% and 50% on seeds 1338 and
 # 1339). The paper's finding — labelers prefer the PPO model — needs an RM that tracks what they
@@ -312,7 +314,8 @@ for name, res in results.items():
 # gold score against d = sqrt(KL(π ‖ π^SFT)), the distance travelled from the start: the proxy keeps rising,
 # the gold score stalls or falls.
 #
-# Measured on quick (seed 1337; 160 iterations of 128 answers at β = 0; 5-iteration means): the RM
+# Measured on quick, on the world before issue 38 (commit a6cd339: its numbers, not the graded
+# world's; seed 1337; 160 iterations of 128 answers at β = 0; 5-iteration means): the RM
 # score rose from 0.029 to 0.943 by iteration 40, 1.221 by 80 and 1.298 at 160 while sqrt(KL) grew
 # to 10.9 (about 120 nats), and the gold score fell from 0.818 to 0.602, 0.458 and 0.446. On
 # evaluation prompts the β = 0 policy's RM score is the highest of the three (1.300 against PPO's
@@ -387,7 +390,8 @@ for name in ("sft", "ppo", "grpo"):
     print(f"{name:6}" + "".join(f"{v:14.3f}" for v in results[name].values()))
 
 # %% [markdown]
-# Measured on quick (seed 1337, 80 iterations of 16 prompts x G = 8): GRPO needs 59% of PPO's FLOPs
+# Measured on quick, on the world before issue 38 (commit a6cd339: its numbers, not the graded
+# world's; seed 1337, 80 iterations of 16 prompts x G = 8): GRPO needs 59% of PPO's FLOPs
 # (5.7·10¹² against 9.6·10¹²: no value model to run or train). Its seconds an iteration are the
 # clock of whatever ran beside it (21.3 s here, trained beside other jobs, against PPO's 4.8 in the
 # pipeline): time both on an idle CPU to compare. Its rollouts' RM score rose from 0.075 to 0.144 at
@@ -418,7 +422,8 @@ for name in ("sft", "ppo", "ppo_gold"):
     print(f"{name:9}" + "".join(f"{k} {results[name][k]:.3f}  " for k in ("gold", "helpful", "response_len")))
 
 # %% [markdown]
-# Measured on quick (seed 1337; β = 0.05, 80 iterations of 128 answers): with the gold judge as its
+# Measured on quick, on the world before issue 38 (commit a6cd339: its numbers, not the graded
+# world's; seed 1337; β = 0.05, 80 iterations of 128 answers): with the gold judge as its
 # reward the same loop climbs: the rollouts' gold score rose from 0.786 to 0.882 (means of the first
 # and the last 5 iterations) at a KL to SFT of 1.6 nats; on 128 prompts gold 0.800 → 0.832, helpful
 # 0.62 → 0.67; the evaluation's 480: 55% [51, 59] against SFT (seeds 1338 and 1339: 59%, 58%), gold
@@ -449,7 +454,8 @@ for row in best_of_n_curve(bon):
     print(f"{row['n']:3d} {row['sqrt_kl']:8.2f} {row['gold']:15.3f} {row['gold_oracle']:18.3f}")
 
 # %% [markdown]
-# Measured on quick (seed 1337; 128 prompts, 16 samples each): choosing by the gold judge climbs
+# Measured on quick, on the world before issue 38 (commit a6cd339: its numbers, not the graded
+# world's; seed 1337; 128 prompts, 16 samples each): choosing by the gold judge climbs
 # from 0.786 to 0.933 by n = 16; choosing by the RM hardly moves (0.798 at n = 2, 0.795 at 4) and
 # is back at one sample's 0.786 by n = 16: past a couple of samples, what the RM adds is noise.
 # That is the headroom the RM cannot see, at KL ≤ 1.8 nats without any training, and the plainest

@@ -62,7 +62,8 @@ for s, loss in corpus.items():
     print(f"{s:8} held-out corpus loss {loss:.4f}  ({loss - corpus['sft']:+.4f} vs SFT)")
 
 # %% [markdown]
-# Measured on quick (seed 1337, the README's run; γ = 0.1, β = 0.2): base model 1.03 nats per token,
+# Measured on quick, on the world before issue 38 (commit a6cd339: its numbers, not the graded
+# world's; seed 1337, the README's run then; γ = 0.1, β = 0.2): base model 1.03 nats per token,
 # SFT 2.84, PPO 2.96 (+0.12), PPO-ptx 1.18. Fine-tuning on short demonstrations already paid a large
 # tax, PPO added a little to it, and the pretraining mix won back far more than PPO's share: PPO-ptx
 # moves back towards the base model on corpus text, undoing most of SFT's forgetting too.
@@ -94,7 +95,8 @@ for s, (acc, logp) in cloze_results.items():
 # ## What PPO-ptx keeps of the reward gain
 # Reward and gold score on evaluation prompts (one sampled response per prompt, as in training).
 #
-# Measured on quick (seed 1337; 216 items, 256 prompts; γ = 0.1): fact completion (accuracy, answer
+# Measured on quick, on the world before issue 38 (commit a6cd339: its numbers, not the graded
+# world's; seed 1337; 216 items, 256 prompts; γ = 0.1): fact completion (accuracy, answer
 # log-prob) base model 93.5%, −0.26; SFT 80.6%, −0.57 (on this seed SFT forgot facts; on seeds 1338
 # and 1339 it recalls more than the base model, README); PPO 79.6%, −0.64: a little more tax;
 # PPO-ptx 93.5%, −0.23: the mix brings the base model's recall back in full (on seeds 1338 and

@@ -75,7 +75,8 @@ print(f"{'DPO implicit reward, end':34} {val[-1]['val_acc']:18.1%} {val[-1]['val
 print(f"{'the reward model r_θ (lesson 04)':34} {rm['val_acc']:18.1%} {rm['val_acc_heldout']:18.1%}")
 
 # %% [markdown]
-# Measured on quick (seed 1337, the reward stage's 1,080 rankings): the implicit reward starts at
+# Measured on quick, on the world before issue 38 (commit a6cd339: its numbers, not the graded
+# world's; seed 1337, the reward stage's 1,080 rankings): the implicit reward starts at
 # chance (50%, loss log 2: π = π_ref) and after 2 epochs orders 64.6% of the training labelers'
 # held-out pairs and 65.1% of the held-out labelers' — about as well as the reward model does
 # (63.6%, 67.1%), from the same comparisons. As a policy it ties SFT: 50% / 49% / 52% against SFT

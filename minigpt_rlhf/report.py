@@ -818,13 +818,25 @@ def method_rows(runs: dict[str, Run], logs: dict[str, dict]) -> list[list[str]]:
     return rows
 
 
+def numbered(folder: Path, prefix: str) -> list[Path]:
+    """The sub-folders PREFIX<number> (seed_1337, care_0.65), by number; a file beside them (a
+    log, seed_1337.log) is none of them."""
+    found = []
+    for d in folder.glob(prefix + "*"):
+        try:
+            found.append((float(d.name[len(prefix) :]), d))
+        except ValueError:
+            continue
+    return [d for _, d in sorted(found) if d.is_dir()]
+
+
 def write_seeds_report(out_dir) -> Path:
     """out_dir/report.md for `minigpt-rlhf seeds`: each finding's verdict on every seed's run
     (out_dir/seed_N), how many seeds it appeared on, and every method's win rate against SFT per
     seed."""
     out_dir = Path(out_dir)
     runs, logs = {}, {}
-    for d in sorted(out_dir.glob("seed_*"), key=lambda d: int(d.name[5:])):
+    for d in numbered(out_dir, "seed_"):
         res, logs[d.name[5:]] = check_run(d)
         runs[d.name[5:]] = Run(d, res)
     if not runs:
@@ -889,7 +901,7 @@ def write_curve_report(out_dir) -> Path:
     from minigpt_rlhf.world.labelers import prefer_judge
 
     out_dir = Path(out_dir)
-    levels = sorted(out_dir.glob("care_*"), key=lambda d: -float(d.name[5:]))
+    levels = numbered(out_dir, "care_")[::-1]
     if not levels:
         raise UserError(
             f"{out_dir} holds no care_C folder: run `minigpt-rlhf curve --out {out_dir}` first"
@@ -901,10 +913,7 @@ def write_curve_report(out_dir) -> Path:
         demos = {d.prompt_id: d.response for d in world.load_demonstrations(data)}
         said = [demos[p.id] for p in prompts]
         helpful = sum(world.judge(p, d).helpful for p, d in zip(prompts, said)) / len(prompts)
-        runs = [
-            Run(d, check_run(d)[0])
-            for d in sorted(level.glob("seed_*"), key=lambda d: int(d.name[5:]))
-        ]
+        runs = [Run(d, check_run(d)[0]) for d in numbered(level, "seed_")]
         models = [models_across_seeds(r) for r in runs]
         cells = []
         for method in CURVE_METHODS:

@@ -240,3 +240,13 @@ def test_micro_curve_trains_each_base_model_once_and_reports_every_writing_care(
     rows = [line for line in report.splitlines() if line.startswith(("| 1 |", "| 0.3 |"))]
     assert len(rows) == 2 and "| 100% |" in rows[0] and "| 100% |" not in rows[1], rows
     assert (tmp_path / "curve.png").is_file()
+
+
+def test_the_seed_and_care_folders_are_found_by_number_and_a_log_beside_them_is_not_one(tmp_path):
+    from minigpt_rlhf.report import numbered
+
+    for name in ("seed_10", "seed_2", "care_1", "care_0.3"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "seed_10.log").write_text("a run's output\n")
+    assert [d.name for d in numbered(tmp_path, "seed_")] == ["seed_2", "seed_10"]
+    assert [d.name for d in numbered(tmp_path, "care_")] == ["care_0.3", "care_1"]
