@@ -891,6 +891,18 @@ def write_seeds_report(out_dir) -> Path:
 CURVE_METHODS = ("PPO-ptx", "PPO", "DPO", "Best-of-n (RM)", "PPO (gold oracle)", "SFT (best T)")
 
 
+def spread_over_seeds(wins: list[dict], series: dict, name: str, x: float) -> str:
+    """A win rate over the seeds as "mean [lowest, highest]; k of n" (k: seeds whose interval is
+    above 50%), and its point (x, mean, lowest, highest) added to series[name] for the figure."""
+    if not wins:
+        return "n/a"
+    means = [w["mean"] for w in wins]
+    mean, lo, hi = sum(means) / len(means), min(means), max(means)
+    series.setdefault(name, []).append((x, mean, lo, hi))
+    clear = sum(w["lo"] > 0.5 for w in wins)
+    return f"{100 * mean:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}]; {clear} of {len(wins)}"
+
+
 def write_curve_report(out_dir) -> Path:
     """out_dir/report.md and curve.png for `minigpt-rlhf curve`: per writing care (care_C/seed_N,
     data_care_C), the demonstrations' quality and each method's win rate against SFT over the
@@ -915,19 +927,20 @@ def write_curve_report(out_dir) -> Path:
         helpful = sum(world.judge(p, d).helpful for p, d in zip(prompts, said)) / len(prompts)
         runs = [Run(d, check_run(d)[0]) for d in numbered(level, "seed_")]
         models = [models_across_seeds(r) for r in runs]
-        cells = []
-        for method in CURVE_METHODS:
-            wins = [m[method]["win_rate"]["heldout"] for m in models if method in m]
-            if not wins:
-                cells.append("n/a")
-                continue
-            mean = sum(w["mean"] for w in wins) / len(wins)
-            lo, hi = min(w["mean"] for w in wins), max(w["mean"] for w in wins)
-            series.setdefault(method, []).append((helpful, mean, lo, hi))
-            clear = sum(w["lo"] > 0.5 for w in wins)
-            cells.append(
-                f"{100 * mean:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}]; {clear} of {len(wins)}"
+        cells = [
+            spread_over_seeds(
+                [m[method]["win_rate"]["heldout"] for m in models if method in m],
+                series,
+                method,
+                helpful,
             )
+            for method in CURVE_METHODS
+        ]
+        for method in ("PPO-ptx", "PPO (gold oracle)"):  # head to head with SFT at its best T
+            wins = [
+                v for r in runs for k, v in r.h2h.items() if k.startswith(f"{method} vs SFT (T=")
+            ]
+            cells.append(spread_over_seeds(wins, series, f"{method} vs SFT (best T)", helpful))
         gold = [
             f"{100 * sum(m[k]['gold']['helpful']['mean'] for m in models) / len(models):.0f}%"
             if all(k in m for m in models)
@@ -959,6 +972,8 @@ def write_curve_report(out_dir) -> Path:
                 "seeds",
                 "gold helpful SFT → PPO-ptx",
                 *[f"{m} vs SFT" for m in CURVE_METHODS],
+                "PPO-ptx vs SFT (best T)",
+                "PPO (gold oracle) vs SFT (best T)",
             ],
             rows,
         ),
