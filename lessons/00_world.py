@@ -18,7 +18,7 @@ from collections import Counter
 
 from minigpt_rlhf import world
 from minigpt_rlhf.world import labelers
-from minigpt_rlhf.world.data import measure_agreement
+from minigpt_rlhf.world.data import measure_agreement, writing_quality
 
 DATA = "data"  # regenerate with `minigpt-rlhf world --out data`
 known, unknown = world.load_kb(DATA)
@@ -81,9 +81,9 @@ print(f"writing care of the pool: {[lab.care for lab in labelers.training_labele
 demos = world.load_demonstrations(DATA)
 by_id = {p.id: p for p in splits["sft"]}
 said = [(by_id[d.prompt_id], d.response) for d in demos if d.prompt_id in by_id]
-print(f"the demonstrations' gold helpful: {sum(world.judge(p, r).helpful for p, r in said) / len(said):.1%} "
-      f"(perfect writers: 100%); held-out labelers prefer the judge's own answer to them "
-      f"{labelers.prefer_judge(*zip(*said)):.1%} of the time (the calibration target: 65%)")
+helpful, prefer = writing_quality(*map(list, zip(*said)))
+print(f"the demonstrations' gold helpful: {helpful:.1%} (perfect writers: 100%); held-out labelers prefer the "
+      f"judge's own answer to them {prefer:.1%} of the time (the calibration target: 65%)")
 # Try `minigpt-rlhf world --care 1.0 --out data_care1` (perfect writers) and `minigpt-rlhf curve`, which
 # runs the whole recipe at several writing cares: when does RLHF beat SFT? (docs/results.md)
 

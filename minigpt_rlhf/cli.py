@@ -178,16 +178,11 @@ def cmd_seeds(args) -> None:
 def cmd_curve(args) -> None:
     from minigpt_rlhf import pipeline
 
-    seed_list, cares = seeds_arg(args.seeds), []
-    for raw in args.care.split(","):
-        try:
-            cares.append(float(raw))
-        except ValueError:
-            raise UserError(
-                f"--care {args.care!r}: {raw!r} is no number; e.g. 1,0.65,0.3"
-            ) from None
-        if not 0 <= cares[-1] <= 1:
-            raise UserError(f"--care {args.care!r}: {raw} is no chance; give each in [0, 1]")
+    seed_list, care = seeds_arg(args.seeds), number(float, FRACTION)
+    try:
+        cares = [care(raw) for raw in args.care.split(",")]
+    except argparse.ArgumentTypeError as e:
+        raise UserError(f"--care {args.care!r}: each writing care {e}; e.g. 1,0.65,0.3") from None
     out = args.out or f"runs/curve_{args.preset}"
     print(f"report: {pipeline.curve(config_from_args(args), out, seed_list, cares, args.start)}")
 

@@ -20,9 +20,11 @@ import math
 import re
 from pathlib import Path
 
-from minigpt_rlhf.plots import smooth
+from minigpt_rlhf import world
+from minigpt_rlhf.plots import plot_curve, smooth
 from minigpt_rlhf.runtime import RESULTS, SWEEP, UserError, read_json, read_metrics, write_text
 from minigpt_rlhf.stages import run_recipe, training
+from minigpt_rlhf.world.data import N_RM_DEMOS, writing_quality
 
 SECTIONS = (
     "## Summary",
@@ -907,11 +909,6 @@ def write_curve_report(out_dir) -> Path:
     """out_dir/report.md and curve.png for `minigpt-rlhf curve`: per writing care (care_C/seed_N,
     data_care_C), the demonstrations' quality and each method's win rate against SFT over the
     seeds: when does RLHF beat SFT?"""
-    from minigpt_rlhf import world
-    from minigpt_rlhf.plots import plot_curve
-    from minigpt_rlhf.world.data import N_RM_DEMOS
-    from minigpt_rlhf.world.labelers import prefer_judge
-
     out_dir = Path(out_dir)
     levels = numbered(out_dir, "care_")[::-1]
     if not levels:
@@ -923,8 +920,7 @@ def write_curve_report(out_dir) -> Path:
         data = out_dir / f"data_{level.name}"
         prompts = world.load_prompts(data, "sft") + world.load_prompts(data, "rm")[:N_RM_DEMOS]
         demos = {d.prompt_id: d.response for d in world.load_demonstrations(data)}
-        said = [demos[p.id] for p in prompts]
-        helpful = sum(world.judge(p, d).helpful for p, d in zip(prompts, said)) / len(prompts)
+        helpful, prefer = writing_quality(prompts, [demos[p.id] for p in prompts])
         runs = [Run(d, check_run(d)[0]) for d in numbered(level, "seed_")]
         models = [models_across_seeds(r) for r in runs]
         cells = [
@@ -951,7 +947,7 @@ def write_curve_report(out_dir) -> Path:
             [
                 level.name[5:],
                 f"{100 * helpful:.0f}%",
-                f"{100 * prefer_judge(prompts, said):.0f}%",
+                f"{100 * prefer:.0f}%",
                 len(runs),
                 " → ".join(gold),
                 *cells,

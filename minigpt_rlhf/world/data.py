@@ -252,12 +252,18 @@ and the 6.7B's about 65-70%; here held-out labelers prefer the judge's own answe
 demonstration of the same prompt 65% of the time (with perfect writers, about 50%)."""
 
 
+def writing_quality(
+    prompts: list[Prompt], responses: list[str], seed: int = 0
+) -> tuple[float, float]:
+    """Demonstrations measured: their mean gold helpful, and how often held-out labelers prefer the
+    judge's own answer to them."""
+    helpful = sum(judge(p, r).helpful for p, r in zip(prompts, responses)) / len(prompts)
+    return helpful, prefer_judge(prompts, responses, seed)
+
+
 def writing_skill(prompts: list[Prompt], care: float, seed: int) -> tuple[float, float]:
-    """A pool of writing skill care, measured on its demonstrations of prompts: their mean gold
-    helpful, and how often held-out labelers prefer the judge's own answer to them."""
-    demos = [d.response for d in demonstrations(prompts, care, seed)]
-    helpful = sum(judge(p, d).helpful for p, d in zip(prompts, demos)) / len(prompts)
-    return helpful, prefer_judge(prompts, demos, seed)
+    """A pool of writing skill care, measured on its demonstrations of prompts (writing_quality)."""
+    return writing_quality(prompts, [d.response for d in demonstrations(prompts, care, seed)], seed)
 
 
 def calibrate(prompts: list[Prompt], seed: int = 0) -> float:

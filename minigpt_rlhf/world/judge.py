@@ -143,7 +143,8 @@ def _about(named: bool) -> float:
 def _in_order(target: list[str], said: list[str]) -> float:
     """How much of a rewrite is right: the target's words, in its order and case, among the words
     said that are the target's (other words are the to-the-point rule's business)."""
-    said = [w for w in said if w.lower() in {t.lower() for t in target}]
+    wanted = {t.lower() for t in target}
+    said = [w for w in said if w.lower() in wanted]
     return difflib.SequenceMatcher(None, target, said, autojunk=False).ratio()
 
 
