@@ -16,7 +16,7 @@
 # shuffling the comparisons into independent pairs overfit, as the paper warns?
 #
 # Needs a run folder with `sft/` and `pretrain/` (lessons 02-03, or `minigpt-rlhf sft`). Run as a plain script:
-# `python lessons/04_reward.py` (quick: about 3 minutes for the reward model, 160 s in seed 1337's
+# `python lessons/04_reward.py` (quick: about 3 minutes for the reward model, 144 s in a quick
 # pipeline run, and a few more for the report card and the ablation; a finished stage is reused).
 # `MINIGPT_RLHF_PRESET=micro` runs it in seconds on a micro run folder (numbers then mean little);
 # `MINIGPT_RLHF_RUN=runs/NAME` picks another run folder.
@@ -238,29 +238,30 @@ print(f"wrote {PLOTS / 'reward_ablation.png'}")
 
 # %% [markdown]
 # ## What we measured on `quick`
-# Measured on quick, on the world before issue 38 (commit a6cd339: its numbers, not the graded
-# world's; seed 1337, the README's run then): 1,080 rankings (21,506 pairs), 4 epochs (540
-# steps): the RM reached 63.6% pairwise accuracy on training labelers' held-out rankings and 67.1%
-# on held-out labelers' — as in the paper, no worse on labelers it never saw (72.4% vs 69.6%) — but
-# 8-13 points under the labelers' own agreement (71.7%, 80.4%). Against the gold judge it orders
-# 74.7% of the pairs the judge tells apart as the judge does (the labelers: 86.5%). The report card
-# is the sobering part: on SFT's samples of the eval prompts its correlation with the gold score is
-# 0.38, and its best of 8 gains little over one sample (0.776 against 0.764; the gold judge's best
-# of 8: 0.897): it captures 9% of the headroom. Per family it gains on closed QA (46%), brainstorm
-# and open QA (33% each) and loses on extraction (−23%) and unknown creatures (−20%); per family the
-# numbers are noisy (14-84 prompts): the evaluation's card, the same RM on other samples
-# (report.md), agrees on closed QA and brainstorm (38%, 37%) but gives unknown creatures +7% and
-# extraction 0%. PPO can only climb what the RM sees (lesson 05).
+# Measured on quick (seed 1337, the graded world; 2-core CPU): 1,080 rankings (21,506 pairs), 4
+# epochs (540 steps): the RM reached 67.8% pairwise accuracy on training labelers' held-out rankings
+# and 70.0% on held-out labelers' — as in the paper, no worse on labelers it never saw (72.4% vs
+# 69.6%) — but 5 and 14 points under the labelers' own agreement (73.0%, 83.8%). Against the gold
+# judge it orders 74.3% of the pairs the judge tells apart as the judge does (the labelers: 87.5%).
+# The report card is the sobering part: on SFT's samples of the eval prompts its correlation with
+# the gold score is 0.48, and its best of 8 gains a little over one sample (0.760 against 0.724; the
+# gold judge's best of 8: 0.917): it captures 19% of the headroom. Per family it gains most on
+# brainstorm, generation and constraints (43-56%) and nothing on sums, labels and rewrites (−21% to
+# −3%; correlations 0.03-0.28: there checking an answer is as hard as writing it); per family the
+# numbers are noisy (15-96 prompts): the evaluation's card, the same RM on other samples
+# (report.md), gives 25% overall. PPO can only climb what the RM sees (lesson 05).
 #
 # Why 4 epochs where the paper trained one: the paper's RM saw about 33k prompts, each ranking 4-9
 # responses, so one pass held tens of thousands of distinct comparisons; ours holds 21,506 pairs
 # from 1,080 prompts, and the held-out loss kept falling after one epoch (training labelers'
-# rankings: 0.605 after one, lowest 0.583 at epoch 2.7, 0.603 after four; held-out labelers' 0.585,
-# 0.550 at 2.3, 0.562). More rankings help most: in an earlier recipe 4,000 of them raised the
-# correlation to 0.46-0.56 (docs/experiments/README.md, 2026-12-01), at the cost of more minutes.
+# rankings: 0.606 after one, lowest 0.570 at epoch 3, 0.577 after four; held-out labelers' 0.592,
+# 0.540 after four). Ten epochs, twice the rankings, a trunk three times the size and the labeler's
+# own demonstration among the ranked answers each left the card about where it was (23-29%
+# captured, against 21% and 26% for two training seeds of this RM: docs/experiments/README.md,
+# 2026-12-06, "can the reward model hold up").
 #
 # The ablation (96 rankings, 3 epochs, a constant rate of 3e-4) showed the paper's warning in the
-# validation loss: independent pairs drove it from 0.624 after one epoch to 0.797 after three while
-# K-wise batches kept lowering it (0.681 → 0.622). Accuracy on this small validation set only
-# wobbled (K-wise 62.4% after one epoch, 64.0% after three; pairs 64.5% then 62.8%; the best of
-# either 64-66%): within its noise of about ±4 points.
+# validation loss: independent pairs drove it from 0.689 after one epoch to 0.771 after three while
+# K-wise batches kept lowering it (0.666 → 0.631). Accuracy on this small validation set only
+# moved within its noise of about ±4 points (K-wise 60.8% after one epoch, 63.5% after three; pairs
+# 62.2% then 65.4%).

@@ -229,19 +229,17 @@ for key in ["approx_kl", "clipfrac", "vf_loss", "explained_var"]:
     print(f"{key:22} mean over the updates {sum(r[key] for r in trained) / len(trained):.4f}")
 
 # %% [markdown]
-# (The numbers quoted in this lesson are those of seed 1337's `quick` run at commit a6cd339, 2-core CPU;
-# yours print here.) Measured on quick, on the world before issue 38 (commit a6cd339: its
-# numbers, not the graded world's; seed 1337, 80 iterations of 128 responses, 2 epochs of
-# minibatches of 32, β = 0.2): the RM score of the rollouts rose from −0.030 to 0.205 (means of the
-# first and the last 5 iterations; the first and the last batch, printed above: 0.029 → 0.134) with
-# the KL to SFT at 0.9 nats; the gold score did not rise (0.795 → 0.804 in the same means; first and
-# last batch 0.818 → 0.779: one batch of 128 is noisy by about ±0.02); responses grew from 13.0 to
-# 14.5 tokens; the entropy drifted from 0.46 to 0.38; the held-out corpus loss rose from 2.84 to
-# 2.96 (the alignment tax, lesson 06). Updates stayed gentle (approx-KL ≈ 0.0014, clip fraction ≈
-# 0.01); the value model, started from the RM, predicted badly only on the first batch (explained
-# variance −0.26), then learned fast (0.9 from iteration 13; 0.85 over the run). An iteration took
-# 4.8 s, 18% of it sampling (in the pipeline: one torch thread, beside another stage on the 2
-# cores).
+# (The numbers quoted in this lesson are those of seed 1337's `quick` run on the graded world, 2-core
+# CPU; yours print here.) 80 iterations of 128 responses, 2 epochs of minibatches of 32, β = 0.2: the
+# RM score of the rollouts rose from 0.115 to 0.537 (means of the first and the last 5 iterations;
+# the first and the last batch, printed above: 0.007 → 0.592) with the KL to SFT at 1.2 nats; the
+# gold score barely rose (0.759 → 0.764 in the same means; first and last batch 0.744 → 0.758: one
+# batch of 128 is noisy by about ±0.02); responses grew from 12.6 to 14.5 tokens; the entropy
+# drifted from 0.52 to 0.40; the held-out corpus loss rose from 3.01 to 3.05 (the alignment tax,
+# lesson 06). Updates stayed gentle (approx-KL ≈ 0.0016, clip fraction ≈ 0.01); the value model,
+# started from the RM, predicted badly only on the first batch (explained variance −0.07), then
+# learned (0.9 from iteration 27; 0.84 over the run). An iteration took 10.5 s, 16% of it sampling
+# (in a `seeds` run: one torch thread, beside a second pipeline on the 2 cores; alone, about 5 s).
 
 # %% [markdown]
 # ## The diagnostics, as cleanrl and lm-human-preferences plot them
@@ -283,17 +281,17 @@ print(f"rollout share: {sum(r['t_rollout'] for r in trained) / total:.0%}")
 # Training rewards are measured on the PPO prompts. Does it carry over to prompts never trained on? Sample one
 # response per evaluation prompt from SFT and from PPO, and score each with the RM and the gold judge.
 #
-# Measured on quick, on the world before issue 38 (commit a6cd339: its numbers, not the graded
-# world's; seed 1337): the RM's gain carries over (−0.061 → 0.225 on 128 evaluation
-# prompts), the gold judge's does not (0.800 → 0.782, helpful 0.62 → 0.58, within the noise of 128
-# prompts; the evaluation's 480 give PPO 49% [44, 53] against SFT; 49% and 50% on seeds 1338 and
-# 1339). The paper's finding — labelers prefer the PPO model — needs an RM that tracks what they
-# want; ours correlates 0.38 with the gold score on SFT's samples and its best of 8 captures 9% of
-# the gold judge's gain (lesson 04's report card), so PPO has little to climb. With less leash it
-# climbs the wrong way: at β = 0.05 an earlier quick recipe learnt "I don't know anything about the
-# ..." on answerable questions, which the RM rates well (labelers do rank a decline above a wrong
-# answer); β = 0.2 kept it near SFT (log 2026-12-01, "RL against learned reward models", linked
+# Measured on quick (seed 1337, the graded world): the RM's gain carries over (−0.026 → 0.654 on 128
+# evaluation prompts), and a little of the gold judge's does too (0.748 → 0.799, helpful 0.54 →
+# 0.62; the evaluation's 480 give PPO 54% [50, 59] against SFT, 50% and 51% on seeds 1338 and 1339).
+# The paper's finding — labelers prefer the PPO model — shows only as a direction: the RM correlates
+# 0.48 with the gold score on SFT's samples, its best of 8 captures a fifth to a quarter of the gold
+# judge's gain (lesson 04's report card), and it is blind on sums and labels, where PPO drifts.
+# With less leash it drifts further: at β = 0.1, PPO-ptx lost every sum and every label of the
+# evaluation on this seed (win 50%; docs/experiments/README.md, 2026-12-06, "can the reward model
+# hold up"); β = 0.2 keeps it near SFT (log 2026-12-01, "RL against learned reward models", linked
 # beside `PPOConfig.kl_coef`).
+
 
 # %%
 def evaluate(ckpt_path, n=128):
@@ -314,15 +312,16 @@ for name, res in results.items():
 # gold score against d = sqrt(KL(π ‖ π^SFT)), the distance travelled from the start: the proxy keeps rising,
 # the gold score stalls or falls.
 #
-# Measured on quick, on the world before issue 38 (commit a6cd339: its numbers, not the graded
-# world's; seed 1337; 160 iterations of 128 answers at β = 0; 5-iteration means): the RM
-# score rose from 0.029 to 0.943 by iteration 40, 1.221 by 80 and 1.298 at 160 while sqrt(KL) grew
-# to 10.9 (about 120 nats), and the gold score fell from 0.818 to 0.602, 0.458 and 0.446. On
-# evaluation prompts the β = 0 policy's RM score is the highest of the three (1.300 against PPO's
-# 0.225) and its gold score the lowest (0.459 against SFT's 0.800; helpful 0.62 → 0.09): proxy up,
-# truth down. Its answers collapse into one string the RM over-rates, whatever the prompt: a
-# stutter ("It say say,hhhy,") then a list of creatures' foods ("moss, leaves, roots"; the samples
-# below).
+# Measured on quick (seed 1337, the graded world; 160 iterations of 128 answers at β = 0;
+# 5-iteration means): the RM score rose from 0.007 to 1.632 by iteration 40, 1.975 by 80 and 2.027
+# at 160 while sqrt(KL) grew to 7.7 (about 59 nats), and the gold score fell from 0.744 to 0.484,
+# 0.503 and 0.508. On evaluation prompts the β = 0 policy's RM score is the highest of the three
+# (2.024 against PPO's 0.654) and its gold score the lowest (0.509 against SFT's 0.748; helpful 0.54
+# → 0.04): proxy up, truth down. Its answers collapse into one string the RM over-rates, whatever
+# the prompt: compliments of a creature ("The handix is a gem. The handix is a sweetheart."; the
+# samples below). At β = 0.1 the rise and fall shows within the recipe's own reach (PPO-ptx's
+# rollouts: gold 0.759 → 0.767 at d 1.5, then 0.74 at d 1.9, r_θ rising all the way:
+# docs/experiments/overopt_graded_1337.png).
 
 # %%
 overopt = load_config(PRESET, ["ppo.ptx_coef=0", "ppo.kl_coef=0", "ppo.kl_target=0",
@@ -390,15 +389,14 @@ for name in ("sft", "ppo", "grpo"):
     print(f"{name:6}" + "".join(f"{v:14.3f}" for v in results[name].values()))
 
 # %% [markdown]
-# Measured on quick, on the world before issue 38 (commit a6cd339: its numbers, not the graded
-# world's; seed 1337, 80 iterations of 16 prompts x G = 8): GRPO needs 59% of PPO's FLOPs
-# (5.7·10¹² against 9.6·10¹²: no value model to run or train). Its seconds an iteration are the
-# clock of whatever ran beside it (21.3 s here, trained beside other jobs, against PPO's 4.8 in the
-# pipeline): time both on an idle CPU to compare. Its rollouts' RM score rose from 0.075 to 0.144 at
-# a KL of 0.96 (first and last batch; PPO 0.029 → 0.134 at 1.11) and their gold score stayed level
-# (0.790 → 0.807 in 5-iteration means); on 128 evaluation prompts it ties SFT (gold 0.794 against
-# 0.800 and PPO's 0.782; helpful 0.61, 0.62, 0.58). With no critic, its advantages are right from
-# the first iteration, where PPO's value model starts with an explained variance of −0.26. GRPO is
+# Measured on quick (seed 1337, the graded world; 80 iterations of 16 prompts x G = 8): GRPO
+# needs 59% of PPO's FLOPs (5.7·10¹² against 9.8·10¹²: no value model to run or train). Its seconds
+# an iteration are the clock of whatever ran beside it (2.5 s here, against PPO's 10.5 in a `seeds`
+# run beside a second pipeline): time both on an idle CPU to compare. Its rollouts' RM score rose
+# from 0.033 to 0.597 at a KL of 1.2 (5-iteration means; PPO 0.115 → 0.537 at 1.2) and their gold
+# score from 0.729 to 0.795; on 128 evaluation prompts it is level with PPO (gold 0.793 against
+# 0.799 and SFT's 0.748; helpful 0.61, 0.62, 0.54). With no critic, its advantages are right from
+# the first iteration, where PPO's value model starts with an explained variance of −0.07. GRPO is
 # not part of quick's evaluation (balanced has it).
 
 # %% [markdown]
@@ -422,16 +420,15 @@ for name in ("sft", "ppo", "ppo_gold"):
     print(f"{name:9}" + "".join(f"{k} {results[name][k]:.3f}  " for k in ("gold", "helpful", "response_len")))
 
 # %% [markdown]
-# Measured on quick, on the world before issue 38 (commit a6cd339: its numbers, not the graded
-# world's; seed 1337; β = 0.05, 80 iterations of 128 answers): with the gold judge as its
-# reward the same loop climbs: the rollouts' gold score rose from 0.786 to 0.882 (means of the first
-# and the last 5 iterations) at a KL to SFT of 1.6 nats; on 128 prompts gold 0.800 → 0.832, helpful
-# 0.62 → 0.67; the evaluation's 480: 55% [51, 59] against SFT (seeds 1338 and 1339: 59%, 58%), gold
-# helpful 59% → 69%. Part of it is sharpening: SFT at its best temperature, with no training at all,
-# wins 53-55% on the three seeds, and against it the gold loop wins 52-54% (intervals overlap on
-# every seed); the gold judge's best of 8 SFT samples wins 65-67%. So with 10,240 answers a perfect
-# reward does move the loop past SFT; what holds PPO back is the RM (lesson 04), and sharpening is a
-# large part of what either can buy.
+# Measured on quick (seed 1337, the graded world; β = 0.05, 80 iterations of 128 answers): with
+# the gold judge as its reward the same loop climbs: the rollouts' gold score rose from 0.751 to
+# 0.870 (means of the first and the last 5 iterations) at a KL to SFT of 1.6 nats; on 128 prompts
+# gold 0.748 → 0.851, helpful 0.54 → 0.72; the evaluation's 480: 62% [58, 67] against SFT (seeds
+# 1338 and 1339: 56%, 63%), gold helpful 55% → 72%. Much of it is sharpening: SFT at temperature 0,
+# with no training at all, wins 58-60% on the three seeds, and against it the gold loop wins 49-51%;
+# the gold judge's best of 8 SFT samples wins 70-73%. So with 10,240 answers a perfect reward moves
+# the loop well past a sample of SFT but not past SFT's most likely answer; what holds learned-RM
+# PPO further back is the RM (lesson 04).
 
 # %% [markdown]
 # ## Best-of-n: the same KL axis without any training
@@ -454,9 +451,9 @@ for row in best_of_n_curve(bon):
     print(f"{row['n']:3d} {row['sqrt_kl']:8.2f} {row['gold']:15.3f} {row['gold_oracle']:18.3f}")
 
 # %% [markdown]
-# Measured on quick, on the world before issue 38 (commit a6cd339: its numbers, not the graded
-# world's; seed 1337; 128 prompts, 16 samples each): choosing by the gold judge climbs
-# from 0.786 to 0.933 by n = 16; choosing by the RM hardly moves (0.798 at n = 2, 0.795 at 4) and
-# is back at one sample's 0.786 by n = 16: past a couple of samples, what the RM adds is noise.
-# That is the headroom the RM cannot see, at KL ≤ 1.8 nats without any training, and the plainest
-# picture of why PPO against this RM cannot win.
+# Measured on quick (seed 1337, the graded world; 128 prompts, 16 samples each): choosing by the
+# gold judge climbs from 0.741 to 0.962 by n = 16; choosing by the RM gains a little (0.781 at n =
+# 2, 0.795 at 4) and falls back (0.775 at n = 16): past a few samples, what the RM adds is noise,
+# and beyond that it picks what it over-rates (the rise and fall of Gao et al., without any
+# training). That is the headroom the RM cannot see, at KL ≤ 1.8 nats, and the plainest picture of
+# why PPO against this RM wins little.

@@ -75,14 +75,14 @@ print(f"{'DPO implicit reward, end':34} {val[-1]['val_acc']:18.1%} {val[-1]['val
 print(f"{'the reward model r_θ (lesson 04)':34} {rm['val_acc']:18.1%} {rm['val_acc_heldout']:18.1%}")
 
 # %% [markdown]
-# Measured on quick, on the world before issue 38 (commit a6cd339: its numbers, not the graded
-# world's; seed 1337, the reward stage's 1,080 rankings): the implicit reward starts at
-# chance (50%, loss log 2: π = π_ref) and after 2 epochs orders 64.6% of the training labelers'
-# held-out pairs and 65.1% of the held-out labelers' — about as well as the reward model does
-# (63.6%, 67.1%), from the same comparisons. As a policy it ties SFT: 50% / 49% / 52% against SFT
-# on seeds 1337 / 1338 / 1339 (PPO 49% / 49% / 50%), at a KL to SFT of 1.16 / 0.68 / 0.83 nats
-# (PPO 0.89 / 0.93 / 0.92; `minigpt-rlhf seeds`, README): learning from the same comparisons, it
-# ranks as well as r_θ and gains no more than PPO did from it.
+# Measured on quick (seed 1337, the graded world; the reward stage's 1,080 rankings): the implicit
+# reward starts at chance (50%, loss log 2: π = π_ref) and after 2 epochs orders 66.0% of the
+# training labelers' held-out pairs and 69.5% of the held-out labelers' — about as well as the
+# reward model does (67.8%, 70.0%), from the same comparisons. As a policy it gains what PPO gains:
+# 54% / 51% / 56% against SFT on seeds 1337 / 1338 / 1339 (PPO 54% / 50% / 51%), at a KL to SFT of
+# 1.64 / 1.18 / 1.38 nats (PPO 1.26 / 1.11 / 1.44; `minigpt-rlhf seeds`, docs/results.md): learning
+# from the same comparisons, it ranks as well as r_θ and gains as much as PPO did from it, for a
+# quarter of PPO's FLOPs.
 
 # %% [markdown]
 # ## On evaluation prompts
