@@ -239,7 +239,8 @@ for key in ["approx_kl", "clipfrac", "vf_loss", "explained_var"]:
 # lesson 06). Updates stayed gentle (approx-KL ≈ 0.0016, clip fraction ≈ 0.01); the value model,
 # started from the RM, predicted badly only on the first batch (explained variance −0.07), then
 # learned (0.9 from iteration 27; 0.84 over the run). An iteration took 10.5 s, 16% of it sampling
-# (in a `seeds` run: one torch thread, beside a second pipeline on the 2 cores; alone, about 5 s).
+# (in a `seeds` run: one torch thread, beside a second pipeline on the 2 cores; `minigpt-rlhf bench`
+# times the loop on an idle CPU).
 
 # %% [markdown]
 # ## The diagnostics, as cleanrl and lm-human-preferences plot them

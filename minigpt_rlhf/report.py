@@ -24,7 +24,7 @@ from minigpt_rlhf import world
 from minigpt_rlhf.plots import plot_curve, smooth
 from minigpt_rlhf.runtime import RESULTS, SWEEP, UserError, read_json, read_metrics, write_text
 from minigpt_rlhf.stages import run_recipe, training
-from minigpt_rlhf.world.data import N_RM_DEMOS, writing_quality
+from minigpt_rlhf.world.data import demo_prompts, writing_quality
 
 SECTIONS = (
     "## Summary",
@@ -918,7 +918,7 @@ def write_curve_report(out_dir) -> Path:
     rows, series = [], {}
     for level in levels:
         data = out_dir / f"data_{level.name}"
-        prompts = world.load_prompts(data, "sft") + world.load_prompts(data, "rm")[:N_RM_DEMOS]
+        prompts = demo_prompts({s: world.load_prompts(data, s) for s in ("sft", "rm")})
         demos = {d.prompt_id: d.response for d in world.load_demonstrations(data)}
         helpful, prefer = writing_quality(prompts, [demos[p.id] for p in prompts])
         runs = [Run(d, check_run(d)[0]) for d in numbered(level, "seed_")]

@@ -185,9 +185,9 @@ def test_answers_of_different_completeness_score_differently(prompts):
 
 
 def test_writing_skill_is_calibrated_as_the_datasheet_says(prompts):
-    from minigpt_rlhf.world.data import N_RM_DEMOS, calibrate, writing_skill
+    from minigpt_rlhf.world.data import calibrate, demo_prompts as with_demonstrations, writing_skill
 
-    demo_prompts = prompts["sft"] + prompts["rm"][:N_RM_DEMOS]
+    demo_prompts = with_demonstrations(prompts)
     helpful, prefer = writing_skill(demo_prompts, labelers.CARE, seed=0)
     row = f"| {labelers.CARE:g} (this data/) | {100 * helpful:.1f}% | {100 * prefer:.1f}% |"
     assert row in (DATA / "README.md").read_text()

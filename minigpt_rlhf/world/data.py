@@ -88,8 +88,7 @@ def generate(out_dir="data", seed: int = 0, care: float = CARE) -> Path:
         random.Random(f"corpus {seed}"), kb, rumoured(unknown), N_DOCS["train"] + N_DOCS["val"]
     )
     tok = Tokenizer.train(docs[: N_DOCS["train"]], VOCAB_SIZE)
-    demo_prompts = prompts["sft"] + prompts["rm"][:N_RM_DEMOS]
-    demos = demonstrations(demo_prompts, care, seed)
+    demos = demonstrations(demo_prompts(prompts), care, seed)
 
     _write(
         out / "kb.json",
@@ -118,6 +117,12 @@ def generate(out_dir="data", seed: int = 0, care: float = CARE) -> Path:
     )
     _write(out / "README.md", datasheet(prompts, docs, care, seed, tok, kb))
     return out
+
+
+def demo_prompts(prompts: dict[str, list[Prompt]]) -> list[Prompt]:
+    """The prompts that have a demonstration, in demonstrations.jsonl's order: every SFT prompt,
+    then the first N_RM_DEMOS of the RM split."""
+    return prompts["sft"] + prompts["rm"][:N_RM_DEMOS]
 
 
 def demonstrations(prompts: list[Prompt], care: float, seed: int) -> list[Demonstration]:
@@ -290,8 +295,8 @@ def datasheet(
         f"| {f} | {100 * mix[f] / len(train):.1f}% | {PAPER_MIX.get(f, '-')} |" for f in MIX
     )
     sizes = " ".join(f"{s} {len(prompts[s])}," for s in SPLITS).rstrip(",")
-    demo_prompts = prompts["sft"] + prompts["rm"][:N_RM_DEMOS]
-    skill = {c: writing_skill(demo_prompts, c, seed) for c in sorted({*CURVE_CARE, care})}
+    demo = demo_prompts(prompts)
+    skill = {c: writing_skill(demo, c, seed) for c in sorted({*CURVE_CARE, care})}
     skill_rows = "\n".join(
         f"| {c:g}{' (this data/)' if c == care else ''} | {100 * h:.1f}% | {100 * pref:.1f}% |"
         for c, (h, pref) in sorted(skill.items(), reverse=True)
@@ -331,7 +336,7 @@ names said
 nuts`) is only in the
   evaluation split ({N_HELDOUT} prompts): it measures generalisation to instructions no \
 demonstration used.
-- `demonstrations.jsonl`: {len(demo_prompts)} answers by the 12 training labelers, each in \
+- `demonstrations.jsonl`: {len(demo)} answers by the 12 training labelers, each in \
 their own style and
   with their own writing skill (writing care {care:g}: below), for the {len(prompts["sft"])} SFT \
 prompts and the first
@@ -359,7 +364,7 @@ creatures, harmful requests and constraints are ours, to measure the three H's.
 | --- | --- | --- |
 {skill_rows}
 
-Measured on the {len(demo_prompts)} demonstration prompts (`labelers.prefer_judge`, seed \
+Measured on the {len(demo)} demonstration prompts (`labelers.prefer_judge`, seed \
 {seed}; a tie counts half).
 The pool's care {CARE:g} is the grid value (steps of 0.05) whose preference is nearest \
 {100 * CALIBRATION_TARGET:.0f}% (`data.calibrate`);
